@@ -1,0 +1,113 @@
+"""The time loop shared by every cell: forward over a sequence, then BPTT back over it.
+
+A *cell* supplies the per-step maths (in its family module, forward beside backward):
+
+* ``step(gi, gh, state) -> (new_state, cache)`` where ``gi = x_t W_ih^T + b_ih`` and
+  ``gh = h_{t-1} W_hh^T + b_hh`` (both (B, G*H)) and ``state`` is a tuple ``(h,)`` or ``(h, c)``;
+* ``step_backward(d_state, cache) -> (d_gi, d_gh, d_prev)``: given the total gradient of the loss
+  with respect to the new state, the gradients with respect to ``gi`` and ``gh`` and the part of
+  the gradient with respect to the previous state that does *not* pass through ``W_hh``
+  (``None`` for a zero part);
+* ``step_jacobian(cache, W_hh) -> (B, S, S)``: the one-step Jacobian of the state.
+
+The engine adds ``d_gh @ W_hh`` to the previous-state gradient, and forms the weight gradients
+as single matrix products over all time steps (this is what makes numpy competitive).
+All arrays are time-major and batched: x (T, B, I), states (B, H).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class LayerTrace:
+    """What one layer, one direction, remembers from its forward pass for BPTT."""
+
+    cell: Any
+    x: np.ndarray  # (T, B, I)
+    states: tuple[np.ndarray, ...]  # each (T+1, B, H); index 0 is the initial state
+    caches: list
+    W_ih: np.ndarray
+    W_hh: np.ndarray
+    has_bias: bool
+
+
+def scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh) -> LayerTrace:
+    T, B, _ = x.shape
+    gi_all = x @ W_ih.T
+    if b_ih is not None:
+        gi_all = gi_all + b_ih
+    dtype = np.result_type(gi_all, W_hh, *state0)
+    states = tuple(np.empty((T + 1,) + s.shape, dtype=dtype) for s in state0)
+    for k, s in enumerate(state0):
+        states[k][0] = s
+    W_hh_T = W_hh.T
+    state = tuple(state0)
+    caches = []
+    for t in range(T):
+        gh = state[0] @ W_hh_T
+        if b_hh is not None:
+            gh = gh + b_hh
+        state, cache = cell.step(gi_all[t], gh, state)
+        caches.append(cache)
+        for k, s in enumerate(state):
+            states[k][t + 1] = s
+    return LayerTrace(cell, x, states, caches, W_ih, W_hh, b_ih is not None)
+
+
+def scan_backward(trace: LayerTrace, d_out, d_final, truncate=None):
+    """BPTT through one layer.
+
+    ``d_out`` (T, B, H) is the gradient arriving at each output h_t from above (or the loss);
+    ``d_final`` is a tuple with the gradient arriving at each final state component.
+    With ``truncate=k`` only the last ``k`` steps are traversed: outputs before them receive no
+    gradient and the state before them is treated as a constant.
+
+    Returns ``(dx, d_state0, grads, d_steps)`` where ``d_steps`` is a tuple of (T, B, H) arrays,
+    the total gradient of the loss with respect to each state component after each step.
+    """
+    cell = trace.cell
+    x, W_hh = trace.x, trace.W_hh
+    T, B, _ = x.shape
+    first = 0 if truncate is None else max(0, T - truncate)
+    GH = W_hh.shape[0]
+    dtype = np.result_type(trace.states[0], d_out, *d_final)
+    d_gi = np.zeros((T, B, GH), dtype=dtype)
+    d_gh = np.zeros((T, B, GH), dtype=dtype)
+    d_steps = tuple(np.zeros((T,) + s.shape[1:], dtype=dtype) for s in trace.states)
+    d_state = [np.array(d, dtype=dtype) for d in d_final]
+    for t in range(T - 1, first - 1, -1):
+        d_state[0] = d_state[0] + d_out[t]
+        for k, d in enumerate(d_state):
+            d_steps[k][t] = d
+        d_gi[t], d_gh[t], direct = cell.step_backward(tuple(d_state), trace.caches[t])
+        d_h_prev = d_gh[t] @ W_hh
+        if direct[0] is not None:
+            d_h_prev = d_h_prev + direct[0]
+        d_state = [d_h_prev] + [
+            np.zeros_like(d_state[k]) if direct[k] is None else direct[k] for k in range(1, len(d_state))
+        ]
+    if first > 0:
+        d_state0 = tuple(np.zeros_like(d) for d in d_state)
+    else:
+        d_state0 = tuple(d_state)
+    flat_gi = d_gi.reshape(T * B, GH)
+    flat_gh = d_gh.reshape(T * B, GH)
+    grads = {
+        "weight_ih": flat_gi.T @ x.reshape(T * B, -1),
+        "weight_hh": flat_gh.T @ trace.states[0][:-1].reshape(T * B, -1),
+    }
+    if trace.has_bias:
+        grads["bias_ih"] = flat_gi.sum(axis=0)
+        grads["bias_hh"] = flat_gh.sum(axis=0)
+    dx = d_gi @ trace.W_ih
+    return dx, d_state0, grads, d_steps
+
+
+def scan_jacobians(trace: LayerTrace) -> np.ndarray:
+    """One-step Jacobians ds_t/ds_{t-1}, shape (T, B, S, S)."""
+    return np.stack([trace.cell.step_jacobian(c, trace.W_hh) for c in trace.caches])

@@ -1,0 +1,484 @@
+r"""Composition: residual and highway cells; stacked and bidirectional models as torch builds them.
+
+Residual cell (``proofs/residual_highway.tex``):
+
+.. math:: h_t = h_{t-1} + \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}),\qquad
+          \frac{\partial h_t}{\partial h_{t-1}} = I + \operatorname{diag}(\phi'(a_t)) W_{hh}
+
+Highway cell (rows: candidate F, then transform gate T):
+
+.. math:: h_t = T \odot F + (1 - T) \odot h_{t-1},\quad F = \phi(a^F_t),\quad T = \sigma(a^T_t)
+
+Stacking and bidirectionality follow ``torch.nn.RNNBase``: layer ``l > 0`` reads the
+concatenated outputs of layer ``l - 1`` (forward half first); the reverse direction reads the
+sequence backwards, its outputs are flipped back into place, and its final state is the one
+after reading ``x_0`` (so ``h_n[reverse] == output[0, ..., H:]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .._validation import as_float_array, check_bool, check_positive_int
+from ._scan import LayerTrace, scan_backward, scan_forward, scan_jacobians
+from .activations import Activation, get_activation, sigmoid
+from .gru import GRUCell
+from .lstm import LSTMCell
+from .rnn import ElmanCell
+
+__all__ = [
+    "ForwardResult",
+    "Gradients",
+    "RecurrentModel",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "ResidualRNN",
+    "HighwayRNN",
+]
+
+
+class ResidualCell:
+    """h_t = h_{t-1} + phi(a_t). Gates: 1; state: (h,)."""
+
+    gates = 1
+    n_states = 1
+
+    def __init__(self, activation: str | Activation = "tanh"):
+        self.activation = get_activation(activation)
+
+    def step(self, gi, gh, state):
+        (h_prev,) = state
+        a = gi + gh
+        F = self.activation.phi(a)
+        return (h_prev + F,), (a, F)
+
+    def step_backward(self, d_state, cache):
+        a, F = cache
+        (dh,) = d_state
+        da = dh * self.activation.grad(a, F)
+        return da, da, (dh,)
+
+    def step_jacobian(self, cache, W_hh):
+        a, F = cache
+        J = self.activation.grad(a, F)[:, :, None] * W_hh
+        idx = np.arange(W_hh.shape[1])
+        J[:, idx, idx] += 1.0
+        return J
+
+
+class HighwayCell:
+    """h_t = T*F + (1-T)*h_{t-1}, F = phi(a^F), T = sigmoid(a^T). Gates: 2 (F, T); state: (h,)."""
+
+    gates = 2
+    n_states = 1
+
+    def __init__(self, activation: str | Activation = "tanh"):
+        self.activation = get_activation(activation)
+
+    def step(self, gi, gh, state):
+        (h_prev,) = state
+        H = h_prev.shape[-1]
+        a = gi + gh
+        a_F = a[:, :H]
+        F = self.activation.phi(a_F)
+        T = sigmoid(a[:, H:])
+        return (T * F + (1.0 - T) * h_prev,), (a_F, F, T, h_prev)
+
+    def step_backward(self, d_state, cache):
+        a_F, F, T, h_prev = cache
+        (dh,) = d_state
+        da = np.concatenate(
+            [dh * T * self.activation.grad(a_F, F), dh * (F - h_prev) * T * (1.0 - T)], axis=1
+        )
+        return da, da, (dh * (1.0 - T),)
+
+    def step_jacobian(self, cache, W_hh):
+        a_F, F, T, h_prev = cache
+        H = F.shape[-1]
+        J = (T * self.activation.grad(a_F, F))[:, :, None] * W_hh[:H] + (
+            (F - h_prev) * T * (1 - T)
+        )[:, :, None] * W_hh[H:]
+        idx = np.arange(H)
+        J[:, idx, idx] += 1.0 - T
+        return J
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """Result of :meth:`RecurrentModel.forward`, laid out as the torch module's return value.
+
+    ``output``: (T, B, D*H) time-major, (B, T, D*H) with batch_first, (T, D*H) unbatched.
+    ``h_n`` (and ``c_n`` for LSTM): (num_layers*D, B, H), or (num_layers*D, H) unbatched.
+    """
+
+    output: np.ndarray
+    h_n: np.ndarray
+    c_n: np.ndarray | None
+    traces: tuple[LayerTrace, ...] = field(repr=False)
+    batched: bool = field(repr=False)
+    batch_first: bool = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Gradients:
+    """Gradients returned by :meth:`RecurrentModel.backward`.
+
+    ``params``: torch parameter name -> ndarray (same shape as the parameter).
+    ``x``: same shape as the input. ``h0`` (and ``c0`` for LSTM): torch's initial-state layout.
+    ``dh`` (and ``dc`` for LSTM): the gradient flowing back through time, shape
+    (num_layers*D, T, B, H) (or (num_layers*D, T, H) unbatched), always time-major:
+    ``dh[l*D + d, t]`` is the total derivative of the loss with respect to the state of layer
+    ``l``, direction ``d``, after it has read ``x_t`` (for LSTM, ``dc`` is taken at fixed h, the
+    joint-state convention).
+    """
+
+    params: dict[str, np.ndarray]
+    x: np.ndarray
+    h0: np.ndarray
+    c0: np.ndarray | None
+    dh: np.ndarray
+    dc: np.ndarray | None
+
+
+def _flip(a: np.ndarray) -> np.ndarray:
+    return a[::-1]
+
+
+class RecurrentModel:
+    """Base class: parameters keyed by torch names, stacked and bidirectional composition.
+
+    Subclasses fix the cell; see :class:`RNN`, :class:`LSTM`, :class:`GRU`,
+    :class:`ResidualRNN`, :class:`HighwayRNN`.
+    """
+
+    mode: str = ""
+    _gates: int = 1
+    _n_states: int = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        params: Mapping[str, Any] | None = None,
+        seed: int | None = 0,
+    ) -> None:
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.bias = check_bool(bias, "bias")
+        self.batch_first = check_bool(batch_first, "batch_first")
+        self.bidirectional = check_bool(bidirectional, "bidirectional")
+        self.num_directions = 2 if self.bidirectional else 1
+        shapes = self.param_shapes()
+        if params is None:
+            rng = np.random.default_rng(seed)
+            bound = 1.0 / np.sqrt(self.hidden_size)  # torch's default: U(-1/sqrt(H), 1/sqrt(H))
+            self.params = {k: rng.uniform(-bound, bound, size=s) for k, s in shapes.items()}
+        else:
+            if not isinstance(params, Mapping):
+                raise TypeError(f"params must be a mapping of parameter name -> array, got {type(params).__name__}")
+            missing = sorted(set(shapes) - set(params))
+            extra = sorted(set(params) - set(shapes))
+            if missing or extra:
+                raise ValueError(
+                    f"params has the wrong names: missing {missing}, unexpected {extra}; expected {sorted(shapes)}"
+                )
+            self.params = {k: as_float_array(params[k], f"params[{k!r}]", shape=s) for k, s in shapes.items()}
+
+    # -- layout -----------------------------------------------------------------------------
+    def _cell(self):
+        raise NotImplementedError
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Torch parameter names and shapes, in torch's order."""
+        G, H = self._gates, self.hidden_size
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in range(self.num_layers):
+            n_in = self.input_size if layer == 0 else self.num_directions * H
+            for d in range(self.num_directions):
+                sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+                shapes["weight_ih" + sfx] = (G * H, n_in)
+                shapes["weight_hh" + sfx] = (G * H, H)
+                if self.bias:
+                    shapes["bias_ih" + sfx] = (G * H,)
+                    shapes["bias_hh" + sfx] = (G * H,)
+        return shapes
+
+    def _layer_params(self, layer: int, d: int, params=None):
+        p = self.params if params is None else params
+        sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+        return (
+            p["weight_ih" + sfx],
+            p["weight_hh" + sfx],
+            p.get("bias_ih" + sfx),
+            p.get("bias_hh" + sfx),
+        )
+
+    def num_parameters(self) -> int:
+        return int(sum(np.prod(s) for s in self.param_shapes().values()))
+
+    def __repr__(self) -> str:
+        extra = f", nonlinearity={self.nonlinearity!r}" if hasattr(self, "nonlinearity") else ""
+        return (
+            f"{type(self).__name__}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+            f"{extra}, bias={self.bias}, batch_first={self.batch_first}, bidirectional={self.bidirectional})"
+        )
+
+    # -- input handling ---------------------------------------------------------------------
+    def _prepare_x(self, x, allow_complex=False):
+        x = as_float_array(x, "x", ndim=(2, 3), allow_complex=allow_complex)
+        batched = x.ndim == 3
+        if batched and self.batch_first:
+            x = np.swapaxes(x, 0, 1)
+        if not batched:
+            x = x[:, None, :]
+        T, B, n_in = x.shape
+        if T == 0:
+            raise ValueError(f"x must contain at least one time step, got shape {x.shape} (T = 0)")
+        if B == 0:
+            raise ValueError(f"x must contain at least one sequence, got batch size 0")
+        if n_in != self.input_size:
+            raise ValueError(f"x must have input_size={self.input_size} features in its last axis, got {n_in}")
+        return x, batched
+
+    def _prepare_state(self, value, name, B, batched, dtype, allow_complex=False):
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        if value is None:
+            return np.zeros((LD, B, H), dtype=dtype)
+        shape = (LD, B, H) if batched else (LD, H)
+        arr = as_float_array(value, name, shape=shape, allow_complex=allow_complex)
+        return arr if batched else arr[:, None, :]
+
+    # -- forward ------------------------------------------------------------------------------
+    def forward(self, x, h0=None, *, _params=None, _allow_complex=False) -> ForwardResult:
+        """Run the model over ``x`` (torch layout) from initial state ``h0`` (zeros if None).
+
+        For LSTM ``h0`` is a tuple ``(h0, c0)``. Returns a :class:`ForwardResult`.
+        """
+        x_tm, batched = self._prepare_x(x, allow_complex=_allow_complex)
+        B = x_tm.shape[1]
+        dtype = np.result_type(x_tm, np.float64)
+        states0 = self._initial_states(h0, B, batched, dtype, _allow_complex)
+        traces = []
+        finals: list[list[np.ndarray]] = [[] for _ in states0]
+        layer_in = x_tm
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                ld = layer * self.num_directions + d
+                W_ih, W_hh, b_ih, b_hh = self._layer_params(layer, d, _params)
+                inp = _flip(layer_in) if d == 1 else layer_in
+                tr = scan_forward(self._cell(), inp, tuple(s[ld] for s in states0), W_ih, W_hh, b_ih, b_hh)
+                traces.append(tr)
+                out = tr.states[0][1:]
+                outs.append(_flip(out) if d == 1 else out)
+                for k in range(len(finals)):
+                    finals[k].append(tr.states[k][-1])
+            layer_in = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
+        output = layer_in
+        finals = [np.stack(f) for f in finals]
+        if not batched:
+            output = output[:, 0]
+            finals = [f[:, 0] for f in finals]
+        elif self.batch_first:
+            output = np.swapaxes(output, 0, 1)
+        return ForwardResult(
+            output=output,
+            h_n=finals[0],
+            c_n=finals[1] if len(finals) > 1 else None,
+            traces=tuple(traces),
+            batched=batched,
+            batch_first=self.batch_first,
+        )
+
+    __call__ = forward
+
+    def _initial_states(self, h0, B, batched, dtype, allow_complex):
+        if self._n_states == 1:
+            if isinstance(h0, tuple):
+                raise TypeError(f"h0 must be an array for {type(self).__name__}, got a tuple")
+            return (self._prepare_state(h0, "h0", B, batched, dtype, allow_complex),)
+        if h0 is None:
+            h0 = (None, None)
+        if not (isinstance(h0, tuple) and len(h0) == 2):
+            raise TypeError(f"h0 must be a tuple (h0, c0) for LSTM, got {type(h0).__name__}")
+        return (
+            self._prepare_state(h0[0], "h0[0]", B, batched, dtype, allow_complex),
+            self._prepare_state(h0[1], "h0[1]", B, batched, dtype, allow_complex),
+        )
+
+    # -- backward -----------------------------------------------------------------------------
+    def backward(
+        self,
+        result: ForwardResult,
+        d_output,
+        d_h_n=None,
+        d_c_n=None,
+        *,
+        truncate: int | None = None,
+    ) -> Gradients:
+        r"""Backpropagation through time for :math:`L = \langle d_{output}, output\rangle +
+        \langle d_{h_n}, h_n\rangle + \langle d_{c_n}, c_n\rangle`.
+
+        ``truncate=k`` traverses only the last ``k`` steps (truncated BPTT): it equals the exact
+        gradient of the outputs at those steps (plus the final-state terms) with the states
+        before them treated as constants. Not defined for bidirectional models.
+        """
+        if not isinstance(result, ForwardResult):
+            raise TypeError(f"result must be the ForwardResult of this model's forward, got {type(result).__name__}")
+        if truncate is not None:
+            truncate = check_positive_int(truncate, "truncate")
+            if self.bidirectional:
+                raise NotImplementedError("truncate is not supported for bidirectional models")
+        allow_c = np.iscomplexobj(result.output)
+        d_out = as_float_array(d_output, "d_output", shape=result.output.shape, allow_complex=allow_c)
+        if result.batched and result.batch_first:
+            d_out = np.swapaxes(d_out, 0, 1)
+        if not result.batched:
+            d_out = d_out[:, None]
+        T, B = d_out.shape[:2]
+        LD, H, D = self.num_layers * self.num_directions, self.hidden_size, self.num_directions
+
+        def final(value, name, like):
+            if value is None:
+                return np.zeros((LD, B, H))
+            if like is None:
+                raise TypeError(f"{name} is only defined for LSTM")
+            arr = as_float_array(value, name, shape=like.shape, allow_complex=allow_c)
+            return arr if result.batched else arr[:, None]
+
+        dfin = [final(d_h_n, "d_h_n", result.h_n)]
+        if self._n_states == 2:
+            dfin.append(final(d_c_n, "d_c_n", result.c_n))
+        elif d_c_n is not None:
+            raise TypeError(f"d_c_n is only defined for LSTM, not {type(self).__name__}")
+
+        grads: dict[str, np.ndarray] = {}
+        d_init = [np.zeros((LD, B, H), dtype=d_out.dtype) for _ in dfin]
+        d_steps = [np.zeros((LD, T, B, H), dtype=d_out.dtype) for _ in dfin]
+        d_above = d_out
+        for layer in range(self.num_layers - 1, -1, -1):
+            d_below = None
+            for d in range(D):
+                ld = layer * D + d
+                tr = result.traces[ld]
+                d_o = d_above[..., d * H : (d + 1) * H]
+                if d == 1:
+                    d_o = _flip(d_o)
+                dx, d0, g, steps = scan_backward(tr, d_o, tuple(f[ld] for f in dfin), truncate)
+                if d == 1:
+                    dx = _flip(dx)
+                    steps = tuple(_flip(s) for s in steps)
+                d_below = dx if d_below is None else d_below + dx
+                sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+                for k, v in g.items():
+                    grads[k + sfx] = v
+                for k in range(len(dfin)):
+                    d_init[k][ld] = d0[k]
+                    d_steps[k][ld] = steps[k]
+            d_above = d_below
+        dx = d_above
+        if not result.batched:
+            dx = dx[:, 0]
+            d_init = [v[:, 0] for v in d_init]
+            d_steps = [v[:, :, 0] for v in d_steps]
+        elif result.batch_first:
+            dx = np.swapaxes(dx, 0, 1)
+        ordered = {k: grads[k] for k in self.param_shapes()}
+        return Gradients(
+            params=ordered,
+            x=dx,
+            h0=d_init[0],
+            c0=d_init[1] if len(d_init) > 1 else None,
+            dh=d_steps[0],
+            dc=d_steps[1] if len(d_steps) > 1 else None,
+        )
+
+    # -- Jacobians ----------------------------------------------------------------------------
+    def jacobians(self, result: ForwardResult, layer: int = 0, direction: int = 0) -> np.ndarray:
+        r"""One-step Jacobians of the recurrent state of one layer and direction.
+
+        Shape (T, B, S, S) (or (T, S, S) unbatched), S = H, or 2H for LSTM's joint state (h, c).
+        For the forward direction ``J[t]`` is :math:`\partial s_t / \partial s_{t-1}` (``s_{-1}``
+        the initial state); for the reverse direction it is the derivative of the state at
+        position ``t`` with respect to the state at position ``t + 1`` (the one it was computed
+        from), so indices always follow sequence positions.
+        """
+        layer = check_positive_int(layer, "layer", minimum=0)
+        direction = check_positive_int(direction, "direction", minimum=0)
+        if layer >= self.num_layers:
+            raise ValueError(f"layer must be < num_layers={self.num_layers}, got {layer}")
+        if direction >= self.num_directions:
+            raise ValueError(f"direction must be < {self.num_directions}, got {direction}")
+        J = scan_jacobians(result.traces[layer * self.num_directions + direction])
+        if direction == 1:
+            J = _flip(J)
+        return J if result.batched else J[:, 0]
+
+
+class RNN(RecurrentModel):
+    r"""Elman RNN, twin of ``torch.nn.RNN``: :math:`h_t = \phi(W_{ih}x_t + b_{ih} + W_{hh}h_{t-1} + b_{hh})`.
+
+    ``nonlinearity`` is one of ``tanh``, ``relu`` (as torch), ``sigmoid``, ``identity`` (ours).
+    """
+
+    mode = "RNN"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh", **kwargs: Any) -> None:
+        self.nonlinearity = get_activation(nonlinearity).name
+        super().__init__(input_size, hidden_size, num_layers, **kwargs)
+
+    def _cell(self):
+        return ElmanCell(self.nonlinearity)
+
+
+class LSTM(RecurrentModel):
+    """LSTM, twin of ``torch.nn.LSTM`` (gates i, f, g, o; state (h, c))."""
+
+    mode = "LSTM"
+    _gates = 4
+    _n_states = 2
+
+    def _cell(self):
+        return LSTMCell()
+
+
+class GRU(RecurrentModel):
+    """GRU, twin of ``torch.nn.GRU`` (gates r, z, n; h' = (1 - z) n + z h)."""
+
+    mode = "GRU"
+    _gates = 3
+
+    def _cell(self):
+        return GRUCell()
+
+
+class ResidualRNN(RNN):
+    r"""Residual recurrent model :math:`h_t = h_{t-1} + \phi(W_{ih}x_t + b_{ih} + W_{hh}h_{t-1} + b_{hh})`."""
+
+    mode = "ResidualRNN"
+
+    def _cell(self):
+        return ResidualCell(self.nonlinearity)
+
+
+class HighwayRNN(RNN):
+    r"""Highway recurrent model :math:`h_t = T\odot\phi(a^F) + (1-T)\odot h_{t-1}`, :math:`T = \sigma(a^T)`.
+
+    Parameter rows are stacked as (F, T), so weight_ih is (2H, I) and weight_hh (2H, H).
+    """
+
+    mode = "HighwayRNN"
+    _gates = 2
+
+    def _cell(self):
+        return HighwayCell(self.nonlinearity)

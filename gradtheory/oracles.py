@@ -1,0 +1,333 @@
+r"""Independent derivative oracles: central, Richardson, complex step, JVP/VJP, full Jacobians,
+and exact forward-mode arithmetic (rationals or mpmath) for small recurrent models.
+
+Error model (``h`` the step, ``u`` the unit round-off, ``M_k`` a bound on the k-th derivative
+along the direction):
+
+* central difference: :math:`|D_h - f'| \le \tfrac{h^2}{6} M_3 + \tfrac{u |f|}{h}`, optimal
+  near ``h ~ u^{1/3}`` with error ~ ``u^{2/3}`` ~ 1e-11 relative;
+* Richardson (central differences at h, h/2, h/4, ...; eliminating h^2, h^4, ...): the
+  truncation error after ``m`` eliminations is :math:`O(h^{2m+2})`, estimated by the difference of
+  the last two diagonal entries; round-off is amplified by at most ~ 3 per level;
+* complex step: :math:`\operatorname{Im} f(x + i h v)/h = f'(x)v + O(h^2)` with no cancellation,
+  so ``h = 1e-20`` gives the derivative to round-off (~ u relative). Needs ``f`` analytic and
+  written without ``abs``/comparisons/conjugation on the perturbed path.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ._tolerances import UNIT_ROUNDOFF
+from ._validation import as_float_array, check_choice, check_positive_int
+
+__all__ = [
+    "central_difference",
+    "richardson",
+    "RichardsonResult",
+    "complex_step",
+    "directional_derivative",
+    "jacobian",
+    "model_loss",
+    "exact_directional_derivative",
+]
+
+ArrayFn = Callable[[np.ndarray], Any]
+
+
+def _direction(x: np.ndarray, v: Any) -> np.ndarray:
+    v = as_float_array(v, "v")
+    if v.shape != x.shape:
+        raise ValueError(f"v must have the shape of x {x.shape}, got {v.shape}")
+    return v
+
+
+def central_difference(f: ArrayFn, x: Any, v: Any, h: float = 1e-5) -> np.ndarray:
+    r"""Central difference :math:`(f(x + hv) - f(x - hv)) / 2h` (error :math:`h^2 M_3/6 + u|f|/h`)."""
+    x = as_float_array(x, "x")
+    v = _direction(x, v)
+    if not (isinstance(h, (int, float)) and h > 0):
+        raise ValueError(f"h must be a positive float, got {h!r}")
+    return (np.asarray(f(x + h * v)) - np.asarray(f(x - h * v))) / (2.0 * h)
+
+
+@dataclass(frozen=True)
+class RichardsonResult:
+    """Richardson-extrapolated derivative with an error estimate (same shape as the value)."""
+
+    value: np.ndarray
+    error: np.ndarray
+
+
+def richardson(f: ArrayFn, x: Any, v: Any, h: float = 1e-2, levels: int = 4) -> RichardsonResult:
+    r"""Richardson extrapolation of central differences at h, h/2, ..., h/2^(levels-1).
+
+    Eliminates the :math:`h^2, h^4, \dots` terms. ``error`` is the larger of the difference
+    between the two most extrapolated entries (truncation estimate) and the propagated
+    round-off :math:`3^{levels}\,u\,\max|f|/h_{min}`.
+    """
+    x = as_float_array(x, "x")
+    v = _direction(x, v)
+    levels = check_positive_int(levels, "levels", minimum=2)
+    steps = [h / 2**k for k in range(levels)]
+    fvals = []
+    table: list[list[np.ndarray]] = []
+    for k, hk in enumerate(steps):
+        fp, fm = np.asarray(f(x + hk * v), dtype=float), np.asarray(f(x - hk * v), dtype=float)
+        fvals.append(max(np.max(np.abs(fp)), np.max(np.abs(fm))))
+        row = [(fp - fm) / (2 * hk)]
+        for j in range(1, k + 1):
+            c = 4.0**j
+            row.append((c * row[j - 1] - table[k - 1][j - 1]) / (c - 1.0))
+        table.append(row)
+    best = table[-1][-1]
+    trunc = np.abs(best - table[-1][-2])
+    roundoff = 3.0**levels * UNIT_ROUNDOFF * max(fvals) / steps[-1]
+    return RichardsonResult(value=best, error=np.maximum(trunc, roundoff))
+
+
+def complex_step(f: ArrayFn, x: Any, v: Any, h: float = 1e-20) -> np.ndarray:
+    r"""Complex-step derivative :math:`\operatorname{Im} f(x + i h v) / h` (exact to round-off)."""
+    x = as_float_array(x, "x")
+    v = _direction(x, v)
+    return np.imag(np.asarray(f(x + 1j * h * v))) / h
+
+
+def directional_derivative(f: ArrayFn, x: Any, v: Any, method: str = "complex") -> np.ndarray:
+    """Directional derivative (a JVP) of ``f`` at ``x`` along ``v`` by ``complex``,
+    ``richardson`` or ``central``."""
+    check_choice(method, "method", ("complex", "richardson", "central"))
+    if method == "complex":
+        return complex_step(f, x, v)
+    if method == "richardson":
+        return richardson(f, x, v).value
+    return central_difference(f, x, v)
+
+
+def jacobian(f: ArrayFn, x: Any, method: str = "complex") -> np.ndarray:
+    """Full Jacobian of ``f`` at ``x``: shape ``f(x).shape + x.shape``, one column per element."""
+    x = as_float_array(x, "x")
+    cols = []
+    for k in range(x.size):
+        e = np.zeros(x.size)
+        e[k] = 1.0
+        cols.append(directional_derivative(f, x, e.reshape(x.shape), method))
+    J = np.stack(cols, axis=-1)
+    return J.reshape(J.shape[:-1] + x.shape)
+
+
+def model_loss(
+    model: Any,
+    x: Any,
+    *,
+    wrt: str,
+    d_output: Any,
+    h0: Any = None,
+    d_h_n: Any = None,
+    d_c_n: Any = None,
+) -> tuple[Callable[[np.ndarray], Any], np.ndarray]:
+    r"""The scalar loss :math:`L = \langle d_{out}, out\rangle + \langle d_{h_n}, h_n\rangle
+    (+ \langle d_{c_n}, c_n\rangle)` as a function of one argument, for the oracles.
+
+    ``wrt`` is a parameter name, ``"x"``, ``"h0"`` or ``"c0"``. Returns ``(f, point)``; ``f``
+    accepts real or complex arrays (complex step), running the model's own forward.
+    """
+    params = dict(model.params)
+    is_lstm = getattr(model, "_n_states", 1) == 2
+
+    def split_h0(h):
+        return h
+
+    def f(value):
+        p, xx, hh = params, x, h0
+        if wrt == "x":
+            xx = value
+        elif wrt == "h0":
+            hh = (value, h0[1]) if is_lstm else value
+        elif wrt == "c0":
+            hh = (h0[0], value)
+        else:
+            p = dict(params)
+            p[wrt] = value
+        res = model.forward(xx, hh, _params=p, _allow_complex=True)
+        L = np.sum(np.asarray(d_output) * res.output)
+        if d_h_n is not None:
+            L = L + np.sum(np.asarray(d_h_n) * res.h_n)
+        if d_c_n is not None:
+            L = L + np.sum(np.asarray(d_c_n) * res.c_n)
+        return L
+
+    if wrt == "x":
+        point = np.asarray(x, dtype=float)
+    elif wrt == "h0":
+        point = np.asarray(h0[0] if is_lstm else h0, dtype=float)
+    elif wrt == "c0":
+        point = np.asarray(h0[1], dtype=float)
+    elif wrt in params:
+        point = params[wrt]
+    else:
+        raise ValueError(f"wrt={wrt!r} is unknown; expected 'x', 'h0', 'c0' or one of {sorted(params)}")
+    return f, point
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact forward-mode arithmetic for small cases: an implementation independent of the numpy
+# kernels (plain Python loops over scalars), differentiated in forward mode with dual numbers
+# over an exact field: Fraction for rational models (identity, relu), mpmath at ``dps`` digits
+# otherwise.
+
+
+class _Dual:
+    """a + b*eps with eps^2 = 0, over any field (Fraction, mpmath.mpf)."""
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def __add__(self, o):
+        return _Dual(self.a + o.a, self.b + o.b) if isinstance(o, _Dual) else _Dual(self.a + o, self.b)
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        return _Dual(self.a - o.a, self.b - o.b) if isinstance(o, _Dual) else _Dual(self.a - o, self.b)
+
+    def __rsub__(self, o):
+        return _Dual(o - self.a, -self.b)
+
+    def __mul__(self, o):
+        if isinstance(o, _Dual):
+            return _Dual(self.a * o.a, self.a * o.b + self.b * o.a)
+        return _Dual(self.a * o, self.b * o)
+
+    __rmul__ = __mul__
+
+
+def _make_scalar_ops(kind: str, dps: int):
+    import mpmath
+
+    ctx = mpmath.mp.clone() if hasattr(mpmath.mp, "clone") else mpmath.mp
+    ctx.dps = dps
+
+    def lift(value: float):
+        return Fraction(value) if kind == "exact" else ctx.mpf(value)
+
+    def tanh(d):
+        t = ctx.tanh(d.a)
+        return _Dual(t, (1 - t * t) * d.b)
+
+    def sig(d):
+        s = 1 / (1 + ctx.exp(-d.a))
+        return _Dual(s, s * (1 - s) * d.b)
+
+    def relu(d):
+        return d if d.a > 0 else _Dual(d.a * 0, d.b * 0)
+
+    def ident(d):
+        return d
+
+    return lift, {"tanh": tanh, "sigmoid": sig, "relu": relu, "identity": ident}
+
+
+def exact_directional_derivative(
+    model: Any,
+    x: Any,
+    direction: Mapping[str, Any],
+    *,
+    d_output: Any,
+    h0: Any = None,
+    d_h_n: Any = None,
+    d_c_n: Any = None,
+    dps: int = 50,
+) -> tuple[Any, Any]:
+    r"""Exact value and directional derivative of the loss of ``model_loss`` for a small model.
+
+    Single-layer, unidirectional RNN (any activation), LSTM and GRU; unbatched ``x`` (T, n_in).
+    ``direction`` maps parameter names and/or ``"x"``, ``"h0"``, ``"c0"`` to arrays (missing
+    keys: zero). Returns ``(L, dL)``: :class:`fractions.Fraction` when every operation is
+    rational (identity/relu RNN: the float64 inputs are converted exactly), else ``mpmath.mpf``
+    at ``dps`` digits. Cost grows like T * n^2 scalar operations: meant for n <= 4, T <= 8.
+    """
+    from .models.compose import GRU, LSTM, RNN, RecurrentModel
+
+    if not isinstance(model, RecurrentModel) or type(model) not in (RNN, LSTM, GRU):
+        raise TypeError(f"model must be a gradtheory RNN, LSTM or GRU, got {type(model).__name__}")
+    if model.num_layers != 1 or model.bidirectional:
+        raise NotImplementedError("exact_directional_derivative supports a single unidirectional layer")
+    x = as_float_array(x, "x", ndim=2)
+    T, n_in = x.shape
+    H = model.hidden_size
+    rational = type(model) is RNN and model.nonlinearity in ("identity", "relu")
+    lift, ops = _make_scalar_ops("exact" if rational else "mp", dps)
+    zero = lift(0.0)
+
+    def dual_array(value, tangent):
+        value = np.asarray(value, dtype=float)
+        tangent = np.zeros_like(value) if tangent is None else np.asarray(tangent, dtype=float)
+        return [[_Dual(lift(a), lift(b)) for a, b in zip(rv, rt)] for rv, rt in
+                zip(value.reshape(value.shape[0], -1), tangent.reshape(value.shape[0], -1))] if value.ndim == 2 else \
+            [_Dual(lift(a), lift(b)) for a, b in zip(value, tangent)]
+
+    P = {k: dual_array(v, direction.get(k)) for k, v in model.params.items()}
+    X = dual_array(x, direction.get("x"))
+    is_lstm = type(model) is LSTM
+    if h0 is None:
+        hv, cv = np.zeros(H), np.zeros(H)
+    elif is_lstm:
+        hv, cv = np.asarray(h0[0], float).reshape(H), np.asarray(h0[1], float).reshape(H)
+    else:
+        hv, cv = np.asarray(h0, float).reshape(H), None
+    h = dual_array(hv, None if direction.get("h0") is None else np.asarray(direction["h0"]).reshape(H))
+    c = dual_array(cv, None if direction.get("c0") is None else np.asarray(direction["c0"]).reshape(H)) if is_lstm else None
+
+    def affine(W, b, v):
+        out = []
+        for r, row in enumerate(W):
+            acc = b[r] if b is not None else _Dual(zero, zero)
+            for w, e in zip(row, v):
+                acc = acc + w * e
+            out.append(acc)
+        return out
+
+    W_ih, W_hh = P["weight_ih_l0"], P["weight_hh_l0"]
+    b_ih, b_hh = P.get("bias_ih_l0"), P.get("bias_hh_l0")
+    outputs = []
+    sig, tanh = ops["sigmoid"], ops["tanh"]
+    for t in range(T):
+        gi = affine(W_ih, b_ih, X[t])
+        gh = affine(W_hh, b_hh, h)
+        if type(model) is RNN:
+            phi = ops[model.nonlinearity]
+            h = [phi(a + b) for a, b in zip(gi, gh)]
+        elif is_lstm:
+            a = [p + q for p, q in zip(gi, gh)]
+            i = [sig(v) for v in a[:H]]
+            f = [sig(v) for v in a[H : 2 * H]]
+            g = [tanh(v) for v in a[2 * H : 3 * H]]
+            o = [sig(v) for v in a[3 * H :]]
+            c = [f[k] * c[k] + i[k] * g[k] for k in range(H)]
+            h = [o[k] * tanh(c[k]) for k in range(H)]
+        else:
+            r = [sig(gi[k] + gh[k]) for k in range(H)]
+            z = [sig(gi[H + k] + gh[H + k]) for k in range(H)]
+            n = [tanh(gi[2 * H + k] + r[k] * gh[2 * H + k]) for k in range(H)]
+            h = [(1 - z[k]) * n[k] + z[k] * h[k] for k in range(H)]
+        outputs.append(h)
+    d_output = np.asarray(d_output, float).reshape(T, H)
+    L = _Dual(zero, zero)
+    for t in range(T):
+        for k in range(H):
+            L = L + outputs[t][k] * lift(d_output[t, k])
+    if d_h_n is not None:
+        for k, w in enumerate(np.asarray(d_h_n, float).reshape(H)):
+            L = L + h[k] * lift(w)
+    if d_c_n is not None:
+        for k, w in enumerate(np.asarray(d_c_n, float).reshape(H)):
+            L = L + c[k] * lift(w)
+    return L.a, L.b

@@ -1,0 +1,202 @@
+r"""Hypothesis strategies that generate recurrent-network structure, and the test profiles.
+
+Strategies are plural nouns with keyword-only options:
+
+* :func:`matrices` -- square matrices with a prescribed spectral norm or spectral radius (to
+  1e-12 relative), drawn from several structures: dense Gaussian-like (non-normal), upper
+  triangular (strongly non-normal: transient growth), symmetric (normal), scaled orthogonal;
+* :func:`orthogonal_matrices`;
+* :func:`sequences` -- input sequences (T, n_in) or (T, B, n_in);
+* :func:`models` -- RNN/LSTM/GRU/residual/highway models with drawn configuration and weights;
+* :func:`parameters` -- a parameter dict for a given model's layout.
+
+Profiles (registered on import): ``ci`` (derandomized, fixed example budget, no deadline),
+``dev`` (random, quick), ``thorough`` (many examples). :func:`load_profile` chooses from the
+``GRADTHEORY_PROFILE`` environment variable (default ``ci`` when ``CI`` is set, else ``dev``); the
+pytest plugin's ``--gradtheory-profile`` option overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+__all__ = [
+    "matrices",
+    "orthogonal_matrices",
+    "sequences",
+    "models",
+    "parameters",
+    "load_profile",
+    "PROFILES",
+]
+
+PROFILES = ("ci", "dev", "thorough")
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=20,
+    deadline=None,
+    print_blob=True,
+    database=None,
+    # Model construction + complex-step oracles legitimately take ~10 ms per example.
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=30, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=500, deadline=None, print_blob=True)
+
+
+def load_profile(name: str | None = None) -> str:
+    """Load a Hypothesis profile by name, or from ``GRADTHEORY_PROFILE`` / ``CI``; returns it."""
+    if name is None:
+        name = os.environ.get("GRADTHEORY_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+    if name not in PROFILES:
+        raise ValueError(f"profile={name!r} is unknown; expected one of {list(PROFILES)}")
+    settings.load_profile(name)
+    return name
+
+
+_ENTRY = st.floats(-1.0, 1.0, allow_nan=False, allow_subnormal=False, width=64)
+_STRUCTURES = ("dense", "triangular", "symmetric", "orthogonal")
+
+
+def _qr_orthogonal(A: np.ndarray) -> np.ndarray:
+    Q, R = np.linalg.qr(A)
+    signs = np.where(np.diag(R) < 0, -1.0, 1.0)
+    return Q * signs
+
+
+def _spectral_radius(A: np.ndarray) -> float:
+    return float(np.max(np.abs(np.linalg.eigvals(A))))
+
+
+@st.composite
+def matrices(
+    draw: Any,
+    n: int,
+    *,
+    spectral_norm: float | None = None,
+    spectral_radius: float | None = None,
+    structures: Sequence[str] = _STRUCTURES,
+) -> np.ndarray:
+    r"""Square (n, n) float64 matrices, optionally with a prescribed spectral norm or radius.
+
+    The structure is drawn from ``structures``: ``dense`` (generic, non-normal), ``triangular``
+    (upper triangular plus a strong off-diagonal part: non-normal, with transient growth of
+    :math:`\|W^k\|`), ``symmetric`` (normal: norm = radius), ``orthogonal`` (scaled: all
+    singular values equal). The prescribed quantity is hit to 1e-12 relative (checked; draws
+    whose eigenvalues are too ill-conditioned to hit the radius are rejected).
+    """
+    if spectral_norm is not None and spectral_radius is not None:
+        raise ValueError("give spectral_norm or spectral_radius, not both")
+    structure = draw(st.sampled_from(list(structures)))
+    A = draw(hnp.arrays(np.float64, (n, n), elements=_ENTRY))
+    if structure == "triangular":
+        A = np.triu(A) + 3.0 * np.triu(np.ones((n, n)), 1) * np.sign(np.triu(A, 1) + 0.5)
+    elif structure == "symmetric":
+        A = (A + A.T) / 2
+    elif structure == "orthogonal":
+        A = _qr_orthogonal(A + 2.0 * np.eye(n))
+    if spectral_norm is not None:
+        s = np.linalg.norm(A, 2)
+        if s < 1e-3:
+            A = A + np.eye(n)
+            s = np.linalg.norm(A, 2)
+        A = A * (spectral_norm / s)
+        ok = abs(np.linalg.norm(A, 2) - spectral_norm) <= 1e-12 * spectral_norm
+    elif spectral_radius is not None:
+        r = _spectral_radius(A)
+        if r < 1e-3:
+            A = A + np.eye(n)
+            r = _spectral_radius(A)
+        A = A * (spectral_radius / r)
+        ok = abs(_spectral_radius(A) - spectral_radius) <= 1e-12 * spectral_radius
+    else:
+        ok = True
+    if not ok:
+        from hypothesis import reject
+
+        reject()
+    return A
+
+
+@st.composite
+def orthogonal_matrices(draw: Any, n: int) -> np.ndarray:
+    """(n, n) orthogonal matrices (Q of a QR factorisation, signs fixed so that R has a positive diagonal)."""
+    A = draw(hnp.arrays(np.float64, (n, n), elements=_ENTRY))
+    return _qr_orthogonal(A + 2.0 * np.eye(n))
+
+
+def sequences(
+    *,
+    steps: int | st.SearchStrategy[int] = st.integers(1, 6),
+    input_size: int = 3,
+    batch: int | None = None,
+    scale: float = 1.0,
+) -> st.SearchStrategy[np.ndarray]:
+    """Input sequences of shape (T, input_size), or (T, batch, input_size), entries in [-scale, scale]."""
+    steps_s = st.just(steps) if isinstance(steps, int) else steps
+    elem = st.floats(-scale, scale, allow_nan=False, allow_subnormal=False, width=64)
+    return steps_s.flatmap(
+        lambda T: hnp.arrays(np.float64, (T, input_size) if batch is None else (T, batch, input_size), elements=elem)
+    )
+
+
+@st.composite
+def parameters(draw: Any, model: Any, *, scale: float | None = None) -> dict[str, np.ndarray]:
+    """A parameter dict for ``model``'s layout, entries uniform-like in [-scale, scale]
+    (default: torch's 1/sqrt(hidden_size))."""
+    bound = 1.0 / np.sqrt(model.hidden_size) if scale is None else scale
+    elem = st.floats(-bound, bound, allow_nan=False, allow_subnormal=False, width=64)
+    return {k: draw(hnp.arrays(np.float64, s, elements=elem)) for k, s in model.param_shapes().items()}
+
+
+_FAMILIES = ("rnn", "lstm", "gru", "residual", "highway")
+
+
+@st.composite
+def models(
+    draw: Any,
+    *,
+    families: Sequence[str] = ("rnn", "lstm", "gru"),
+    nonlinearities: Sequence[str] = ("tanh", "relu"),
+    max_layers: int = 3,
+    bidirectional: bool | None = None,
+    bias: bool | None = None,
+    batch_first: bool | None = None,
+    input_size: int | st.SearchStrategy[int] = st.integers(1, 4),
+    hidden_size: int | st.SearchStrategy[int] = st.integers(1, 4),
+    scale: float | None = None,
+) -> Any:
+    """gradtheory models with drawn family, sizes, depth, directions, bias and weights.
+
+    ``None`` for a boolean option means "draw it". ``scale`` bounds the weights (default torch's
+    1/sqrt(hidden_size)).
+    """
+    from .models import GRU, LSTM, RNN, HighwayRNN, ResidualRNN
+
+    unknown = set(families) - set(_FAMILIES)
+    if unknown:
+        raise ValueError(f"families has unknown entries {sorted(unknown)}; expected a subset of {list(_FAMILIES)}")
+    fam = draw(st.sampled_from(list(families)))
+    I = input_size if isinstance(input_size, int) else draw(input_size)
+    H = hidden_size if isinstance(hidden_size, int) else draw(hidden_size)
+    kw = dict(
+        num_layers=draw(st.integers(1, max_layers)),
+        bidirectional=draw(st.booleans()) if bidirectional is None else bidirectional,
+        bias=draw(st.booleans()) if bias is None else bias,
+        batch_first=draw(st.booleans()) if batch_first is None else batch_first,
+    )
+    if fam in ("rnn", "residual", "highway"):
+        cls = {"rnn": RNN, "residual": ResidualRNN, "highway": HighwayRNN}[fam]
+        model = cls(I, H, nonlinearity=draw(st.sampled_from(list(nonlinearities))), **kw)
+    else:
+        model = {"lstm": LSTM, "gru": GRU}[fam](I, H, **kw)
+    model.params = draw(parameters(model, scale=scale))
+    return model
