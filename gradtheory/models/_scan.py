@@ -41,7 +41,7 @@ def scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh) -> LayerTrace:
     gi_all = x @ W_ih.T
     if b_ih is not None:
         gi_all = gi_all + b_ih
-    dtype = np.result_type(gi_all, W_hh, *state0)
+    dtype = np.result_type(gi_all, W_hh, *state0, *(() if b_hh is None else (b_hh,)))
     states = tuple(np.empty((T + 1,) + s.shape, dtype=dtype) for s in state0)
     for k, s in enumerate(state0):
         states[k][0] = s

@@ -152,7 +152,9 @@ class RecurrentModel:
     """Base class: parameters keyed by torch names, stacked and bidirectional composition.
 
     Subclasses fix the cell; see :class:`RNN`, :class:`LSTM`, :class:`GRU`,
-    :class:`ResidualRNN`, :class:`HighwayRNN`.
+    :class:`ResidualRNN`, :class:`HighwayRNN`. ``params`` (torch names -> arrays) sets the
+    weights; otherwise they are drawn like torch's default, U(-1/sqrt(H), 1/sqrt(H)), from
+    ``numpy.random.default_rng(seed)``.
     """
 
     mode: str = ""
@@ -178,21 +180,29 @@ class RecurrentModel:
         self.batch_first = check_bool(batch_first, "batch_first")
         self.bidirectional = check_bool(bidirectional, "bidirectional")
         self.num_directions = 2 if self.bidirectional else 1
-        shapes = self.param_shapes()
         if params is None:
             rng = np.random.default_rng(seed)
             bound = 1.0 / np.sqrt(self.hidden_size)  # torch's default: U(-1/sqrt(H), 1/sqrt(H))
-            self.params = {k: rng.uniform(-bound, bound, size=s) for k, s in shapes.items()}
-        else:
-            if not isinstance(params, Mapping):
-                raise TypeError(f"params must be a mapping of parameter name -> array, got {type(params).__name__}")
-            missing = sorted(set(shapes) - set(params))
-            extra = sorted(set(params) - set(shapes))
-            if missing or extra:
-                raise ValueError(
-                    f"params has the wrong names: missing {missing}, unexpected {extra}; expected {sorted(shapes)}"
-                )
-            self.params = {k: as_float_array(params[k], f"params[{k!r}]", shape=s) for k, s in shapes.items()}
+            params = {k: rng.uniform(-bound, bound, size=s) for k, s in self.param_shapes().items()}
+        self.params = params
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Parameters keyed by torch's names (float64 arrays; assigning a mapping validates and copies it)."""
+        return self._params
+
+    @params.setter
+    def params(self, params: Mapping[str, Any]) -> None:
+        shapes = self.param_shapes()
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a mapping of parameter name -> array, got {type(params).__name__}")
+        missing = sorted(set(shapes) - set(params))
+        extra = sorted(set(params) - set(shapes))
+        if missing or extra:
+            raise ValueError(
+                f"params has the wrong names: missing {missing}, unexpected {extra}; expected {sorted(shapes)}"
+            )
+        self._params = {k: as_float_array(params[k], f"params[{k!r}]", shape=s) for k, s in shapes.items()}
 
     # -- layout -----------------------------------------------------------------------------
     def _cell(self):
@@ -265,6 +275,10 @@ class RecurrentModel:
         For LSTM ``h0`` is a tuple ``(h0, c0)``. Returns a :class:`ForwardResult`.
         """
         x_tm, batched = self._prepare_x(x, allow_complex=_allow_complex)
+        if _params is None:
+            for name, value in self._params.items():
+                if not np.all(np.isfinite(value)):
+                    raise ValueError(f"params[{name!r}] must be finite, got a non-finite entry (NaN or Inf)")
         B = x_tm.shape[1]
         dtype = np.result_type(x_tm, np.float64)
         states0 = self._initial_states(h0, B, batched, dtype, _allow_complex)

@@ -1,0 +1,73 @@
+"""numpy forward + hand-written BPTT against torch autograd (float64, CPU), side by side.
+
+T = 256, B = 32, n_in = n = 128 by default. The runs are interleaved (numpy, torch, numpy, ...)
+so that both see the same machine state; the median of each is reported with the ratio
+numpy / torch (<= 1.0 means numpy is no slower).
+
+    python benchmarks/bench_models.py [--repeats 7] [--T 256] [--B 32] [--n 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import gradtheory as gt
+
+
+def _numpy_step(model, x, d_out):
+    res = model.forward(x)
+    model.backward(res, d_out)
+
+
+def _torch_step(module, xt, d_out_t):
+    for p in module.parameters():
+        p.grad = None
+    xt.grad = None
+    out, _ = module(xt)
+    out.backward(d_out_t)
+
+
+def main(argv=None) -> dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--T", type=int, default=256)
+    ap.add_argument("--B", type=int, default=32)
+    ap.add_argument("--n", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(args.T, args.B, args.n))
+    ratios = {}
+    print(f"T={args.T} B={args.B} n={args.n} float64, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+    print(f"{'model':6s} {'numpy [ms]':>11s} {'torch [ms]':>11s} {'ratio':>7s}")
+    for name in ("RNN", "LSTM", "GRU"):
+        torch.manual_seed(0)
+        module = getattr(torch.nn, name)(args.n, args.n, dtype=torch.float64)
+        model = gt.from_torch(module)
+        d_out = rng.normal(size=(args.T, args.B, args.n))
+        xt = torch.tensor(x, requires_grad=True)
+        d_out_t = torch.from_numpy(d_out)
+        _numpy_step(model, x, d_out), _torch_step(module, xt, d_out_t)  # warm-up
+        tn, tt = [], []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            _numpy_step(model, x, d_out)
+            tn.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            _torch_step(module, xt, d_out_t)
+            tt.append(time.perf_counter() - t0)
+        mn, mt = statistics.median(tn), statistics.median(tt)
+        ratios[name] = mn / mt
+        print(f"{name:6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
+    return ratios
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Shared helpers for the model tests: norm-wise relative comparison and torch losses."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradtheory._tolerances import TOLERANCES
+
+
+def rel_error(actual, expected) -> float:
+    """max|actual - expected| / max|expected| (norm-wise relative error; 0/0 -> 0)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    scale = np.max(np.abs(expected)) if expected.size else 0.0
+    diff = np.max(np.abs(actual - expected)) if expected.size else 0.0
+    if scale == 0.0:
+        return float(diff)
+    return float(diff / scale)
+
+
+def robust_norm(*arrays) -> float:
+    """2-norm of the concatenation of ``arrays``, scaled first so that squares cannot underflow."""
+    flat = np.concatenate([np.ravel(a) for a in arrays])
+    m = np.max(np.abs(flat)) if flat.size else 0.0
+    return 0.0 if m == 0.0 else float(m * np.sqrt(np.sum((flat / m) ** 2)))
+
+
+def assert_rel(actual, expected, key: str, what: str = "") -> None:
+    rtol = TOLERANCES[key].rtol
+    err = rel_error(actual, expected)
+    assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:.0e} ({key})"
+
+
+def torch_run(module, x, h0, d_output, d_h_n, d_c_n=None):
+    """Forward the torch twin and backpropagate L = <d_out, out> + <d_hn, hn> (+ <d_cn, cn>)."""
+    import torch
+
+    xt = torch.tensor(x, requires_grad=True)
+    if h0 is None:
+        out, hn = module(xt)
+        h0t = None
+    elif isinstance(h0, tuple):
+        h0t = tuple(torch.tensor(v, requires_grad=True) for v in h0)
+        out, hn = module(xt, h0t)
+    else:
+        h0t = torch.tensor(h0, requires_grad=True)
+        out, hn = module(xt, h0t)
+    L = (out * torch.from_numpy(d_output)).sum()
+    if isinstance(hn, tuple):
+        L = L + (hn[0] * torch.from_numpy(d_h_n)).sum() + (hn[1] * torch.from_numpy(d_c_n)).sum()
+    else:
+        L = L + (hn * torch.from_numpy(d_h_n)).sum()
+    L.backward()
+    grads = {n: p.grad.numpy().copy() for n, p in module.named_parameters()}
+    if isinstance(hn, tuple):
+        hn_np = tuple(v.detach().numpy() for v in hn)
+        h0g = None if h0t is None else tuple(v.grad.numpy() for v in h0t)
+    else:
+        hn_np = hn.detach().numpy()
+        h0g = None if h0t is None else h0t.grad.numpy()
+    return out.detach().numpy(), hn_np, grads, xt.grad.numpy(), h0g

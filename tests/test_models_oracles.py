@@ -1,0 +1,241 @@
+"""BPTT against independent oracles: complex step, Richardson/central differences, exact arithmetic,
+JVP/VJP duality, products of one-step Jacobians, truncated BPTT.
+
+Derivations: ``proofs/rnn_bptt.tex`` (the recursion), ``proofs/lstm.tex``, ``proofs/gru.tex``,
+``proofs/residual_highway.tex``. Tolerances: ``gradtheory/_tolerances.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import gradtheory as gt
+from gradtheory import strategies as gst
+from gradtheory._tolerances import TOLERANCES, UNIT_ROUNDOFF
+from gradtheory.oracles import (
+    central_difference,
+    complex_step,
+    exact_directional_derivative,
+    jacobian,
+    model_loss,
+    richardson,
+)
+from helpers import assert_rel, robust_norm
+
+ANALYTIC = dict(families=("rnn", "lstm", "gru", "residual", "highway"), nonlinearities=("tanh", "sigmoid", "identity"))
+_ELEM = gst.reals(1.5)
+
+
+def _arr(draw, shape):
+    return draw(hnp.arrays(np.float64, shape, elements=_ELEM))
+
+
+@st.composite
+def small_cases(draw, max_layers=2, **model_kw):
+    """Unbatched small model (torch-free families included), x, h0, cotangents."""
+    kw = dict(ANALYTIC)
+    kw.update(model_kw)
+    model = draw(gst.models(max_layers=max_layers, batch_first=False, hidden_size=st.integers(1, 3),
+                            input_size=st.integers(1, 3), **kw))
+    T = draw(st.integers(1, 4))
+    LD, H = model.num_layers * model.num_directions, model.hidden_size
+    x = _arr(draw, (T, model.input_size))
+    lstm = isinstance(model, gt.LSTM)
+    h0 = (_arr(draw, (LD, H)), _arr(draw, (LD, H))) if lstm else _arr(draw, (LD, H))
+    d_out = _arr(draw, (T, model.num_directions * H))
+    d_hn = _arr(draw, (LD, H))
+    d_cn = _arr(draw, (LD, H)) if lstm else None
+    return model, x, h0, d_out, d_hn, d_cn
+
+
+def _targets(model):
+    names = list(model.params) + ["x", "h0"]
+    return names + (["c0"] if isinstance(model, gt.LSTM) else [])
+
+
+def _grad_of(grads, name):
+    return {"x": grads.x, "h0": grads.h0, "c0": grads.c0}.get(name, grads.params.get(name))
+
+
+@given(small_cases())
+def test_bptt_equals_complex_step_gradient_elementwise(case):
+    """For analytic models (tanh, sigmoid, identity RNN; LSTM; GRU; residual; highway), every
+    element of every gradient equals Im L(theta + i h e_j) / h (h = 1e-20) to 1e-12 relative."""
+    model, x, h0, d_out, d_hn, d_cn = case
+    grads = model.backward(model.forward(x, h0), d_out, d_hn, d_cn)
+    for name in _targets(model):
+        f, point = model_loss(model, x, wrt=name, d_output=d_out, h0=h0, d_h_n=d_hn, d_c_n=d_cn)
+        cs = jacobian(f, point, method="complex")
+        assert_rel(_grad_of(grads, name), cs, "bptt_vs_complex_step", name)
+
+
+@given(small_cases(max_layers=1), st.integers(0, 2**32 - 1))
+def test_bptt_within_derived_error_bound_of_central_and_richardson_differences(case, seed):
+    r"""Central differences with step h: :math:`|D_h - f'| \le \tfrac{h^2}{6}\max|f'''| + u|f|/h`.
+    We bound f''' on [x-h, x+h] by twice the third difference at step 1e-2 (third derivatives of
+    compositions of tanh/sigmoid with O(1) weights vary by far less than 2x over 0.02) and use
+    h = 1e-5; Richardson (4 levels from h = 1e-2) must be within 4x its own error estimate
+    (the estimate is the last correction, an upper bound of the next one for smooth f)."""
+    model, x, h0, d_out, d_hn, d_cn = case
+    grads = model.backward(model.forward(x, h0), d_out, d_hn, d_cn)
+    rng = np.random.default_rng(seed)
+    for name in _targets(model):
+        f, point = model_loss(model, x, wrt=name, d_output=d_out, h0=h0, d_h_n=d_hn, d_c_n=d_cn)
+        v = rng.normal(size=point.shape)
+        exact = float(np.sum(_grad_of(grads, name) * v))
+        h, H3 = 1e-5, 1e-2
+        third = abs(f(point + 2 * H3 * v) - 2 * f(point + H3 * v) + 2 * f(point - H3 * v) - f(point - 2 * H3 * v)) / (2 * H3**3)
+        fmax = max(abs(f(point + h * v)), abs(f(point - h * v)), 1e-300)
+        # evaluation round-off of L: ~ (number of ops) * u * sum|terms|; 64 u covers T<=4, n<=3
+        bound = h**2 / 6 * 2 * third + 64 * UNIT_ROUNDOFF * (fmax + 1) / h
+        cd = float(central_difference(f, point, v, h))
+        assert abs(cd - exact) <= bound, (name, cd, exact, bound)
+        r = richardson(f, point, v)
+        assert abs(float(r.value) - exact) <= 4 * float(r.error) + 64 * UNIT_ROUNDOFF * abs(exact), (name, r, exact)
+
+
+@st.composite
+def exact_cases(draw):
+    family = draw(st.sampled_from(["identity", "relu", "tanh", "sigmoid", "lstm", "gru"]))
+    I, H, T = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 6))
+    if family == "lstm":
+        model = gt.LSTM(I, H)
+    elif family == "gru":
+        model = gt.GRU(I, H)
+    else:
+        model = gt.RNN(I, H, nonlinearity=family)
+    model.params = draw(gst.parameters(model, scale=1.0))
+    x = _arr(draw, (T, I))
+    h0 = (_arr(draw, (1, H)), _arr(draw, (1, H))) if family == "lstm" else _arr(draw, (1, H))
+    return model, x, h0, _arr(draw, (T, H)), _arr(draw, (1, H))
+
+
+@given(exact_cases(), st.integers(0, 2**32 - 1))
+def test_bptt_equals_exact_arithmetic_for_small_models(case, seed):
+    """n <= 3, T <= 6: the directional derivative of L along a random direction in (params, x,
+    h0), computed in exact rationals (identity, relu) or 50-digit mpmath forward mode by an
+    independent scalar implementation, equals <BPTT gradient, direction> to 1e-13 relative to
+    ||gradient|| ||direction||."""
+    model, x, h0, d_out, d_hn = case
+    grads = model.backward(model.forward(x, h0), d_out, d_hn)
+    rng = np.random.default_rng(seed)
+    direction = {k: rng.normal(size=v.shape) for k, v in model.params.items()}
+    direction["x"] = rng.normal(size=x.shape)
+    hh = h0[0] if isinstance(h0, tuple) else h0
+    direction["h0"] = rng.normal(size=hh.shape)
+    _, dL = exact_directional_derivative(model, x, direction, d_output=d_out, h0=h0, d_h_n=d_hn)
+    pairs = [(grads.params[k], direction[k]) for k in model.params] + [(grads.x, direction["x"]), (grads.h0, direction["h0"])]
+    bptt = sum(float(np.sum(g * v)) for g, v in pairs)
+    scale = robust_norm(*(g for g, _ in pairs)) * robust_norm(*(v for _, v in pairs))
+    assert abs(float(dL) - bptt) <= TOLERANCES["exact_vs_bptt"].rtol * scale, (float(dL), bptt, scale)
+
+
+@given(small_cases(), st.integers(0, 2**32 - 1))
+def test_jvp_and_vjp_agree(case, seed):
+    """<u, J v> (complex-step JVP of the output along v in x) equals <J^T u, v> (BPTT with
+    d_output = u) for every model: forward- and reverse-mode duality."""
+    model, x, h0, u, _, _ = case
+    v = np.random.default_rng(seed).normal(size=x.shape)
+    Jv = complex_step(lambda xx: model.forward(xx, h0, _allow_complex=True).output, x, v)
+    vjp = model.backward(model.forward(x, h0), u).x
+    lhs, rhs = float(np.sum(u * Jv)), float(np.sum(vjp * v))
+    scale = robust_norm(u) * robust_norm(Jv) + robust_norm(vjp) * robust_norm(v)
+    assert abs(lhs - rhs) <= TOLERANCES["jvp_vs_vjp"].rtol * scale, (lhs, rhs, scale)
+
+
+def _state_after(model, x, s0):
+    """Final joint state of a single-layer model started from s0 (complex allowed)."""
+    H = model.hidden_size
+    if isinstance(model, gt.LSTM):
+        res = model.forward(x, (s0[None, :H], s0[None, H:]), _allow_complex=True)
+        return np.concatenate([res.h_n[0], res.c_n[0]])
+    return model.forward(x, s0[None], _allow_complex=True).h_n[0]
+
+
+@given(small_cases(max_layers=1, bidirectional=False), st.data())
+def test_product_of_one_step_jacobians_equals_state_to_state_jacobian(case, data):
+    r""":math:`\partial s_t/\partial s_k = J_t J_{t-1}\cdots J_{k+1}` where J are ``model.jacobians``
+    (joint (h, c) state for LSTM), against the complex-step Jacobian of the map s_k -> s_t."""
+    model, x, h0, *_ = case
+    res = model.forward(x, h0)
+    J = model.jacobians(res)
+    T = x.shape[0]
+    k = data.draw(st.integers(0, T - 1))
+    t = data.draw(st.integers(k + 1, T))
+    states = [np.concatenate([h0[0][0], h0[1][0]]) if isinstance(h0, tuple) else h0[0]]
+    for tr in [res.traces[0]]:
+        for step in range(1, T + 1):
+            states.append(np.concatenate([tr.states[0][step, 0]] + [s[step, 0] for s in tr.states[1:]]))
+    product = np.eye(J.shape[-1])
+    for step in range(k, t):
+        product = J[step] @ product
+    oracle = jacobian(lambda s: _state_after(model, x[k:t], s), states[k], method="complex")
+    assert_rel(product, oracle, "jacobian_product", f"d s_{t} / d s_{k}")
+
+
+@given(small_cases(max_layers=1, bidirectional=False))
+def test_per_step_gradient_is_transposed_jacobian_product_applied_to_readout(case):
+    r"""With L = <r, h_T> (+ <r_c, c_T>): ``dh[k]`` (and ``dc[k]``) equal
+    :math:`(J_T\cdots J_{k+2})^T r` -- the gradient flowing back through time is exactly the
+    transposed product of one-step Jacobians; ``h0``'s gradient is the full product."""
+    model, x, h0, _, d_hn, d_cn = case
+    res = model.forward(x, h0)
+    grads = model.backward(res, np.zeros_like(res.output), d_hn, d_cn)
+    J = model.jacobians(res)
+    g = np.concatenate([d_hn[0], d_cn[0]]) if d_cn is not None else d_hn[0]
+    T, H = x.shape[0], model.hidden_size
+    for step in range(T - 1, -1, -1):
+        got = np.concatenate([grads.dh[0, step], grads.dc[0, step]]) if d_cn is not None else grads.dh[0, step]
+        assert_rel(got, g, "jacobian_product", f"dL/ds_{step + 1}")
+        g = J[step].T @ g
+    got0 = np.concatenate([grads.h0[0], grads.c0[0]]) if d_cn is not None else grads.h0[0]
+    assert_rel(got0, g, "jacobian_product", "dL/ds_0")
+
+
+@given(small_cases(max_layers=3, bidirectional=False), st.integers(0, 8))
+def test_truncated_bptt_with_k_at_least_T_equals_full_bptt(case, extra):
+    """truncate=k with k >= T traverses every step: identical (bitwise) to full BPTT."""
+    model, x, h0, d_out, d_hn, d_cn = case
+    res = model.forward(x, h0)
+    full = model.backward(res, d_out, d_hn, d_cn)
+    trunc = model.backward(res, d_out, d_hn, d_cn, truncate=x.shape[0] + extra)
+    for name in model.params:
+        np.testing.assert_array_equal(trunc.params[name], full.params[name])
+    np.testing.assert_array_equal(trunc.x, full.x)
+    np.testing.assert_array_equal(trunc.h0, full.h0)
+
+
+@pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_truncated_bptt_equals_autograd_with_state_detached_k_steps_back(mode, k):
+    """truncate=k equals torch autograd of L_k = sum_{t > T-k} <d_out_t, out_t> + <d_hn, h_n>
+    run from the detached states at T-k (all layers): the definition of truncated BPTT."""
+    torch.manual_seed(k)
+    module = getattr(torch.nn, mode)(3, 4, num_layers=2, dtype=torch.float64)
+    model = gt.from_torch(module)
+    rng = np.random.default_rng(k)
+    T = 6
+    x = rng.normal(size=(T, 2, 3))
+    d_out, d_hn = rng.normal(size=(T, 2, 4)), rng.normal(size=(2, 2, 4))
+    d_cn = rng.normal(size=(2, 2, 4)) if mode == "LSTM" else None
+    grads = model.backward(model.forward(x), d_out, d_hn, d_cn, truncate=k)
+    xt = torch.tensor(x, requires_grad=True)
+    with torch.no_grad():
+        _, state = module(xt[: T - k])
+    out, hn = module(xt[T - k :], state)
+    L = (out * torch.from_numpy(d_out[T - k :])).sum()
+    if mode == "LSTM":
+        L = L + (hn[0] * torch.from_numpy(d_hn)).sum() + (hn[1] * torch.from_numpy(d_cn)).sum()
+    else:
+        L = L + (hn * torch.from_numpy(d_hn)).sum()
+    L.backward()
+    for name, p in module.named_parameters():
+        assert_rel(grads.params[name], p.grad.numpy(), "bptt_vs_torch", name)
+    assert_rel(grads.x, xt.grad.numpy(), "bptt_vs_torch", "x")
+    assert np.all(grads.x[: T - k] == 0.0) and np.all(grads.h0 == 0.0)
+    assert np.all(grads.dh[:, : T - k] == 0.0)
