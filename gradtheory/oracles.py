@@ -64,12 +64,16 @@ class RichardsonResult:
     error: np.ndarray
 
 
-def richardson(f: ArrayFn, x: Any, v: Any, h: float = 1e-2, levels: int = 4) -> RichardsonResult:
+def richardson(
+    f: ArrayFn, x: Any, v: Any, h: float = 1e-2, levels: int = 4, *, scale: float | None = None
+) -> RichardsonResult:
     r"""Richardson extrapolation of central differences at h, h/2, ..., h/2^(levels-1).
 
     Eliminates the :math:`h^2, h^4, \dots` terms. ``error`` is the larger of the difference
     between the two most extrapolated entries (truncation estimate) and the propagated
-    round-off :math:`3^{levels}\,u\,\max|f|/h_{min}`.
+    round-off :math:`3^{levels}\,u\,S/h_{min}`, where ``S`` is the magnitude at which ``f`` is
+    computed: ``scale`` when given (e.g. the sum of the absolute values of the terms a loss adds
+    up, which can far exceed ``|f|`` under cancellation), else ``max |f|``.
     """
     x = as_float_array(x, "x")
     v = _direction(x, v)
@@ -87,7 +91,8 @@ def richardson(f: ArrayFn, x: Any, v: Any, h: float = 1e-2, levels: int = 4) -> 
         table.append(row)
     best = table[-1][-1]
     trunc = np.abs(best - table[-1][-2])
-    roundoff = 3.0**levels * UNIT_ROUNDOFF * max(fvals) / steps[-1]
+    magnitude = max(fvals) if scale is None else max(float(scale), max(fvals))
+    roundoff = 3.0**levels * UNIT_ROUNDOFF * magnitude / steps[-1]
     return RichardsonResult(value=best, error=np.maximum(trunc, roundoff))
 
 
