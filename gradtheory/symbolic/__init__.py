@@ -1,0 +1,50 @@
+r"""Symbolic BPTT theory: SymPy derivations, exported to LaTeX under ``proofs/``.
+
+Each topic module (one per derivation) exposes ``derive() -> Derivation``; the derivations are
+checked against the numeric models in ``tests/symbolic``. ``gradtheory derive`` writes the
+LaTeX document (see :mod:`gradtheory.symbolic._document`).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ._core import Derivation, Step
+from .activation_bounds import gamma
+from .gru import parameter_count
+
+__all__ = ["Derivation", "Step", "all_derivations", "derive", "gamma", "parameter_count", "NAMES"]
+
+#: Derivation keys in document order (each is also the module name and the .tex file name).
+NAMES = (
+    "rnn_bptt",
+    "activation_bounds",
+    "norm_bound",
+    "linear_rnn",
+    "scalar",
+    "seed004_sigmoid",
+    "clipping",
+    "lstm",
+    "gru",
+    "residual_highway",
+    "bidirectional_stacked",
+)
+
+_CACHE: dict[str, Derivation] = {}
+
+
+def derive(name: str) -> Derivation:
+    """Run one derivation by key (cached: derivations are deterministic)."""
+    if name not in NAMES:
+        raise ValueError(f"name={name!r} is unknown; expected one of {list(NAMES)}")
+    if name not in _CACHE:
+        d = importlib.import_module(f"{__name__}.{name}").derive()
+        if d.name != name:
+            raise AssertionError(f"module {name} returned a derivation named {d.name!r}")
+        _CACHE[name] = d
+    return _CACHE[name]
+
+
+def all_derivations() -> dict[str, Derivation]:
+    """All derivations, keyed by name, in document order."""
+    return {name: derive(name) for name in NAMES}

@@ -1,0 +1,51 @@
+"""``gradtheory derive``: write the derivations as LaTeX, check ``proofs/`` for drift, build the PDF."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="output directory (default: proofs/ at the repository root)")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if DIR differs from what the code derives now")
+    parser.add_argument("--pdf", action="store_true",
+                        help="also build DIR/gradtheory.pdf with latexmk + pdflatex")
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import _document
+
+    out = Path(args.out) if args.out else _document.default_out_dir()
+    start = time.perf_counter()
+    files = _document.render()
+    elapsed = time.perf_counter() - start
+    if args.check:
+        diffs = _document.differences(out, files)
+        if diffs:
+            for name, diff in diffs.items():
+                lines = diff.splitlines()
+                print(f"{name}: differs from the derivation ({len(lines)} diff lines)", file=sys.stderr)
+                print("\n".join(lines[:30]), file=sys.stderr)
+            print(f"{out} is out of date: run `gradtheory derive` and commit the result", file=sys.stderr)
+            return 1
+        print(f"{out}: {len(files)} files up to date (derived in {elapsed:.1f} s)")
+        if not args.pdf:
+            return 0
+    else:
+        _document.write(out, files)
+        print(f"wrote {len(files)} files to {out} (derived in {elapsed:.1f} s)")
+    if args.pdf:
+        try:
+            pdf = _document.build_pdf(out)
+        except (FileNotFoundError, RuntimeError) as exc:
+            print(f"PDF build failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"built {pdf}")
+    return 0
