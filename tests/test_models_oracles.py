@@ -100,8 +100,10 @@ def test_bptt_within_derived_error_bound_of_central_and_richardson_differences(c
         exact = float(np.sum(_grad_of(grads, name) * v))
         h, H3 = 1e-5, 1e-2
         third = abs(f(point + 2 * H3 * v) - 2 * f(point + H3 * v) + 2 * f(point - H3 * v) - f(point - 2 * H3 * v)) / (2 * H3**3)
-        # evaluation round-off of L: ~ (ops per term ~ 4 T n) * u * S; 64 u covers T<=4, n<=3
-        bound = h**2 / 6 * 2 * third + 64 * UNIT_ROUNDOFF * S / h
+        # evaluation round-off of L at x +- hv: ~ (ops per term ~ 4 T n) * u * (magnitude of its
+        # terms there: S at x, and at least |f(x +- hv)|); 64 u covers T<=4, n<=3
+        S_h = max(S, abs(f(point + h * v)), abs(f(point - h * v)))
+        bound = h**2 / 6 * 2 * third + 64 * UNIT_ROUNDOFF * S_h / h
         cd = float(central_difference(f, point, v, h))
         assert abs(cd - exact) <= bound, (name, cd, exact, bound)
         r = richardson(f, point, v, scale=64 * S)
