@@ -1,10 +1,23 @@
-"""pytest plugin (entry point ``pytest11``): ``--gradtheory-profile`` chooses the Hypothesis profile."""
+"""pytest plugin (entry point ``pytest11``): Hypothesis profile option and gradient-check helpers.
+
+* ``--gradtheory-profile`` chooses the Hypothesis profile (ci, dev, thorough);
+* ``--gradtheory-seed`` the seed of the ``gradient_check`` fixture (default 0: deterministic);
+* :func:`assert_gradients_match` (also ``gradtheory.assert_gradients_match``): in a user's test,
+  ``assert_gradients_match(fn, inputs)`` fails the test with the checker's summary;
+* fixture ``gradient_check``: the same helper with the session's seed, e.g.
+  ``def test_my_cell(gradient_check): gradient_check(my_fn, my_inputs, time_axis=0)``.
+
+Nothing heavy is imported at plugin load: torch is only imported by the checks themselves.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+from .check import GradientCheckError, GradientReport, assert_gradients_match
 from .strategies import PROFILES, load_profile
+
+__all__ = ["assert_gradients_match", "GradientCheckError", "gradient_check"]
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -16,6 +29,12 @@ def pytest_addoption(parser: Any) -> None:
         help="Hypothesis profile: ci (deterministic), dev, thorough. Default: $GRADTHEORY_PROFILE, "
         "else 'ci' when $CI is set, else 'dev'.",
     )
+    group.addoption(
+        "--gradtheory-seed",
+        type=int,
+        default=0,
+        help="seed of the random directions and cotangents used by the gradient_check fixture (default 0)",
+    )
 
 
 def pytest_configure(config: Any) -> None:
@@ -26,3 +45,23 @@ def pytest_report_header(config: Any) -> str:
     from hypothesis import settings
 
     return f"gradtheory: hypothesis profile {settings._current_profile!r}"
+
+
+def _gradient_check(request: Any) -> Callable[..., GradientReport]:
+    """assert_gradients_match with the seed of --gradtheory-seed: ``gradient_check(fn, inputs, **options)``."""
+    seed = request.config.getoption("--gradtheory-seed")
+
+    def check(fn: Any, inputs: Any = None, **options: Any) -> GradientReport:
+        __tracebackhide__ = True
+        options.setdefault("seed", seed)
+        return assert_gradients_match(fn, inputs, **options)
+
+    return check
+
+
+try:  # the fixture needs pytest, which is always there when the plugin is loaded by pytest
+    import pytest
+
+    gradient_check = pytest.fixture(name="gradient_check")(_gradient_check)
+except ImportError:  # pragma: no cover - imported outside pytest
+    gradient_check = None  # type: ignore[assignment]

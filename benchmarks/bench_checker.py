@@ -1,0 +1,235 @@
+"""Benchmark of gradtheory.check_gradients: sensitivity, false alarms, cost against torch.autograd.gradcheck.
+
+Run: ``python benchmarks/bench_checker.py`` (about 5-10 minutes on 2 cores; ``--models 100`` for a
+quick look). Everything runs in one process, float64, torch on one thread (small recurrent kernels
+are fastest on one thread; both checkers get the same setting).
+
+1. Sensitivity: planted errors of relative size eps in {1e-6, ..., 1e-9, 1e-10} on one parameter tensor of
+   torch.nn.RNN/LSTM/GRU (4 -> 32, T = 20, B = 2): (a) the tensor's gradient scaled by 1 + eps,
+   (b) eps * ||g|| * e added, e a random unit tensor. A planted error counts as found when that
+   tensor, and only that tensor, fails.
+2. Realistic bugs (gradtheory/_check_examples.py): scaled gradient, dropped time step, wrong gate
+   derivative, float32 backward, transposed weight gradient; plus what gradcheck says about them.
+3. False alarms over N random correct models (default 1,000): RNN (tanh), LSTM, GRU with input size
+   1..8, hidden size 1..32, 1..3 layers, uni/bidirectional, with/without bias, batch_first or not,
+   T = 1..30, B = 1..3, torch's default initialisation, seeds 0..N-1; also the distribution of
+   |<g,v> - D| / tolerance (must stay < 1). ReLU RNNs are reported separately (finite differences
+   across a kink: the reference is inaccurate there; the check must still not raise false alarms).
+4. Cost: LSTM 4 -> 32 (T = 20, B = 2), fn(x, *params) -> output, check_gradients vs
+   torch.autograd.gradcheck(fast_mode=True) on the same function, interleaved repeats, medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from gradtheory import _check_examples as ex
+from gradtheory.check import CheckTarget, check_gradients, torch_module_target
+
+
+class _Scale(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, eps):
+        ctx.eps = eps
+        return a.view_as(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * (1 + ctx.eps), None
+
+
+class _Perturb(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, eps, seed):
+        ctx.eps, ctx.seed = eps, seed
+        return a.view_as(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        e = torch.from_numpy(np.random.default_rng(ctx.seed).standard_normal(tuple(g.shape)))
+        return g + ctx.eps * g.norm() * e / e.norm(), None, None
+
+
+def planted(target: CheckTarget, index: int, kind: str, eps: float, seed: int = 0) -> CheckTarget:
+    def fn(*args):
+        args = list(args)
+        args[index] = _Scale.apply(args[index], eps) if kind == "scale" else _Perturb.apply(args[index], eps, seed)
+        return target.fn(*args)
+
+    return CheckTarget(fn, target.inputs, names=target.names, time_axis=target.time_axis, time_inputs=target.time_inputs)
+
+
+def module(kind: str, I: int, H: int, layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+           bias: bool = True, seed: int = 0, nonlinearity: str = "tanh"):
+    torch.manual_seed(seed)
+    kw = dict(bidirectional=bidirectional, batch_first=batch_first, bias=bias, dtype=torch.float64)
+    if kind == "RNN":
+        kw["nonlinearity"] = nonlinearity
+    return getattr(torch.nn, kind)(I, H, layers, **kw)
+
+
+def sensitivity() -> None:
+    print("\n## 1. Sensitivity: planted relative errors on one parameter tensor (4 -> 32, T = 20, B = 2)")
+    print(f"{'model':6} {'kind':7} " + " ".join(f"{e:>9.0e}" for e in (1e-6, 1e-7, 1e-8, 1e-9, 1e-10)))
+    for kind in ("RNN", "LSTM", "GRU"):
+        m = module(kind, 4, 32)
+        torch.manual_seed(1)
+        target = torch_module_target(m, torch.randn(20, 2, 4, dtype=torch.float64))
+        n_params = len(target.inputs) - 1
+        for how in ("scale", "random"):
+            cells = []
+            for eps in (1e-6, 1e-7, 1e-8, 1e-9, 1e-10):
+                found = 0
+                for index in range(1, n_params + 1):
+                    rep = check_gradients(planted(target, index, how, eps, seed=index), localise=False)
+                    found += [c.index for c in rep.failures] == [index]
+                cells.append(f"{found}/{n_params}")
+            print(f"{kind:6} {how:7} " + " ".join(f"{c:>9}" for c in cells))
+
+
+def realistic_bugs() -> None:
+    print("\n## 2. Realistic bugs (hand-written torch cells, T = 6, B = 2, 3 -> 5)")
+    print(f"{'cell':6} {'bug':10} {'check_gradients':16} {'failing inputs':28} {'gradcheck fast':15} {'gradcheck slow':15}")
+    cases = [("elman", b) for b in ("scale", "drop_step", "float32", "transpose")] + \
+            [("lstm", b) for b in ("scale", "drop_step", "gate", "float32")]
+    for cell, bug in cases:
+        if cell == "elman":
+            fn, inputs, names = ex.elman_function(bug), ex.elman_inputs(), ex.ELMAN_NAMES
+        else:
+            fn, inputs, names = ex.lstm_function(bug), ex.lstm_inputs(), ex.LSTM_NAMES
+        rep = check_gradients(fn, inputs, names=names, time_axis=0)
+        gc = {}
+        for fast in (True, False):
+            try:
+                gc[fast] = "passes" if torch.autograd.gradcheck(fn, inputs, fast_mode=fast) else "fails"
+            except Exception:  # gradcheck raises GradcheckError on failure
+                gc[fast] = "flags"
+        failing = ",".join(c.name for c in rep.failures)
+        print(f"{cell:6} {bug:10} {'flags' if not rep.ok else 'MISSES':16} {failing:28} {gc[True]:15} {gc[False]:15}")
+    # the issue's motivating LSTM: weight_hh off by a relative 1e-3
+    m = module("LSTM", 4, 16)
+    target = torch_module_target(m, torch.randn(20, 1, 4, dtype=torch.float64))
+    bad = planted(target, 2, "scale", 1e-3)
+    out = lambda *a: bad.fn(*a)[0]  # noqa: E731
+    res = {}
+    for fast in (True, False):
+        t0 = time.perf_counter()
+        try:
+            res[fast] = ("passes" if torch.autograd.gradcheck(out, target.inputs, fast_mode=fast) else "fails")
+        except Exception:
+            res[fast] = "flags"
+        res[fast] += f" ({time.perf_counter() - t0:.2f} s)"
+    t0 = time.perf_counter()
+    rep = check_gradients(bad)
+    print(f"LSTM 4->16 T=20, weight_hh x (1 + 1e-3): gradcheck fast {res[True]}, slow {res[False]}; "
+          f"check_gradients {'flags ' + ','.join(c.name for c in rep.failures) if not rep.ok else 'MISSES'} "
+          f"({time.perf_counter() - t0:.2f} s)")
+
+
+def false_alarms(n: int, relu: int) -> None:
+    print(f"\n## 3. False alarms over {n} random correct RNN(tanh)/LSTM/GRU models")
+    rng = np.random.default_rng(12345)
+    alarms, ratios, resolutions, t0 = [], [], [], time.perf_counter()
+    smaller_step = inconclusive = 0
+    counts = {"RNN": 0, "LSTM": 0, "GRU": 0}
+    for i in range(n):
+        kind = ("RNN", "LSTM", "GRU")[i % 3]
+        counts[kind] += 1
+        cfg = dict(I=int(rng.integers(1, 9)), H=int(rng.integers(1, 33)), layers=int(rng.integers(1, 4)),
+                   bidirectional=bool(rng.integers(0, 2)), batch_first=bool(rng.integers(0, 2)),
+                   bias=bool(rng.integers(0, 4) > 0))
+        T, B = int(rng.integers(1, 31)), int(rng.integers(1, 4))
+        m = module(kind, **cfg, seed=i)
+        shape = (B, T, cfg["I"]) if cfg["batch_first"] else (T, B, cfg["I"])
+        x = torch.from_numpy(rng.standard_normal(shape))
+        rep = check_gradients(m, x, seed=i, localise=False)
+        ratios.extend(c.error / c.tolerance for c in rep.inputs if c.tolerance > 0)
+        resolutions.extend(c.resolution for c in rep.inputs if c.reference != 0)
+        smaller_step += sum(c.step != rep.step for c in rep.inputs)
+        inconclusive += sum(not c.conclusive for c in rep.inputs)
+        if not rep.ok:
+            alarms.append((i, kind, cfg, T, B, rep.summary))
+        if (i + 1) % 100 == 0:
+            print(f"  {i + 1}/{n} models, {len(alarms)} false alarms, {time.perf_counter() - t0:.0f} s",
+                  file=sys.stderr, flush=True)
+    r = np.array(ratios)
+    res = np.array(resolutions)
+    print(f"models {counts}; directional tests {r.size}; FALSE ALARMS {len(alarms)}/{n}")
+    print(f"|<g,v> - D| / tolerance: median {np.median(r):.3f}, 99.9% {np.quantile(r, 0.999):.3f}, max {r.max():.3f}")
+    print(f"resolution (tolerance / |D|): median {np.median(res):.1e}, 99% {np.quantile(res, 0.99):.1e}, "
+          f"max {res.max():.1e}; fraction <= 1e-10: {np.mean(res <= 1e-10):.4f}")
+    print(f"inputs checked with a smaller step (non-smooth differences at the default step): {smaller_step}; "
+          f"inconclusive inputs: {inconclusive}")
+    print(f"time {time.perf_counter() - t0:.0f} s")
+    for a in alarms[:5]:
+        print("ALARM", a[:5], "\n", a[5])
+    if relu:
+        alarms_r, weak, unsure, judged = 0, 0, 0, 0
+        for i in range(relu):
+            cfg = dict(I=int(rng.integers(1, 9)), H=int(rng.integers(1, 33)), layers=int(rng.integers(1, 3)))
+            T, B = int(rng.integers(1, 21)), int(rng.integers(1, 4))
+            m = module("RNN", **cfg, seed=10_000 + i, nonlinearity="relu")
+            rep = check_gradients(m, torch.from_numpy(rng.standard_normal((T, B, cfg["I"]))), seed=i, localise=False)
+            alarms_r += not rep.ok
+            weak += bool(rep.notes)
+            unsure += sum(not c.conclusive for c in rep.inputs)
+            judged += len(rep.inputs)
+            if not rep.ok and alarms_r <= 3:
+                print("RELU ALARM", cfg, T, B, "\n", rep.summary)
+        print(f"ReLU RNNs: false alarms {alarms_r}/{relu}; reports with a low-resolution note {weak}/{relu}; "
+              f"inconclusive inputs {unsure}/{judged}")
+
+
+def cost(repeats: int) -> None:
+    print(f"\n## 4. Cost: LSTM 4 -> 32, T = 20, B = 2 (fn -> output), {repeats} interleaved repeats, medians")
+    m = module("LSTM", 4, 32)
+    torch.manual_seed(1)
+    target = torch_module_target(m, torch.randn(20, 2, 4, dtype=torch.float64))
+    fn = lambda *a: target.fn(*a)[0]  # noqa: E731
+    inputs = target.inputs
+    check_gradients(fn, inputs)
+    torch.autograd.gradcheck(fn, inputs, fast_mode=True)
+    ours, theirs = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        rep = check_gradients(fn, inputs)
+        t1 = time.perf_counter()
+        torch.autograd.gradcheck(fn, inputs, fast_mode=True)
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        theirs.append(t2 - t1)
+    a, b = statistics.median(ours), statistics.median(theirs)
+    print(f"check_gradients: {a * 1e3:.1f} ms ({rep.evaluations} evaluations + {rep.backward_passes} backward); "
+          f"gradcheck(fast_mode=True): {b * 1e3:.1f} ms; RATIO {a / b:.2f} (target <= 3)")
+    ratios = [x / y for x, y in zip(ours, theirs)]
+    print(f"per-repeat ratios: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, max {max(ratios):.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=int, default=1000, help="random correct models for the false-alarm sweep")
+    p.add_argument("--relu", type=int, default=100, help="random ReLU RNNs (reported separately)")
+    p.add_argument("--repeats", type=int, default=15, help="repeats of the cost comparison")
+    p.add_argument("--only", choices=("sensitivity", "bugs", "alarms", "cost"), default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    print(f"# bench_checker: torch {torch.__version__}, numpy {np.__version__}, 1 torch thread")
+    if args.only in (None, "cost"):
+        cost(args.repeats)
+    if args.only in (None, "sensitivity"):
+        sensitivity()
+    if args.only in (None, "bugs"):
+        realistic_bugs()
+    if args.only in (None, "alarms"):
+        false_alarms(args.models, args.relu)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+r"""Hand-written torch recurrent cells (custom ``autograd.Function``), correct and deliberately wrong.
+
+They are the test-the-tester suite's subjects, the benchmark's planted bugs and the CLI's demo
+factories (``gradtheory check gradtheory._check_examples:lstm_factory``). Each backward is
+hand-written BPTT (no autograd inside), so a planted bug is a real bug in a real backward:
+
+* ``scale``: one weight gradient multiplied by ``1 + eps``;
+* ``drop_step``: the BPTT loop stops before t = 0 (off-by-one: ``range(T - 1, 0, -1)``);
+* ``gate`` (LSTM): the forget gate's pre-activation derivative uses the input gate's
+  sigmoid derivative ``i (1 - i)`` instead of ``f (1 - f)``;
+* ``float32``: the backward is computed in float32 and cast back;
+* ``transpose`` (Elman): the recurrent weight gradient is returned transposed.
+
+Elman: :math:`h_t = \tanh(W_{ih} x_t + W_{hh} h_{t-1} + b)`. LSTM (torch gate order i, f, g, o):
+:math:`c_t = f c_{t-1} + i g`, :math:`h_t = o \tanh c_t`; BPTT as in ``proofs/lstm.tex``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BUGS = ("none", "scale", "drop_step", "gate", "float32", "transpose")
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _make_elman(bug: str, eps: float):
+    torch = _torch()
+
+    class Elman(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, h0, W_ih, W_hh, b):
+            T = x.shape[0]
+            hs = [h0]
+            for t in range(T):
+                hs.append(torch.tanh(x[t] @ W_ih.T + hs[-1] @ W_hh.T + b))
+            H = torch.stack(hs)  # (T+1, B, H)
+            ctx.save_for_backward(x, H, W_ih, W_hh)
+            return H[1:]
+
+        @staticmethod
+        def backward(ctx, d_out):
+            x, H, W_ih, W_hh = ctx.saved_tensors
+            if bug == "float32":
+                x, H, W_ih, W_hh, d_out = (a.float() for a in (x, H, W_ih, W_hh, d_out))
+            T = x.shape[0]
+            dx = torch.zeros_like(x)
+            dW_ih, dW_hh = torch.zeros_like(W_ih), torch.zeros_like(W_hh)
+            db = torch.zeros_like(W_hh[:, 0])
+            dh = torch.zeros_like(H[0])
+            stop = 0 if bug == "drop_step" else -1
+            for t in range(T - 1, stop, -1):
+                dh = dh + d_out[t]
+                da = dh * (1 - H[t + 1] ** 2)
+                dW_ih = dW_ih + da.T @ x[t]
+                dW_hh = dW_hh + da.T @ H[t]
+                db = db + da.sum(0)
+                dx[t] = da @ W_ih
+                dh = da @ W_hh
+            if bug == "scale":
+                dW_hh = dW_hh * (1 + eps)
+            if bug == "transpose":
+                dW_hh = dW_hh.T
+            grads = (dx, dh, dW_ih, dW_hh, db)
+            return tuple(g.double() for g in grads)
+
+    return Elman
+
+
+def _make_lstm(bug: str, eps: float):
+    torch = _torch()
+
+    class LSTMFn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, h0, c0, W_ih, W_hh, b):
+            T = x.shape[0]
+            Hn = h0.shape[-1]
+            h, c = h0, c0
+            hs, cs, gates = [h0], [c0], []
+            for t in range(T):
+                a = x[t] @ W_ih.T + h @ W_hh.T + b
+                i = torch.sigmoid(a[:, :Hn])
+                f = torch.sigmoid(a[:, Hn : 2 * Hn])
+                g = torch.tanh(a[:, 2 * Hn : 3 * Hn])
+                o = torch.sigmoid(a[:, 3 * Hn :])
+                c = f * c + i * g
+                h = o * torch.tanh(c)
+                hs.append(h)
+                cs.append(c)
+                gates.append(torch.stack([i, f, g, o]))
+            ctx.save_for_backward(x, torch.stack(hs), torch.stack(cs), torch.stack(gates), W_ih, W_hh)
+            return torch.stack(hs[1:])
+
+        @staticmethod
+        def backward(ctx, d_out):
+            x, Hs, Cs, G, W_ih, W_hh = ctx.saved_tensors
+            if bug == "float32":
+                x, Hs, Cs, G, W_ih, W_hh, d_out = (a.float() for a in (x, Hs, Cs, G, W_ih, W_hh, d_out))
+            T = x.shape[0]
+            dx = torch.zeros_like(x)
+            dW_ih, dW_hh = torch.zeros_like(W_ih), torch.zeros_like(W_hh)
+            db = torch.zeros_like(W_hh[:, 0])
+            dh = torch.zeros_like(Hs[0])
+            dc = torch.zeros_like(Cs[0])
+            stop = 0 if bug == "drop_step" else -1
+            for t in range(T - 1, stop, -1):
+                i, f, g, o = G[t]
+                c, c_prev = Cs[t + 1], Cs[t]
+                tc = torch.tanh(c)
+                dh = dh + d_out[t]
+                do = dh * tc
+                dc = dc + dh * o * (1 - tc**2)
+                di, df, dg = dc * g, dc * c_prev, dc * i
+                f_slope = i * (1 - i) if bug == "gate" else f * (1 - f)
+                da = torch.cat([di * i * (1 - i), df * f_slope, dg * (1 - g**2), do * o * (1 - o)], dim=1)
+                dW_ih = dW_ih + da.T @ x[t]
+                dW_hh = dW_hh + da.T @ Hs[t]
+                db = db + da.sum(0)
+                dx[t] = da @ W_ih
+                dh = da @ W_hh
+                dc = dc * f
+            if bug == "scale":
+                dW_hh = dW_hh * (1 + eps)
+            grads = (dx, dh, dc, dW_ih, dW_hh, db)
+            return tuple(gr.double() for gr in grads)
+
+    return LSTMFn
+
+
+def elman_function(bug: str = "none", eps: float = 1e-3):
+    """``fn(x, h0, W_ih, W_hh, b) -> output (T, B, H)`` of a hand-written Elman cell."""
+    if bug not in BUGS or bug == "gate":
+        raise ValueError(f"bug={bug!r} is unknown for the Elman cell; expected one of {[b for b in BUGS if b != 'gate']}")
+    return _make_elman(bug, eps).apply
+
+
+def lstm_function(bug: str = "none", eps: float = 1e-3):
+    """``fn(x, h0, c0, W_ih, W_hh, b) -> output (T, B, H)`` of a hand-written LSTM cell."""
+    if bug not in BUGS or bug == "transpose":
+        raise ValueError(f"bug={bug!r} is unknown for the LSTM cell; expected one of {[b for b in BUGS if b != 'transpose']}")
+    return _make_lstm(bug, eps).apply
+
+
+def elman_inputs(T: int = 6, B: int = 2, I: int = 3, H: int = 5, seed: int = 0):
+    """float64 inputs (x, h0, W_ih, W_hh, b), all requiring grad; torch's default init scale."""
+    torch = _torch()
+    g = torch.Generator().manual_seed(seed)
+    s = H**-0.5
+
+    def u(*shape, scale=s):
+        return ((torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1) * scale).requires_grad_(True)
+
+    return (torch.randn(T, B, I, generator=g, dtype=torch.float64).requires_grad_(True),
+            u(B, H, scale=0.5), u(H, I), u(H, H), u(H))
+
+
+def lstm_inputs(T: int = 6, B: int = 2, I: int = 3, H: int = 5, seed: int = 0):
+    """float64 inputs (x, h0, c0, W_ih, W_hh, b), all requiring grad."""
+    torch = _torch()
+    g = torch.Generator().manual_seed(seed)
+    s = H**-0.5
+
+    def u(*shape, scale=s):
+        return ((torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1) * scale).requires_grad_(True)
+
+    return (torch.randn(T, B, I, generator=g, dtype=torch.float64).requires_grad_(True),
+            u(B, H, scale=0.5), u(B, H, scale=0.5), u(4 * H, I), u(4 * H, H), u(4 * H))
+
+
+ELMAN_NAMES = ("x", "h0", "W_ih", "W_hh", "b")
+LSTM_NAMES = ("x", "h0", "c0", "W_ih", "W_hh", "b")
+
+
+# -- factories for ``gradtheory check MODULE:FACTORY`` ------------------------------------------------
+def lstm_factory(bug: str = "none") -> dict[str, Any]:
+    """A hand-written LSTM (4 -> 16, T = 20, B = 2): ``gradtheory check gradtheory._check_examples:lstm_factory``."""
+    return {"fn": lstm_function(bug), "inputs": lstm_inputs(T=20, B=2, I=4, H=16), "names": LSTM_NAMES, "time_axis": 0}
+
+
+def buggy_lstm_factory() -> dict[str, Any]:
+    """The same LSTM with a wrong forget-gate derivative (the CLI must exit non-zero)."""
+    return lstm_factory("gate")
+
+
+def torch_lstm_factory() -> tuple[Any, Any]:
+    """A ``torch.nn.LSTM`` (4 -> 16, float64) and one sequence x (20, 4): module + input form."""
+    torch = _torch()
+    torch.manual_seed(0)
+    return torch.nn.LSTM(4, 16, dtype=torch.float64), torch.randn(20, 4, dtype=torch.float64)
