@@ -1,13 +1,36 @@
 """gradtheory: an executable theory of vanishing and exploding gradients in recurrent networks.
 
 Reference numpy float64 models with hand-written BPTT (twins of ``torch.nn.RNN/LSTM/GRU``),
-independent derivative oracles, Hypothesis strategies, SymPy derivations and checks.
+independent derivative oracles, bounds and long-horizon gradient flow, clipping, a gradient
+checker, Hypothesis strategies (``gradtheory.strategies``), SymPy derivations
+(``gradtheory.symbolic``) and the claims audit (``gradtheory.claims``). The heavy submodules
+(SymPy, Hypothesis) load on first attribute access.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from .bounds import (
+    envelope,
+    gradient_flow,
+    jacobian_norms,
+    lyapunov_exponent,
+    lyapunov_spectrum,
+    spectral_norm,
+    spectral_radius,
+)
+from .check import (
+    CheckTarget,
+    GradientCheckError,
+    GradientReport,
+    StabilityReport,
+    assert_gradients_match,
+    check_gradients,
+    check_stability,
+)
+from .clipping import clip_grad_norm, clip_grad_value
 from .models import (
     ACTIVATIONS,
     GRU,
@@ -26,6 +49,7 @@ from .models.torch_interop import from_torch, to_torch
 __version__ = "0.1.0"
 
 __all__ = [
+    # models
     "ACTIVATIONS",
     "Activation",
     "get_activation",
@@ -39,5 +63,32 @@ __all__ = [
     "Gradients",
     "from_torch",
     "to_torch",
+    # bounds and gradient flow
+    "spectral_norm",
+    "spectral_radius",
+    "envelope",
+    "jacobian_norms",
+    "gradient_flow",
+    "lyapunov_exponent",
+    "lyapunov_spectrum",
+    # clipping
+    "clip_grad_norm",
+    "clip_grad_value",
+    # checker
+    "check_gradients",
+    "check_stability",
+    "assert_gradients_match",
+    "GradientReport",
+    "StabilityReport",
+    "GradientCheckError",
+    "CheckTarget",
     "__version__",
 ]
+
+_LAZY_SUBMODULES = ("oracles", "strategies", "symbolic", "claims")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gradtheory' has no attribute {name!r}")

@@ -67,8 +67,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._tolerances import TOLERANCES as _TABLE
-from ._tolerances import UNIT_ROUNDOFF, Tolerance
+from ._tolerances import TOLERANCES, UNIT_ROUNDOFF
 from ._validation import check_bool, check_choice, check_positive_int
 
 __all__ = [
@@ -86,36 +85,6 @@ __all__ = [
 
 _U = UNIT_ROUNDOFF
 
-# Entries for the tolerance table (to be moved into gradtheory/_tolerances.py by the lead; an
-# entry of the same name there takes precedence). Calibrated on benchmarks/bench_checker.py.
-_CHECK_TOLERANCES: dict[str, Tolerance] = {
-    "check_roundoff_growth": Tolerance(
-        4.0,
-        "c_fd: one evaluation of L = <w, fn(x)> is wrong by about u * ||w * fn(x)||_2 when the N "
-        "output terms carry independent rounding errors of relative size u; the recursion grows "
-        "them by a modest factor (forward_vs_torch measures ~1e-15 relative for T, n <= 10). "
-        "Factor 4 over the bare estimate; the Richardson-difference term of the estimate catches "
-        "larger noise on its own (it contains the noise of the two most extrapolated entries).",
-    ),
-    "check_analytic_roundoff": Tolerance(
-        16.0,
-        "c_an: the backward gradient g and the dot product <g, v> are accurate to "
-        "~ T * n * u * sum|g_k v_k| in the worst case, ~ sqrt(T n) * u * sum|g_k v_k| for "
-        "independent roundings; 16 covers sqrt(T n) <= 16 for the benchmark sizes, and this term "
-        "is ~ 1e-14 relative to <g, v> (sum|g v| ~ sqrt(n) |<g, v>|), far below the 1e-9 target.",
-    ),
-    "check_safety": Tolerance(
-        10.0,
-        "k: safety factor on the error estimate. |T_mm - T_m,m-1| over-estimates the truncation "
-        "error of T_mm by orders of magnitude; the round-off term is a standard-deviation-like "
-        "estimate, and over 5,000 directional tests (1,000 models x 5 inputs) a Gaussian exceeds "
-        "4.5 sigma with probability ~ 2%; k = 10 leaves a margin of 2 over that. Measured "
-        "(benchmarks/bench_checker.py, 1,000 random RNN/LSTM/GRU, 11,426 directional tests): "
-        "|a - D| / tolerance has median 0.018, 99.9% quantile 0.11, max 0.20, i.e. |a - D| <= 2 "
-        "estimates everywhere: zero false alarms with a margin of 5.",
-    ),
-}
-TOLERANCES = {**_CHECK_TOLERANCES, **_TABLE}
 _FLOAT32_U = 2.0**-24
 # Localisation budget: a failing input costs up to _MAX_BLOCKS block probes (+ row refinement),
 # each 2 * levels evaluations; only the first _MAX_LOCALISED failing inputs are localised.

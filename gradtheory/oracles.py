@@ -64,16 +64,35 @@ class RichardsonResult:
     error: np.ndarray
 
 
+def _richardson_weights(levels: int) -> np.ndarray:
+    """Weights c_k of the final extrapolant as a combination of the central differences D(h_k)."""
+    table: list[list[np.ndarray]] = []
+    for k in range(levels):
+        row = [np.eye(levels)[k]]
+        for j in range(1, k + 1):
+            c = 4.0**j
+            row.append((c * row[j - 1] - table[k - 1][j - 1]) / (c - 1.0))
+        table.append(row)
+    return table[-1][-1]
+
+
 def richardson(
-    f: ArrayFn, x: Any, v: Any, h: float = 1e-2, levels: int = 4, *, scale: float | None = None
+    f: ArrayFn, x: Any, v: Any, h: float = 1e-2, levels: int = 4, *, f_error: float | None = None
 ) -> RichardsonResult:
     r"""Richardson extrapolation of central differences at h, h/2, ..., h/2^(levels-1).
 
-    Eliminates the :math:`h^2, h^4, \dots` terms. ``error`` is the larger of the difference
-    between the two most extrapolated entries (truncation estimate) and the propagated
-    round-off :math:`3^{levels}\,u\,S/h_{min}`, where ``S`` is the magnitude at which ``f`` is
-    computed: ``scale`` when given (e.g. the sum of the absolute values of the terms a loss adds
-    up, which can far exceed ``|f|`` under cancellation), else ``max |f|``.
+    Eliminates the :math:`h^2, h^4, \dots` terms. ``error`` adds two parts:
+
+    * truncation: the larger of the last two corrections, :math:`|T_{kk} - T_{k,k-1}|` and
+      :math:`|T_{kk} - T_{k-1,k-1}|` (each estimates the error of a less extrapolated entry,
+      so for an asymptotic expansion it bounds the error of :math:`T_{kk}`);
+    * round-off: each ``D(h_k)`` carries at most ``f_error / h_k`` (two evaluations of ``f``,
+      each within ``f_error``, divided by ``2 h_k``), weighted by the extrapolation weights:
+      :math:`\sum_k |c_k|\, \epsilon_f / h_k`.
+
+    ``f_error`` bounds the absolute error of one evaluation of ``f``; default ``8 u max|f|``.
+    Pass a larger value when ``f`` sums terms much larger than its result (cancellation), e.g.
+    ``c u S`` with ``S`` the sum of the absolute values of the terms.
     """
     x = as_float_array(x, "x")
     v = _direction(x, v)
@@ -90,10 +109,11 @@ def richardson(
             row.append((c * row[j - 1] - table[k - 1][j - 1]) / (c - 1.0))
         table.append(row)
     best = table[-1][-1]
-    trunc = np.abs(best - table[-1][-2])
-    magnitude = max(fvals) if scale is None else max(float(scale), max(fvals))
-    roundoff = 3.0**levels * UNIT_ROUNDOFF * magnitude / steps[-1]
-    return RichardsonResult(value=best, error=np.maximum(trunc, roundoff))
+    trunc = np.maximum(np.abs(best - table[-1][-2]), np.abs(best - table[-2][-1]))
+    eps_f = 8 * UNIT_ROUNDOFF * max(fvals) if f_error is None else max(float(f_error), 8 * UNIT_ROUNDOFF * max(fvals))
+    weights = _richardson_weights(levels)
+    roundoff = eps_f * float(np.sum(np.abs(weights) / np.array(steps)))
+    return RichardsonResult(value=best, error=trunc + roundoff)
 
 
 def complex_step(f: ArrayFn, x: Any, v: Any, h: float = 1e-20) -> np.ndarray:
