@@ -4,19 +4,33 @@ T = 256, B = 32, n_in = n = 128 by default. The runs are interleaved (numpy, tor
 so that both see the same machine state; the median of each is reported with the ratio
 numpy / torch (<= 1.0 means numpy is no slower).
 
-    python benchmarks/bench_models.py [--repeats 7] [--T 256] [--B 32] [--n 128]
+Threads: both sides get the same count (``--threads``, default 1), set before numpy and torch
+load, and OpenMP workers wait passively. Interleaving two runtimes whose idle workers spin
+(torch's OpenMP pool, OpenBLAS's threads) on 2 cores otherwise makes whichever runs second pay
+for the other's spinning: measured here, 8.1 s instead of 0.11 s for the numpy RNN.
+
+    python benchmarks/bench_models.py [--repeats 7] [--T 256] [--B 32] [--n 128] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
-import numpy as np
-import torch
 
-import gradtheory as gt
+def _set_threads(argv) -> int:
+    """Read --threads before numpy/torch are imported and pin both runtimes to it."""
+    threads = 1
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--threads" in args:
+        threads = int(args[args.index("--threads") + 1])
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return threads
 
 
 def _numpy_step(model, x, d_out):
@@ -38,14 +52,25 @@ def main(argv=None) -> dict[str, float]:
     ap.add_argument("--T", type=int, default=256)
     ap.add_argument("--B", type=int, default=32)
     ap.add_argument("--n", type=int, default=128)
-    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=1, help="threads for numpy's BLAS and for torch (default 1)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if "numpy" in sys.modules or "torch" in sys.modules:
+        raise RuntimeError("run this script directly: thread counts must be set before numpy/torch load")
+    _set_threads(argv)
+    global np, torch, gt
+    import numpy as np
+    import torch
+
+    import gradtheory as gt
+
+    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.T, args.B, args.n))
     ratios = {}
-    print(f"T={args.T} B={args.B} n={args.n} float64, torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info() if i["user_api"] == "blas"]
+    print(f"T={args.T} B={args.B} n={args.n} float64, torch {torch.__version__} ({torch.get_num_threads()} threads), numpy BLAS {blas}")
     print(f"{'model':6s} {'numpy [ms]':>11s} {'torch [ms]':>11s} {'ratio':>7s}")
     for name in ("RNN", "LSTM", "GRU"):
         torch.manual_seed(0)

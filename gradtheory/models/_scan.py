@@ -11,7 +11,9 @@ A *cell* supplies the per-step maths (in its family module, forward beside backw
 * ``step_jacobian(cache, W_hh) -> (B, S, S)``: the one-step Jacobian of the state.
 
 The engine adds ``d_gh @ W_hh`` to the previous-state gradient, and forms the weight gradients
-as single matrix products over all time steps (this is what makes numpy competitive).
+as single matrix products over all time steps (this is what makes numpy competitive). A cell
+with ``additive = True`` uses ``gi`` and ``gh`` only through ``gi + gh``: the engine then folds
+``b_hh`` into the input projection once, and stores ``d_gi`` (equal to ``d_gh``) once.
 All arrays are time-major and batched: x (T, B, I), states (B, H).
 """
 
@@ -41,6 +43,9 @@ def scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh) -> LayerTrace:
     gi_all = x @ W_ih.T
     if b_ih is not None:
         gi_all = gi_all + b_ih
+    fold_b_hh = cell.additive and b_hh is not None
+    if fold_b_hh:
+        gi_all = gi_all + b_hh
     dtype = np.result_type(gi_all, W_hh, *state0, *(() if b_hh is None else (b_hh,)))
     states = tuple(np.empty((T + 1,) + s.shape, dtype=dtype) for s in state0)
     for k, s in enumerate(state0):
@@ -50,7 +55,7 @@ def scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh) -> LayerTrace:
     caches = []
     for t in range(T):
         gh = state[0] @ W_hh_T
-        if b_hh is not None:
+        if b_hh is not None and not fold_b_hh:
             gh = gh + b_hh
         state, cache = cell.step(gi_all[t], gh, state)
         caches.append(cache)
@@ -77,14 +82,17 @@ def scan_backward(trace: LayerTrace, d_out, d_final, truncate=None):
     GH = W_hh.shape[0]
     dtype = np.result_type(trace.states[0], d_out, *d_final)
     d_gi = np.zeros((T, B, GH), dtype=dtype)
-    d_gh = np.zeros((T, B, GH), dtype=dtype)
+    d_gh = d_gi if cell.additive else np.zeros((T, B, GH), dtype=dtype)
     d_steps = tuple(np.zeros((T,) + s.shape[1:], dtype=dtype) for s in trace.states)
     d_state = [np.array(d, dtype=dtype) for d in d_final]
     for t in range(T - 1, first - 1, -1):
         d_state[0] = d_state[0] + d_out[t]
         for k, d in enumerate(d_state):
             d_steps[k][t] = d
-        d_gi[t], d_gh[t], direct = cell.step_backward(tuple(d_state), trace.caches[t])
+        d_gi_t, d_gh_t, direct = cell.step_backward(tuple(d_state), trace.caches[t])
+        d_gi[t] = d_gi_t
+        if not cell.additive:
+            d_gh[t] = d_gh_t
         d_h_prev = d_gh[t] @ W_hh
         if direct[0] is not None:
             d_h_prev = d_h_prev + direct[0]

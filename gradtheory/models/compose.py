@@ -46,6 +46,7 @@ class ResidualCell:
 
     gates = 1
     n_states = 1
+    additive = True  # the step uses gi and gh only through gi + gh
 
     def __init__(self, activation: str | Activation = "tanh"):
         self.activation = get_activation(activation)
@@ -75,6 +76,7 @@ class HighwayCell:
 
     gates = 2
     n_states = 1
+    additive = True  # the step uses gi and gh only through gi + gh
 
     def __init__(self, activation: str | Activation = "tanh"):
         self.activation = get_activation(activation)

@@ -23,6 +23,7 @@ class GRUCell:
 
     gates = 3
     n_states = 1
+    additive = False  # r multiplies W_hn h + b_hn: gi and gh enter separately
 
     def step(self, gi, gh, state):
         (h_prev,) = state

@@ -21,6 +21,7 @@ class LSTMCell:
 
     gates = 4
     n_states = 2
+    additive = True  # the step uses gi and gh only through gi + gh
 
     def step(self, gi, gh, state):
         h_prev, c_prev = state

@@ -20,6 +20,7 @@ class ElmanCell:
 
     gates = 1
     n_states = 1
+    additive = True  # the step uses gi and gh only through gi + gh
 
     def __init__(self, activation: str | Activation = "tanh"):
         self.activation = get_activation(activation)
