@@ -30,6 +30,7 @@ from .check import (
     check_gradients,
     check_stability,
 )
+from .claims import Claim, ClaimResult, Verdict, all_claims, get_claim, run_audit
 from .clipping import clip_grad_norm, clip_grad_value
 from .models import (
     ACTIVATIONS,
@@ -82,10 +83,17 @@ __all__ = [
     "StabilityReport",
     "GradientCheckError",
     "CheckTarget",
+    # claims audit
+    "Claim",
+    "ClaimResult",
+    "Verdict",
+    "all_claims",
+    "get_claim",
+    "run_audit",
     "__version__",
 ]
 
-_LAZY_SUBMODULES = ("oracles", "strategies", "symbolic", "claims")
+_LAZY_SUBMODULES = ("oracles", "strategies", "symbolic")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,275 @@
+r"""Claims about gradient clipping.
+
+Norm clipping (torch, ``gradtheory.clipping.clip_grad_norm``) multiplies every gradient by the
+same :math:`c = \min(\theta/(N + 10^{-6}), 1) > 0`, :math:`N` the global norm: the concatenated
+gradient keeps its direction. Clipping by value clamps each entry and does not
+(``proofs/clipping.tex``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from ._core import Claim, Verdict, decide, holds, search
+from ._numeric import derivation, optional
+
+__all__ = ["CLAIMS", "gradient_lists", "norm_clipping_keeps_direction", "cosine"]
+
+U = 2.0**-53
+
+
+def _impl():
+    """The implementations under test: gradtheory.clipping (if written), with torch as the oracle."""
+    return optional("gradtheory.clipping", "clip_grad_norm"), optional("gradtheory.clipping", "clip_grad_value")
+
+
+@st.composite
+def gradient_lists(draw, max_arrays: int = 3):
+    """A list of 1-3 gradient arrays of small random shapes, entries scaled by 10**k (k in -3..6)."""
+    k = draw(st.integers(1, max_arrays))
+    scale = 10.0 ** draw(st.integers(-3, 6))
+    arrays = []
+    for _ in range(k):
+        shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, max_side=4))
+        arrays.append(scale * draw(hnp.arrays(np.float64, shape, elements=st.floats(-1, 1, allow_subnormal=False))))
+    return arrays
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """cos of the angle between nonzero vectors (scaled first: no underflow for tiny entries)."""
+    a = a / np.abs(a).max()
+    b = b / np.abs(b).max()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _torch_clip(grads, max_norm, norm_type):
+    import torch
+
+    ps = [torch.nn.Parameter(torch.zeros(g.shape, dtype=torch.float64)) for g in grads]
+    for p, g in zip(ps, grads):
+        p.grad = torch.tensor(g, dtype=torch.float64)
+    total = torch.nn.utils.clip_grad_norm_(ps, max_norm, norm_type=norm_type)
+    return [p.grad.numpy().copy() for p in ps], float(total)
+
+
+def norm_clipping_keeps_direction(case) -> bool:
+    r"""For finite, nonzero g: clip(g) = c g with one c in (0, 1] for all arrays, c = min(theta/(N+1e-6), 1),
+    ||clip(g)|| <= theta, and the result equals torch.nn.utils.clip_grad_norm_ (the oracle)."""
+    grads, max_norm, norm_type = case
+    g = np.concatenate([a.ravel() for a in grads])
+    if not np.any(g):
+        return True
+    clip_norm, _ = _impl()
+    ref, ref_total = _torch_clip(grads, max_norm, norm_type)
+    if clip_norm is None:  # independent fallback: Pascanu et al. Algorithm 1 in torch's form
+        N = float(np.linalg.norm(g, ord=norm_type))
+        c = min(max_norm / (N + 1e-6), 1.0)
+        out, total = [a * c for a in grads], N
+    else:
+        out, total = clip_norm(grads, max_norm, norm_type=norm_type)
+    v = np.concatenate([a.ravel() for a in out])
+    r = np.concatenate([a.ravel() for a in ref])
+    # the same coefficient for every entry: v_k = fl(c g_k), so where v_k is a normal float the ratios
+    # v_k / g_k are c (1 + d_k)(1 + e_k), |d_k|, |e_k| <= u (product, then division): their spread is
+    # <= 4u c. Where c g_k underflows into the subnormals the rounding error is absolute, at most half
+    # the subnormal spacing 2^-1074 (found by Hypothesis: g = ([1], [2.2e-308]), theta = 1/8).
+    # (Not a dot-product estimate of c: its BLAS summation order varies between runs.)
+    tiny = np.finfo(np.float64).tiny
+    nz = g != 0
+    normal = nz & (np.abs(v) >= tiny)
+    ratios = v[normal] / g[normal]
+    c = float(np.median(ratios)) if ratios.size else min(max_norm / (total + 1e-6), 1.0)
+    sub = nz & ~normal
+    parallel = bool(
+        np.all(v[~nz] == 0)
+        and (ratios.size == 0 or ratios.max() - ratios.min() <= 4 * U * abs(c))
+        and np.all(np.abs(v[sub] - c * g[sub]) <= 4 * U * np.abs(c * g[sub]) + 2.0**-1074)
+    )
+    # torch computes the norm in a different order: relative differences ~ n u
+    agree = np.allclose(v, r, rtol=1e-13, atol=0) and math.isclose(total, ref_total, rel_tol=1e-13)
+    p = math.inf if norm_type == math.inf else norm_type
+    bounded = np.linalg.norm(v, ord=p) <= max_norm * (1 + 1e-13) or np.linalg.norm(v, ord=p) <= np.linalg.norm(g, ord=p)
+    return bool(parallel and 0 < c <= 1 + 4 * U and agree and bounded)
+
+
+_CASES = st.tuples(gradient_lists(), st.floats(1e-3, 1e3), st.sampled_from([2.0, 1.0, math.inf]))
+
+
+def check_clipping_preserves_direction() -> Verdict:
+    d = derivation("clipping")
+    prop = holds(_CASES, norm_clipping_keeps_direction, 60)
+    held = not prop.ok
+    clip_norm, _ = _impl()
+    # torch's epsilon: a gradient of norm exactly theta is still scaled, by theta/(theta+1e-6)
+    eps_example = None
+    if clip_norm is not None:
+        g = [np.array([3.0, 4.0])]
+        out, N = clip_norm(g, 5.0)
+        eps_example = {"g": g[0], "max_norm": 5.0, "norm": N, "clipped": out[0], "clipped_norm": float(np.linalg.norm(out[0])),
+                       "cosine": cosine(out[0], g[0])}
+    proved = False
+    if d is not None:
+        # the derived factor min(1, theta/r) is positive for every theta, r > 0: one positive scalar
+        import sympy as sp
+
+        factor = d.result["factor"]
+        free = sorted(factor.free_symbols, key=str)
+        subs = {sym: val for sym, val in zip(free, (sp.Rational(3), sp.Rational(7)))}
+        proved = bool(factor.subs(subs) > 0) and factor.is_positive is not False
+    return Verdict(
+        decide(counterexample=False, proved=proved, spot_check=held, property_held=held),
+        {
+            "derivation": None if d is None else d.name,
+            "derived_factor": None if d is None else str(d.result["factor"]),
+            "implementation": "gradtheory.clipping.clip_grad_norm" if clip_norm is not None
+            else "numpy Algorithm 1 (gradtheory.clipping missing)",
+            "oracle": "torch.nn.utils.clip_grad_norm_",
+            "examples": prop.examples,
+            "counterexample": prop.found,
+            "epsilon_example": eps_example,
+        },
+    )
+
+
+def value_clipping_cosine(case) -> float:
+    g, v = case
+    _, clip_value = _impl()
+    out = np.clip(g, -v, v) if clip_value is None else clip_value([g], v)[0]
+    return cosine(out, g)
+
+
+def check_value_clipping_preserves_direction() -> Verdict:
+    vec = hnp.arrays(np.float64, 2, elements=st.floats(-10, 10, allow_subnormal=False)).filter(lambda a: np.any(a))
+    found = search(st.tuples(vec, st.floats(0.1, 5.0)), lambda c: value_clipping_cosine(c) < 1 - 1e-6, 200,
+                   key="value-clipping-turns")
+    ev: dict = {"searched_examples": found.examples, "found_by": found.source}
+    reverified = False
+    if found.ok:
+        g, v = found.found
+        import torch
+
+        t = torch.tensor(g, dtype=torch.float64)
+        p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+        p.grad = t.clone()
+        torch.nn.utils.clip_grad_value_([p], v)
+        out = p.grad.numpy()
+        reverified = cosine(out, g) < 1 - 1e-6
+        ev["counterexample"] = {"g": g, "clip_value": v, "clipped_torch": out, "cosine": cosine(out, g),
+                                "angle_degrees": math.degrees(math.acos(min(1.0, cosine(out, g))))}
+    return Verdict(decide(counterexample=found.ok, counterexample_reverified=reverified), ev)
+
+
+EXPLODE_STEPS = 30
+THRESHOLD = 1.0  # Pascanu et al.'s threshold in their experiments
+
+
+def input_gradients(W_hh: np.ndarray) -> np.ndarray:
+    r"""g_k = dL/dx_k for L = <r, h_T>, r = (1, ..., 1), of a tanh RNN (W_ih = I, no bias) at its
+    zero fixed point (x = 0, h_0 = 0), by hand-written BPTT: shape (T, n); g_k = (W_hh^(T-k))^T r."""
+    from ._numeric import rnn
+
+    n = W_hh.shape[0]
+    model = rnn(W_hh)
+    x = np.zeros((EXPLODE_STEPS, n))
+    res = model.forward(x)
+    d = np.zeros_like(res.output)
+    d[-1] = 1.0
+    return model.backward(res, d).x
+
+
+def last_step_share_after_clipping(W_hh: np.ndarray) -> float:
+    """||clip(g)_T|| / ||g_T||: what clipping leaves of the most recent (short-range) input gradient."""
+    clip_norm, _ = _impl()
+    g = input_gradients(W_hh)
+    if clip_norm is None:
+        N = float(np.linalg.norm(g))
+        clipped = g * min(THRESHOLD / (N + 1e-6), 1.0)
+    else:
+        clipped, _ = clip_norm(g, THRESHOLD)
+    return float(np.linalg.norm(clipped[-1]) / np.linalg.norm(g[-1]))
+
+
+def clipping_bounds_step(case) -> bool:
+    """Precise (i): ||clip(g)||_2 <= theta for every finite g (the update length is bounded), and the ratio
+    of any two components is unchanged (so no component is restored relative to another)."""
+    grads, max_norm, _ = case
+    clip_norm, _ = _impl()
+    out, _ = (clip_norm(grads, max_norm) if clip_norm is not None else
+              ([a * min(max_norm / (float(np.linalg.norm(np.concatenate([b.ravel() for b in grads]))) + 1e-6), 1.0)
+                for a in grads], None))
+    v = np.concatenate([a.ravel() for a in out])
+    g = np.concatenate([a.ravel() for a in grads])
+    m = np.abs(v).max() if v.size else 0.0
+    norm_v = 0.0 if m == 0 else m * float(np.linalg.norm(v / m))
+    return bool(norm_v <= max_norm * (1 + 4 * U) and norm_clipping_keeps_direction((grads, max_norm, 2.0))
+                and (not np.any(g) or np.all(np.sign(v) == np.sign(g))))
+
+
+def check_clipping_solves_exploding() -> Verdict:
+    strategy = st.lists(st.floats(-2, 2, allow_subnormal=False), min_size=4, max_size=4).map(
+        lambda v: np.array(v).reshape(2, 2))
+    found = search(strategy, lambda W: np.any(input_gradients(W)[-1]) and last_step_share_after_clipping(W) < 1e-6, 200,
+                   key="clipping-kills-recent-gradient")
+    ev: dict = {"searched_examples": found.examples, "found_by": found.source, "steps": EXPLODE_STEPS, "max_norm": THRESHOLD}
+    reverified = False
+    if found.ok:
+        W = found.found
+        g = input_gradients(W)
+        # oracle: g_k = (W^(T-k))^T 1 at the zero fixed point (tanh'(0) = 1, J = W_hh)
+        ref = np.array([np.linalg.matrix_power(W, EXPLODE_STEPS - 1 - k).T @ np.ones(2) for k in range(EXPLODE_STEPS)])
+        ref_clipped, _ = _torch_clip([ref], THRESHOLD, 2.0)
+        share = float(np.linalg.norm(ref_clipped[0][-1]) / np.linalg.norm(ref[-1]))
+        reverified = bool(np.allclose(g, ref, rtol=1e-12, atol=0) and share < 1e-6)
+        ev["counterexample"] = {
+            "nonlinearity": "tanh", "W_hh": W, "W_ih": np.eye(2), "x": "zeros (30, 2)", "h0": [0.0, 0.0],
+            "loss": "<(1, 1), h_T>", "grad_norm": float(np.linalg.norm(g)),
+            "grad_x_last_step": g[-1], "clipped_grad_x_last_step_torch": ref_clipped[0][-1],
+            "last_step_share_after_clipping": share,
+        }
+    prec = holds(_CASES, clipping_bounds_step, 40)
+    ev["precise_examples"] = prec.examples
+    return Verdict(decide(counterexample=found.ok, counterexample_reverified=reverified, precise_checked=not prec.ok), ev)
+
+
+CLAIMS = [
+    Claim(
+        "clipping-preserves-direction",
+        "003_799d76786207fd3a.txt",
+        "If the norm of the gradient is greater than some threshold, scale it down before applying SGD update ... "
+        "same direction, but with a smaller in magnitude step",
+        "Norm clipping (torch semantics) returns c g with a single c = min(theta/(N + 1e-6), 1) in (0, 1] for all "
+        "parameters, N the global norm (p = 1, 2 or inf): the direction of the concatenated gradient is unchanged and "
+        "its norm is min(N, theta N/(N + 1e-6)) <= theta (slightly below theta, and a gradient of norm exactly "
+        "theta is scaled by theta/(theta + 1e-6)).",
+        check_clipping_preserves_direction,
+        "clipping",
+        ("clipping",),
+    ),
+    Claim(
+        "value-clipping-preserves-direction",
+        "torch.nn.utils.clip_grad_value_ (the alternative to 003's norm clipping)",
+        "Clipping the gradient by value (clamping every entry to [-v, v]) also scales it down in the same direction.",
+        "False: clamping entries independently changes the direction whenever some but not all entries exceed v "
+        "(or they exceed it by different factors).",
+        check_value_clipping_preserves_direction,
+        "clipping",
+        ("clipping",),
+    ),
+    Claim(
+        "clipping-solves-exploding",
+        "000_d15d2742e1e61326.txt, 001_0a600edc1c51c1e3.txt",
+        "The problem of exploding gradients can be solved by gradient clipping i.e. if gradient is larger than the "
+        "threshold, scale it by dividing.",
+        "Clipping bounds the update: ||clip(g)||_2 <= theta for every finite g, so one SGD step moves at most "
+        "lr * theta; it does not restore gradient flow: every component is scaled by the same factor, so when "
+        "long-range terms explode the short-range ones are scaled towards 0 with them (after clipping, the gradient "
+        "w.r.t. the most recent input can be < 1e-6 of its unclipped value).",
+        check_clipping_solves_exploding,
+        "clipping",
+        ("clipping",),
+    ),
+]

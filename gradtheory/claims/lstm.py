@@ -1,0 +1,620 @@
+r"""Claims about the LSTM: the cell path, the gates, the "counter", vanishing.
+
+torch's cell (gate rows i, f, g, o): :math:`c_t = f_t \odot c_{t-1} + i_t \odot g_t`,
+:math:`h_t = o_t \odot \tanh(c_t)` with :math:`i, f, o = \sigma(\cdot)`, :math:`g = \tanh(\cdot)`.
+The joint one-step Jacobian of :math:`s_t = (h_t, c_t)` has the block
+:math:`\partial c_t/\partial c_{t-1}|_{h_{t-1}} = \operatorname{diag}(f_t)` and the block
+:math:`\partial c_t/\partial h_{t-1} = \operatorname{diag}(c_{t-1} f(1-f)) W_{hf} +
+\operatorname{diag}(g\, i(1-i)) W_{hi} + \operatorname{diag}(i(1-g^2)) W_{hg}`, through which
+:math:`W_{hh}` enters every longer path (``proofs/lstm.tex``).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import sympy as sp
+from hypothesis import strategies as st
+
+from .. import strategies as gst
+from .._tolerances import TOLERANCES
+from ..models import LSTM, RNN
+from ..models.activations import sigmoid
+from ..oracles import jacobian as fd_jacobian
+from ._core import Claim, Verdict, decide, holds, search
+from ._numeric import derivation, jacobian_products, norms
+
+__all__ = ["CLAIMS", "lstm", "gates", "cell_states", "total_dc_dc0", "forget_product"]
+
+# ---------------------------------------------------------------------------------------------
+# An independent re-implementation of the gates (plain numpy, torch's equations), the oracle for
+# what the model's kernels and Jacobians say.
+
+
+def lstm(params: dict, input_size: int, hidden_size: int) -> LSTM:
+    return LSTM(input_size, hidden_size, params=params)
+
+
+def gates(params: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> dict:
+    """Gates and states along the sequence, recomputed from torch's equations: arrays (T, H)
+    for i, f, g, o and (T+1, H) for h, c."""
+    W_ih, W_hh = params["weight_ih_l0"], params["weight_hh_l0"]
+    b = params.get("bias_ih_l0", 0.0) + params.get("bias_hh_l0", 0.0)
+    H = W_hh.shape[1]
+    h, c = [np.asarray(h0, float)], [np.asarray(c0, float)]
+    out = {k: [] for k in "ifgo"}
+    for t in range(x.shape[0]):
+        a = W_ih @ x[t] + W_hh @ h[-1] + b
+        i, f, g, o = sigmoid(a[:H]), sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), sigmoid(a[3 * H:])
+        c.append(f * c[-1] + i * g)
+        h.append(o * np.tanh(c[-1]))
+        for k, v in zip("ifgo", (i, f, g, o)):
+            out[k].append(v)
+    res = {k: np.array(v) for k, v in out.items()}
+    res["h"], res["c"] = np.array(h), np.array(c)
+    return res
+
+
+def one_step_gates(params: dict, x: np.ndarray, hs: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Gates recomputed from torch's equations one step at a time from given states h_{t-1} = hs[t]
+    (the model's own, so that round-off cannot accumulate along a trajectory), and a bound on the
+    difference with the model's gates: the pre-activations differ by <= 2 n u sum|terms| (n = I + H
+    + 2 terms summed in another order), and sigma' <= 1/4."""
+    W_ih, W_hh = params["weight_ih_l0"], params["weight_hh_l0"]
+    b = params.get("bias_ih_l0", 0.0) + params.get("bias_hh_l0", 0.0)
+    b_abs = np.abs(params.get("bias_ih_l0", 0.0)) + np.abs(params.get("bias_hh_l0", 0.0))
+    H = W_hh.shape[1]
+    n = x.shape[1] + H + 2
+    out = {k: [] for k in "ifgo"}
+    da = []
+    for t in range(x.shape[0]):
+        a = W_ih @ x[t] + W_hh @ hs[t] + b
+        for k, v in zip("ifgo", (sigmoid(a[:H]), sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), sigmoid(a[3 * H:]))):
+            out[k].append(v)
+        da.append(2 * n * 2.0**-53 * (np.abs(W_ih) @ np.abs(x[t]) + np.abs(W_hh) @ np.abs(hs[t]) + b_abs))
+    return {k: np.array(v) for k, v in out.items()}, np.array(da)
+
+
+def model_trace(model: LSTM, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> dict:
+    """The model's own states (T+1, H) and gates (T, H) from its forward pass."""
+    res = model.forward(x, (h0[None, :], c0[None, :]))
+    tr = res.traces[0]
+    out = {k: np.array([cache[j][0] for cache in tr.caches]) for j, k in enumerate("ifgo")}
+    out["h"], out["c"], out["result"] = tr.states[0][:, 0, :], tr.states[1][:, 0, :], res
+    return out
+
+
+def cell_states(model: LSTM, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> np.ndarray:
+    """c_0..c_T from the model's own forward pass, shape (T+1, H)."""
+    res = model.forward(x, (h0[None, :], c0[None, :]))
+    return res.traces[0].states[1][:, 0, :]
+
+
+def total_dc_dc0(model: LSTM, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> np.ndarray:
+    r"""Complex-step oracle for the *total* :math:`\partial c_T/\partial c_0` (h_0 held fixed)."""
+
+    def f(c):
+        return model.forward(x, (h0[None, :], c[None, :]), _allow_complex=True).c_n[0]
+
+    return fd_jacobian(f, c0, method="complex")
+
+
+def forget_product(params: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> np.ndarray:
+    r""":math:`\prod_t \operatorname{diag}(f_t)`, the direct cell path, as a diagonal matrix."""
+    return np.diag(np.prod(gates(params, x, h0, c0)["f"], axis=0))
+
+
+def _vec(n: int, lo: float, hi: float):
+    return st.lists(st.floats(lo, hi, allow_nan=False, allow_subnormal=False), min_size=n, max_size=n).map(np.array)
+
+
+@st.composite
+def lstm_cases(draw, *, H=(1, 3), I=(1, 2), steps=(1, 5), scale=(0.5, 3.0), state=1.0):
+    """(params, x, h0, c0) for a one-layer LSTM with weights in [-scale, scale]."""
+    Hn = draw(st.integers(*H))
+    In = draw(st.integers(*I))
+    s = draw(st.floats(*scale))
+    model = LSTM(In, Hn)
+    params = draw(gst.parameters(model, scale=s))
+    x = draw(gst.sequences(steps=st.integers(*steps), input_size=In, scale=2.0))
+    return params, x, draw(_vec(Hn, -state, state)), draw(_vec(Hn, -state, state))
+
+
+# ---------------------------------------------------------------------------------------------
+# lstm-cell-gradient-only-forget-gate (refined)
+
+
+def cell_path_is_forget_gate(case) -> bool:
+    r"""Precise: the direct block :math:`\partial c_t/\partial c_{t-1}|_{h_{t-1}} = \operatorname{diag}(f_t)`
+    (model Jacobian == the model's forget gate == the one-step recomputation, to round-off == complex
+    step of one cell step); and with :math:`W_{hh} = 0` the total
+    :math:`\partial c_T/\partial c_0 = \prod_t \operatorname{diag}(f_t)`."""
+    params, x, h0, c0 = case
+    H = h0.size
+    model = lstm(params, x.shape[1], H)
+    M = model_trace(model, x, h0, c0)
+    J = model.jacobians(M["result"])  # unbatched: (T, 2H, 2H)
+    G, da = one_step_gates(params, x, M["h"])
+    tol = TOLERANCES["jacobian_product"].rtol
+    for t in range(x.shape[0]):
+        if not np.array_equal(J[t, H:, H:], np.diag(M["f"][t])):
+            return False
+        if not np.all(np.abs(G["f"][t] - M["f"][t]) <= da[t, H:2 * H] / 4 + 2.0**-53):
+            return False
+        # complex step through one step of the model from its (h_{t-1}, c_{t-1}), h held fixed
+        one = total_dc_dc0(model, x[t:t + 1], M["h"][t], M["c"][t])
+        if not np.allclose(one, np.diag(M["f"][t]), rtol=0, atol=tol):
+            return False
+    p0 = dict(params)
+    p0["weight_hh_l0"] = np.zeros_like(params["weight_hh_l0"])
+    m0 = lstm(p0, x.shape[1], H)
+    total0 = total_dc_dc0(m0, x, h0, c0)
+    return bool(np.allclose(total0, forget_product(p0, x, h0, c0), rtol=0, atol=tol))
+
+
+def w_path_share(case) -> float:
+    """|| total dc_T/dc_0 - prod diag(f_t) ||_2 / || prod diag(f_t) ||_2 (complex-step total)."""
+    params, x, h0, c0 = case
+    model = lstm(params, x.shape[1], h0.size)
+    total = total_dc_dc0(model, x, h0, c0)
+    direct = forget_product(params, x, h0, c0)
+    return float(np.linalg.norm(total - direct, 2) / max(np.linalg.norm(direct, 2), 1e-300))
+
+
+def check_lstm_cell_gradient_only_forget_gate() -> Verdict:
+    found = search(lstm_cases(H=(1, 2), I=(1, 1), steps=(2, 4)), lambda c: w_path_share(c) >= 1.0, 300,
+                   key="lstm-W-path")
+    ev: dict = {"searched_examples": found.examples, "found_by": found.source}
+    reverified = False
+    if found.ok:
+        params, x, h0, c0 = found.found
+        model = lstm(params, x.shape[1], h0.size)
+        total = total_dc_dc0(model, x, h0, c0)
+        direct = forget_product(params, x, h0, c0)
+        # independent re-check: the joint Jacobian product's c-c block equals the complex-step total
+        P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
+        H = h0.size
+        reverified = bool(np.allclose(P[-1][H:, H:], total, rtol=0, atol=1e-12 * max(1, np.abs(total).max()))
+                          and np.linalg.norm(total - direct, 2) >= np.linalg.norm(direct, 2))
+        ev["counterexample"] = {
+            "params": params, "x": x, "h0": h0, "c0": c0,
+            "total_dcT_dc0": total, "prod_diag_f": direct,
+            "relative_W_hh_path": w_path_share(found.found),
+        }
+    prec = holds(lstm_cases(), cell_path_is_forget_gate, 25)
+    ev["precise_examples"] = prec.examples
+    ev["precise_counterexample"] = prec.found
+    return Verdict(decide(counterexample=found.ok, counterexample_reverified=reverified, precise_checked=not prec.ok), ev)
+
+
+# ---------------------------------------------------------------------------------------------
+# forget-gate-exceeds-one (refuted: the negation holds), lstm-gates-in-unit-interval
+
+
+@functools.lru_cache(maxsize=None)
+def _sigmoid_range_symbolic() -> dict:
+    """SymPy: the sets where sigma(a) >= 1 and where sigma(a) <= 0 (both empty over the reals)."""
+    a = sp.Symbol("a", real=True)
+    s = 1 / (1 + sp.exp(-a))
+    return {
+        "ge_one": sp.solveset(s >= 1, a, sp.Reals),
+        "le_zero": sp.solveset(s <= 0, a, sp.Reals),
+        "lim_plus": sp.limit(s, a, sp.oo),
+        "lim_minus": sp.limit(s, a, -sp.oo),
+    }
+
+
+def gate_values(case) -> dict:
+    params, x, h0, c0 = case
+    G = gates(params, x, h0, c0)
+    return {k: G[k] for k in "ifo"}
+
+
+def gates_in_unit_interval(case) -> bool:
+    """Every sigmoid gate (i, f, o) of the model's forward lies in [0, 1] in float64 (rounding can
+    reach 0 or 1, never beyond), and so does the independent one-step recomputation, which agrees
+    with the model to the round-off bound of the pre-activations."""
+    params, x, h0, c0 = case
+    M = model_trace(lstm(params, x.shape[1], h0.size), x, h0, c0)
+    G, da = one_step_gates(params, x, M["h"])
+    H = h0.size
+    agree = all(np.all(np.abs(G[k] - M[k]) <= da[:, j * H:(j + 1) * H] / 4 + 2.0**-53) for j, k in enumerate("if"))
+    agree = agree and np.all(np.abs(G["o"] - M["o"]) <= da[:, 3 * H:] / 4 + 2.0**-53)
+    return bool(agree and all(((v >= 0) & (v <= 1)).all() for src in (G, M) for k, v in src.items() if k in "ifo"))
+
+
+def check_forget_gate_exceeds_one() -> Verdict:
+    sym = _sigmoid_range_symbolic()
+    # Search for the claimed f > 1 among LSTMs with large weights (pre-activations up to ~100)
+    found = search(lstm_cases(scale=(1.0, 20.0), state=5.0),
+                   lambda c: gate_values(c)["f"].max() > 1.0, 50)
+    negation = sym["ge_one"] == sp.EmptySet and not found.ok
+    return Verdict(
+        decide(counterexample=False, negation_established=negation),
+        {
+            "sympy_solveset_sigmoid_ge_1": str(sym["ge_one"]),
+            "limit_sigmoid_at_plus_infinity": str(sym["lim_plus"]),
+            "searched_examples": found.examples, "found_by": found.source,
+            "witness_f_above_one": found.found,
+            "float64_note": "sigma(a) rounds to exactly 1.0 for a >= 36.74 in float64; it never exceeds 1",
+            "float64_sigmoid_37": float(sigmoid(np.array(37.0))),
+        },
+    )
+
+
+def check_lstm_gates_in_unit_interval() -> Verdict:
+    sym = _sigmoid_range_symbolic()
+    proved = sym["ge_one"] == sp.EmptySet and sym["le_zero"] == sp.EmptySet
+    prop = holds(lstm_cases(scale=(1.0, 20.0), state=5.0), gates_in_unit_interval, 40)
+    return Verdict(
+        decide(counterexample=False, proved=proved, spot_check=not prop.ok, property_held=not prop.ok),
+        {
+            "sympy_solveset_sigmoid_ge_1": str(sym["ge_one"]),
+            "sympy_solveset_sigmoid_le_0": str(sym["le_zero"]),
+            "examples": prop.examples,
+            "counterexample": prop.found,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# cell-counter-by-one (refined), tanh-squashes-to-unit-interval (refined)
+
+
+def max_cell_change(case) -> float:
+    params, x, h0, c0 = case
+    c = gates(params, x, h0, c0)["c"]
+    return float(np.abs(np.diff(c, axis=0)).max())
+
+
+def write_bounded_by_one(case) -> bool:
+    r"""Precise: :math:`|c_t - f_t c_{t-1}| = |i_t g_t| < 1` and :math:`|c_t| < |c_0| + t`, with the
+    model's own gates; and those gates agree with the independent recomputation :func:`gates`."""
+    params, x, h0, c0 = case
+    model = lstm(params, x.shape[1], h0.size)
+    res = model.forward(x, (h0[None, :], c0[None, :]))
+    c = res.traces[0].states[1][:, 0, :]
+    i, f, g = (np.array([cache[k][0] for cache in res.traces[0].caches]) for k in range(3))
+    write = c[1:] - f * c[:-1]
+    # c_t = fl(fl(f c) + fl(i g)), then write = fl(c_t - fl(f c)): |write - i g| <= u (2|f c| + |i g| +
+    # |c_t| + |write|) + O(u^2) <= 8u (|f c_{t-1}| + |c_t| + 1), entry by entry
+    tol = 8 * 2.0**-53 * (np.abs(f * c[:-1]) + np.abs(c[1:]) + 1.0)
+    ok_write = np.all(np.abs(write - i * g) <= tol) and np.all(np.abs(i * g) <= 1)  # |i|, |g| <= 1 in float64
+    t = np.arange(c.shape[0])[:, None]
+    ok_growth = np.all(np.abs(c) <= np.abs(c0)[None, :] + t + 8 * 2.0**-53 * (np.abs(c0)[None, :] + t))
+    # the model's gates vs torch's equations evaluated in another order, one step at a time from the
+    # model's own h_{t-1} (so round-off cannot accumulate along the trajectory): the pre-activations
+    # differ by <= n u sum|terms| (n = I + H + 2 terms); sigma' <= 1/4, tanh' <= 1
+    W_ih, W_hh = params["weight_ih_l0"], params["weight_hh_l0"]
+    b = params["bias_ih_l0"] + params["bias_hh_l0"]
+    b_abs = np.abs(params["bias_ih_l0"]) + np.abs(params["bias_hh_l0"])
+    H = h0.size
+    n = x.shape[1] + H + 2
+    agree = True
+    hs = res.traces[0].states[0][:, 0, :]
+    for s in range(x.shape[0]):
+        a = W_ih @ x[s] + W_hh @ hs[s] + b
+        f_s, ig_s = sigmoid(a[H:2 * H]), sigmoid(a[:H]) * np.tanh(a[2 * H:3 * H])
+        mag = np.abs(W_ih) @ np.abs(x[s]) + np.abs(W_hh) @ np.abs(hs[s]) + b_abs
+        da = 2 * n * 2.0**-53 * mag
+        agree &= bool(np.all(np.abs(f_s - f[s]) <= da[H:2 * H] / 4 + 2.0**-53)
+                      and np.all(np.abs(ig_s - i[s] * g[s]) <= da[:H] / 4 + da[2 * H:3 * H] + 2.0**-51))
+    return bool(ok_write and ok_growth and agree)
+
+
+def check_cell_counter_by_one() -> Verdict:
+    # from c_0 = 0 (a reachable cell state is needed): let the LSTM count up, then forget
+    found = search(lstm_cases(H=(1, 1), I=(1, 1), steps=(2, 6), scale=(1.0, 6.0), state=0.0),
+                   lambda c: max_cell_change(c) > 1.0, 400, key="cell-change-above-one")
+    ev: dict = {"searched_examples": found.examples, "found_by": found.source}
+    reverified = False
+    if found.ok:
+        params, x, h0, c0 = found.found
+        model = lstm(params, x.shape[1], h0.size)
+        c = cell_states(model, x, h0, c0)  # the model's own forward, independent of gates()
+        d = np.diff(c, axis=0)
+        t = int(np.argmax(np.abs(d).max(axis=1)))
+        reverified = bool(np.abs(d).max() > 1.0)
+        G = gates(params, x, h0, c0)
+        ev["counterexample"] = {
+            "params": params, "x": x, "h0": h0, "c0": c0, "c": c,
+            "step": t + 1, "c_t_minus_c_prev": d[t], "f_t": G["f"][t], "i_t_times_g_t": G["i"][t] * G["g"][t],
+        }
+    prec = holds(lstm_cases(scale=(0.5, 10.0), steps=(1, 8), state=3.0), write_bounded_by_one, 40)
+    ev["precise_examples"] = prec.examples
+    ev["precise_counterexample"] = prec.found
+    return Verdict(decide(counterexample=found.ok, counterexample_reverified=reverified, precise_checked=not prec.ok), ev)
+
+
+def tanh_range_exact(c: float) -> bool:
+    """Precise: -1 < tanh(c) < 1 and sign(tanh c) = sign(c), at 60 digits (|c| <= 30)."""
+    import mpmath
+
+    with mpmath.workdps(60):
+        t = mpmath.tanh(mpmath.mpf(c))
+        return bool(-1 < t < 1 and mpmath.sign(t) == mpmath.sign(mpmath.mpf(c)))
+
+
+def check_tanh_squashes_to_unit_interval() -> Verdict:
+    found = search(st.floats(-30, 30, allow_subnormal=False), lambda c: not (0 <= np.tanh(c) <= 1), 100, key="tanh-negative")
+    ev: dict = {"searched_examples": found.examples, "found_by": found.source}
+    reverified = False
+    if found.ok:
+        import mpmath
+
+        with mpmath.workdps(30):
+            exact = mpmath.tanh(mpmath.mpf(found.found))
+        reverified = bool(exact < 0 or exact > 1)
+        ev["counterexample"] = {"c": found.found, "tanh_c": float(np.tanh(found.found)), "tanh_c_exact": str(exact)}
+        # and it happens inside an LSTM: a negative cell state
+        params = {k: np.zeros(s) for k, s in LSTM(1, 1).param_shapes().items()}
+        params["bias_ih_l0"] = np.array([10.0, 0.0, -10.0, 10.0])  # i ~ 1, g ~ -1, o ~ 1
+        G = gates(params, np.zeros((1, 1)), np.zeros(1), np.zeros(1))
+        ev["lstm_example"] = {"params": params, "x": [[0.0]], "c_1": G["c"][1], "h_1": G["h"][1]}
+        reverified = reverified and G["h"][1][0] < 0
+    prec = holds(st.floats(-30, 30), tanh_range_exact, 200)
+    lo = 0.0
+    hi = 40.0
+    for _ in range(200):  # smallest c with float64 tanh(c) == 1.0 (bisection)
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if np.tanh(mid) == 1.0 else (mid, hi)
+    ev["precise_examples"] = prec.examples
+    ev["float64_tanh_rounds_to_1_from_c"] = hi
+    return Verdict(decide(counterexample=found.ok, counterexample_reverified=reverified, precise_checked=not prec.ok), ev)
+
+
+# ---------------------------------------------------------------------------------------------
+# lstm-constant-error-carousel (proved / verified)
+
+SATURATION = 60.0  # pre-activations stay >= 60 - 14 = 46: sigma(46) == 1.0 in float64, sigma(-46) ~ 1e-20
+
+
+@st.composite
+def carousel_cases(draw):
+    params, x, h0, c0 = draw(lstm_cases(H=(1, 3), I=(1, 2), steps=(1, 30), scale=(0.5, 2.0), state=1.0))
+    H = h0.size
+    params = dict(params)
+    b = np.array(params["bias_ih_l0"], copy=True)
+    b[H:2 * H] = SATURATION  # forget gate open: f = 1 in float64
+    b[:H] = -SATURATION  # nothing written: i <= sigma(-46) ~ 1e-20
+    params["bias_ih_l0"] = b
+    bh = np.array(params["bias_hh_l0"], copy=True)
+    bh[:2 * H] = 0.0  # |W_ih x + W_hh h| <= 2 * (2*2 + 3*1) = 14 with these scales: the bias dominates
+    params["bias_hh_l0"] = bh
+    return params, x, h0, c0
+
+
+def carousel_holds(case) -> bool:
+    r"""With f = 1 and i ~ 0: :math:`\partial c_T/\partial c_0 = I` (complex-step total and the
+    joint Jacobian product), to the size of the residual write :math:`i \approx 4\cdot10^{-18}`."""
+    params, x, h0, c0 = case
+    model = lstm(params, x.shape[1], h0.size)
+    H = h0.size
+    total = total_dc_dc0(model, x, h0, c0)
+    P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
+    # deviation from I comes only from i <= 1e-20 times O(||W|| T): 1e-14 bounds it
+    return bool(np.allclose(total, np.eye(H), rtol=0, atol=1e-14) and np.allclose(P[-1][H:, H:], np.eye(H), rtol=0, atol=1e-14)
+                and (gates(params, x, h0, c0)["f"] == 1.0).all())
+
+
+def check_lstm_constant_error_carousel() -> Verdict:
+    d = derivation("lstm")
+    prop = holds(carousel_cases(), carousel_holds, 20)
+    held = not prop.ok
+    return Verdict(
+        decide(counterexample=False, proved=d is not None, spot_check=held, property_held=held),
+        {"derivation": None if d is None else d.name, "examples": prop.examples, "counterexample": prop.found,
+         "saturation": "bias_f = +60 (f == 1.0 in float64), bias_i = -60 (i <= 1e-20)"},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# lstm-still-vanishes (refined), lstm-solves-vanishing (refuted)
+
+HORIZON = 60
+
+
+@st.composite
+def _default_lstm_runs(draw):
+    """torch's default initialisation U(-1/sqrt(H), 1/sqrt(H)) (seeded), random inputs in [-1, 1]."""
+    seed = draw(st.integers(0, 2**16))
+    H = draw(st.integers(1, 4))
+    model = LSTM(2, H, seed=seed)
+    x = draw(gst.sequences(steps=HORIZON, input_size=2))
+    return model.params, x, np.zeros(H), np.zeros(H)
+
+
+def joint_norms(case) -> np.ndarray:
+    params, x, h0, c0 = case
+    model = lstm(params, x.shape[1], h0.size)
+    return norms(jacobian_products(model, x, (h0[None, :], c0[None, :])))
+
+
+@functools.lru_cache(maxsize=None)
+def _lstm_vanishing_witness():
+    return search(_default_lstm_runs(), lambda c: joint_norms(c)[-1] < 1e-6, 50, key="lstm-vanishing")
+
+
+def _witness_evidence():
+    found = _lstm_vanishing_witness()
+    if not found.ok:
+        return False, {"searched_examples": found.examples, "found_by": found.source}
+    params, x, h0, c0 = found.found
+    n = joint_norms(found.found)
+    model = lstm(params, x.shape[1], h0.size)
+    # oracle: complex-step total derivative of the final state (h_T, c_T) w.r.t. c_0 (a block of
+    # the joint Jacobian): it must be as small as the product says
+    def f(c):
+        r = model.forward(x, (h0[None, :], c[None, :]), _allow_complex=True)
+        return np.concatenate([r.h_n[0], r.c_n[0]])
+
+    block = fd_jacobian(f, c0, method="complex")
+    P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
+    H = h0.size
+    agree = np.allclose(P[-1][:, H:], block, rtol=0, atol=1e-12 * max(np.abs(block).max(), 1e-300) + 1e-300)
+    f_max = float(gates(params, x, h0, c0)["f"].max())
+    ok = bool(agree and n[-1] < 1e-6 and f_max < 1)
+    return ok, {
+        "searched_examples": found.examples, "found_by": found.source,
+        "counterexample": {
+            "params": params, "x": x, "h0": h0, "c0": c0, "init": "torch default U(-1/sqrt(H), 1/sqrt(H))",
+            "norm_dsT_ds0_every_10_steps": n[::10], "max_forget_gate": f_max,
+        },
+    }
+
+
+@st.composite
+def _comparisons(draw):
+    """An LSTM and a tanh RNN of the same hidden size on the same input (both default-initialised
+    except the RNN's W_hh, drawn orthogonal: the 'vanilla RNN' at its best)."""
+    params, x, h0, c0 = draw(_default_lstm_runs())
+    H = h0.size
+    rnn_model = RNN(2, H, seed=draw(st.integers(0, 2**16)))
+    p = dict(rnn_model.params)
+    p["weight_hh_l0"] = draw(gst.orthogonal_matrices(H))
+    return (params, x, h0, c0), p
+
+
+def lstm_vanishes_faster(pair) -> bool:
+    case, rnn_params = pair
+    params, x, h0, c0 = case
+    r = RNN(2, h0.size, params=rnn_params)
+    n_rnn = norms(jacobian_products(r, x, h0[None, :]))[-1]
+    return bool(joint_norms(case)[-1] < n_rnn)
+
+
+def forget_path_bounds(case) -> bool:
+    r"""Precise (i): the cell path :math:`\prod_t \operatorname{diag}(f_t)` has every entry in
+    :math:`[f_{\min}^T, f_{\max}^T]` with :math:`0 < f < 1`: it vanishes geometrically unless the
+    forget gate tends to 1, whatever :math:`W_{hh}`."""
+    params, x, h0, c0 = case
+    f = gates(params, x, h0, c0)["f"]
+    prod = np.prod(f, axis=0)
+    T = f.shape[0]
+    lo, hi = f.min(axis=0) ** T, f.max(axis=0) ** T
+    return bool(((f > 0) & (f < 1)).all() and (prod >= lo * (1 - 1e-13 * T)).all() and (prod <= hi * (1 + 1e-13 * T)).all())
+
+
+def check_lstm_still_vanishes() -> Verdict:
+    witness, ev = _witness_evidence()
+    comp = search(_comparisons(), lstm_vanishes_faster, 50, key="lstm-faster-than-rnn")
+    reverified = False
+    if comp.ok:
+        case, rnn_params = comp.found
+        params, x, h0, c0 = case
+        r = RNN(2, h0.size, params=rnn_params)
+        n_rnn = norms(jacobian_products(r, x, h0[None, :]))
+        n_lstm = joint_norms(case)
+        # oracle for the RNN side: complex-step dh_T/dh_0
+        from ._numeric import complex_step_state_jacobian
+
+        o = complex_step_state_jacobian(r, x, h0)
+        reverified = bool(n_lstm[-1] < np.linalg.norm(o, 2) and abs(np.linalg.norm(o, 2) - n_rnn[-1]) <= 1e-10 * n_rnn[-1])
+        ev["comparison_counterexample"] = {
+            "lstm_params": params, "rnn_params": rnn_params, "x": x, "h0": h0, "c0": c0,
+            "lstm_norm_every_10_steps": n_lstm[::10], "rnn_norm_every_10_steps": n_rnn[::10],
+        }
+    prec = holds(lstm_cases(steps=(1, 40), scale=(0.5, 4.0)), forget_path_bounds, 30)
+    ev["precise_examples"] = prec.examples
+    return Verdict(decide(counterexample=comp.ok, counterexample_reverified=reverified,
+                          precise_checked=witness and not prec.ok), ev)
+
+
+def check_lstm_solves_vanishing() -> Verdict:
+    witness, ev = _witness_evidence()
+    return Verdict(decide(counterexample="counterexample" in ev, counterexample_reverified=witness), ev)
+
+
+# ---------------------------------------------------------------------------------------------
+
+CLAIMS = [
+    Claim(
+        "lstm-cell-gradient-only-forget-gate",
+        "000_d15d2742e1e61326.txt",
+        "In LSTM, the backpropagation only involves element-wise multiplication by f, and no matrix multiplication by W",
+        "Only the direct cell path is element-wise: dc_t/dc_{t-1} at fixed h_{t-1} is diag(f_t), and if W_hh = 0 the "
+        "total dc_T/dc_0 = prod_t diag(f_t). In general the total dc_T/dc_0 also flows through h_{t-1} -> gates, "
+        "i.e. through the blocks of W_hh (dc_t/dh_{t-1} = diag(c_{t-1} f(1-f)) W_hf + diag(g i(1-i)) W_hi + "
+        "diag(i(1-g^2)) W_hg), and can differ from prod diag(f_t) by more than its own size.",
+        check_lstm_cell_gradient_only_forget_gate,
+        "lstm",
+        ("lstm",),
+    ),
+    Claim(
+        "forget-gate-exceeds-one",
+        "000_d15d2742e1e61326.txt",
+        "this forget gate will vary at each time-step (e.g. values sometimes > 1 or < 1)",
+        "The forget gate f = sigma(a) lies in (0, 1) for every real pre-activation: it is never > 1 "
+        "(in float64 it can round to exactly 1.0 for a >= 36.74, never above). So prod f_t never grows.",
+        check_forget_gate_exceeds_one,
+        "lstm",
+        ("activation_bounds",),
+    ),
+    Claim(
+        "lstm-gates-in-unit-interval",
+        "003_799d76786207fd3a.txt, 001_0a600edc1c51c1e3.txt",
+        "The selection of which information is erased/written/read is controlled by three corresponding gates that work "
+        "between open (1) and closed (0). / [the forget gate] outputs a number between 0 and 1",
+        "i, f, o = sigma(.) lie in the open interval (0, 1) for all real inputs (in float64: in [0, 1]).",
+        check_lstm_gates_in_unit_interval,
+        "lstm",
+        (),
+    ),
+    Claim(
+        "cell-counter-by-one",
+        "001_0a600edc1c51c1e3.txt",
+        "we can either increment or decrement each element of that cell state by up to 1 in each time step",
+        "The write is bounded: |c_t - f_t c_{t-1}| = |i_t g_t| < 1, hence |c_t| < |c_0| + t. The change of the "
+        "cell state itself, c_t - c_{t-1} = (f_t - 1) c_{t-1} + i_t g_t, is not bounded by 1: forgetting a large "
+        "cell state moves it by up to |c_{t-1}| + 1.",
+        check_cell_counter_by_one,
+        "lstm",
+        ("lstm",),
+    ),
+    Claim(
+        "tanh-squashes-to-unit-interval",
+        "001_0a600edc1c51c1e3.txt",
+        "We want to squash that counter value in [0, 1] range using tanh.",
+        "tanh maps R onto the open interval (-1, 1), keeping the sign (tanh c < 0 for c < 0), so h_t = o_t tanh(c_t) "
+        "lies in (-1, 1), not [0, 1]; in float64 tanh(c) rounds to exactly +-1 for |c| >= ~19.06.",
+        check_tanh_squashes_to_unit_interval,
+        "lstm",
+        (),
+    ),
+    Claim(
+        "lstm-constant-error-carousel",
+        "Hochreiter & Schmidhuber 1997",
+        "With the forget gate open (f = 1) and nothing written (i = 0), the error flowing back along the cell state is "
+        "carried unchanged: ∂c_T/∂c_k = I.",
+        "If f_t = 1 and i_t = 0 for t = k+1..T then the total dc_T/dc_k = I: the direct block is diag(f) = I and "
+        "every path through h vanishes because dc_t/dh_{t-1} contains only f(1-f) = 0, i(1-i) = 0 and i = 0 factors. "
+        "Checked with saturated biases (f == 1.0 in float64, i <= 1e-20): identity to 1e-14.",
+        check_lstm_constant_error_carousel,
+        "lstm",
+        ("lstm",),
+    ),
+    Claim(
+        "lstm-still-vanishes",
+        "003_799d76786207fd3a.txt",
+        "LSTM will suffer from vanishing gradients as well, but not nearly as much as the vanilla RNN.",
+        "(i) LSTM gradients do vanish: the cell path prod_t diag(f_t) has entries in [f_min^T, f_max^T] with "
+        "0 < f < 1, so it decays geometrically unless f_t -> 1 (with torch's default initialisation the full "
+        "||d(h,c)_T/d(h,c)_0|| falls below 1e-6 within 60 steps). (ii) 'Not nearly as much' is not a theorem: it "
+        "holds when the forget gate stays near 1, but there are LSTMs whose gradient vanishes faster than a tanh "
+        "RNN's on the same input.",
+        check_lstm_still_vanishes,
+        "lstm",
+        ("lstm",),
+    ),
+    Claim(
+        "lstm-solves-vanishing",
+        "000_d15d2742e1e61326.txt, 001_0a600edc1c51c1e3.txt",
+        "LSTM solves the problem of vanishing gradients.",
+        "False as a universal statement: an LSTM with torch's default initialisation has ||d(h,c)_T/d(h,c)_0|| < 1e-6 "
+        "after 60 steps (see lstm-still-vanishes for what is true).",
+        check_lstm_solves_vanishing,
+        "lstm",
+        ("lstm",),
+    ),
+]

@@ -1,0 +1,96 @@
+"""Claims about gradient clipping (gradtheory/claims/clipping.py; proofs/clipping.tex)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from gradtheory.claims import clipping as C
+
+
+def test_norm_clipping_preserves_direction_is_proved(audit):
+    """Norm clipping multiplies every gradient by one c in (0, 1] (proofs/clipping.tex), checked against
+    torch.nn.utils.clip_grad_norm_ on Hypothesis-drawn gradient lists."""
+    r = audit("clipping-preserves-direction")
+    assert r.status == "proved", r.verdict.evidence
+    assert r.verdict.evidence["implementation"] == "gradtheory.clipping.clip_grad_norm"
+
+
+@example(([np.array([3.0, 4.0])], 5.0, 2.0))  # norm exactly theta: still scaled by theta/(theta + 1e-6)
+@example(([np.array([1.0]), np.array([2.2250738585072014e-308])], 0.125, 2.0))  # clipped entry underflows
+@given(st.tuples(C.gradient_lists(), st.floats(1e-3, 1e3), st.sampled_from([2.0, 1.0, math.inf])))
+def test_norm_clipping_scales_all_gradients_by_one_positive_factor(case):
+    """clip(g) = c g with c = min(theta/(N + 1e-6), 1) in (0, 1], ||clip(g)|| <= theta, equal to torch."""
+    assert C.norm_clipping_keeps_direction(case)
+
+
+def test_torch_epsilon_scales_a_gradient_whose_norm_equals_the_threshold():
+    """g = (3, 4), theta = 5 = ||g||: clipped by 5 / (5 + 1e-6), norm 4.999999 < 5, same direction."""
+    from gradtheory.clipping import clip_grad_norm
+
+    (out,), N = clip_grad_norm([np.array([3.0, 4.0])], 5.0)
+    assert N == 5.0
+    np.testing.assert_allclose(out, np.array([3.0, 4.0]) * (5.0 / (5.0 + 1e-6)), rtol=1e-15)
+    assert np.linalg.norm(out) < 5.0
+
+
+def test_value_clipping_preserves_direction_is_refuted(audit):
+    """Clamping entries changes the direction: counterexample g = (1, 2), v = 1."""
+    r = audit("value-clipping-preserves-direction")
+    assert r.status == "refuted"
+    ce = r.to_dict()["evidence"]["counterexample"]
+    assert ce["g"] == [1.0, 2.0] and ce["clip_value"] == 1.0
+    assert ce["clipped_torch"] == [1.0, 1.0] and ce["cosine"] < 0.95
+
+
+def test_value_clipping_counterexample_turns_by_18_degrees():
+    """The audit's counterexample: g = (1, 2), v = 1 -> (1, 1); cos = 3 / sqrt(10), 18.43 degrees."""
+    assert C.value_clipping_cosine((np.array([1.0, 2.0]), 1.0)) == 3 / math.sqrt(10)
+    assert math.degrees(math.acos(3 / math.sqrt(10))) == pytest.approx(18.434948822922, rel=1e-12)
+
+
+@example(50.0, 0.5, 0.5)
+@given(st.floats(0.1, 100), st.floats(-1, 1).filter(lambda b: b != 0), st.floats(0.1, 1))
+def test_value_clipping_turns_a_gradient_with_one_clamped_entry(a, b_frac, v_frac):
+    """g = (a, b) with a > v >= |b| > 0: clip_grad_value gives (v, b), and by Cauchy-Schwarz
+    cos(clip(g), g) = (v a + b^2) / (||g|| sqrt(v^2 + b^2)) < 1 (equality would need (v, b) || (a, b))."""
+    v = v_frac * a * 0.99  # v < a: the first entry is clamped
+    b = b_frac * v  # |b| <= v: the second is not
+    from gradtheory.clipping import clip_grad_value
+
+    g = np.array([a, b])
+    (out,) = clip_grad_value([g], v)
+    np.testing.assert_array_equal(out, [v, b])
+    closed = (v * a + b * b) / (math.hypot(a, b) * math.hypot(v, b))
+    assert abs(C.value_clipping_cosine((g, v)) - closed) <= 1e-15
+    assert closed <= 1.0
+
+
+# --- clipping-solves-exploding ---------------------------------------------------------------
+
+
+def test_clipping_solves_exploding_is_refined(audit):
+    """Clipping bounds the step; it does not restore the short-range gradient."""
+    assert audit("clipping-solves-exploding").status == "refined"
+
+
+def test_clipping_an_exploding_gradient_scales_the_recent_signal_to_nothing():
+    """Counterexample found by the audit: tanh RNN, W_hh = diag(0, 2), at its zero fixed point, L = <(1, 1), h_30>:
+    dL/dx_k = (W^(29-k))^T (1, 1), ||g|| = 6.2e8; after clipping to norm 1 the last input's gradient (1, 1)
+    becomes 1.6e-9 (1, 1)."""
+    W = np.diag([0.0, 2.0])
+    g = C.input_gradients(W)
+    np.testing.assert_array_equal(g[-1], [1.0, 1.0])
+    np.testing.assert_array_equal(g[0], [0.0, 2.0**29])
+    assert C.last_step_share_after_clipping(W) == pytest.approx(1 / np.linalg.norm(g), rel=1e-6)
+    assert C.last_step_share_after_clipping(W) < 2e-9
+
+
+@given(st.tuples(C.gradient_lists(), st.floats(1e-3, 1e3), st.just(2.0)))
+def test_clipped_gradient_norm_never_exceeds_threshold_and_signs_are_kept(case):
+    """||clip(g)||_2 <= theta for every finite g, with every component scaled by the same c > 0."""
+    assert C.clipping_bounds_step(case)
