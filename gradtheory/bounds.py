@@ -27,10 +27,7 @@ with the QR method (Benettin et al. 1980; Engelken, Wolf & Abbott 2020).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import glob
 import math
-import os
 from typing import Any, Iterator
 
 import numpy as np
@@ -60,49 +57,18 @@ _MAX_BLOCK = 128
 
 
 # -- BLAS threads ------------------------------------------------------------------------------
-_BLAS_THREADS: Any = None  # (set, get) ctypes functions of numpy's OpenBLAS, or False if unavailable
-
-
-def _blas_thread_functions():
-    global _BLAS_THREADS
-    if _BLAS_THREADS is None:
-        _BLAS_THREADS = False
-        libs = glob.glob(os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*"))
-        for path in libs:
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
-                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                get_ = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if set_ is not None and get_ is not None:
-                    set_.argtypes, get_.restype = [ctypes.c_int], ctypes.c_int
-                    _BLAS_THREADS = (set_, get_)
-                    return _BLAS_THREADS
-    return _BLAS_THREADS
-
-
 @contextlib.contextmanager
 def _single_threaded_blas() -> Iterator[None]:
-    """Run the per-step loops with one OpenBLAS thread (numpy's bundled OpenBLAS, via ctypes).
+    """Run the per-step loops with one BLAS thread (threadpoolctl; restored on exit).
 
     A (64, 64) gemv is too small to share: with 2 threads each call pays a synchronisation that
     doubled the wall time of gradient_flow in our measurements (benchmarks/bench_gradient_flow.py).
-    The previous thread count is restored on exit; a no-op where the library is not found. The
-    setting is process-wide while the loop runs.
+    The setting is process-wide while the loop runs.
     """
-    funcs = _blas_thread_functions()
-    if not funcs:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
-        return
-    set_, get_ = funcs
-    before = get_()
-    set_(1)
-    try:
-        yield
-    finally:
-        set_(before)
 
 
 # -- elementary quantities ---------------------------------------------------------------------

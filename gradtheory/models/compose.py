@@ -41,15 +41,8 @@ __all__ = [
 ]
 
 
-class ResidualCell:
+class ResidualCell(ElmanCell):
     """h_t = h_{t-1} + phi(a_t). Gates: 1; state: (h,)."""
-
-    gates = 1
-    n_states = 1
-    additive = True  # the step uses gi and gh only through gi + gh
-
-    def __init__(self, activation: str | Activation = "tanh"):
-        self.activation = get_activation(activation)
 
     def step(self, gi, gh, state):
         (h_prev,) = state
@@ -71,15 +64,10 @@ class ResidualCell:
         return J
 
 
-class HighwayCell:
+class HighwayCell(ElmanCell):
     """h_t = T*F + (1-T)*h_{t-1}, F = phi(a^F), T = sigmoid(a^T). Gates: 2 (F, T); state: (h,)."""
 
     gates = 2
-    n_states = 1
-    additive = True  # the step uses gi and gh only through gi + gh
-
-    def __init__(self, activation: str | Activation = "tanh"):
-        self.activation = get_activation(activation)
 
     def step(self, gi, gh, state):
         (h_prev,) = state
