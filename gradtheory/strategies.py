@@ -90,15 +90,13 @@ def _spectral_radius(A: np.ndarray) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(A))))
 
 
-@st.composite
 def matrices(
-    draw: Any,
     n: int,
     *,
     spectral_norm: float | None = None,
     spectral_radius: float | None = None,
     structures: Sequence[str] = _STRUCTURES,
-) -> np.ndarray:
+) -> st.SearchStrategy[np.ndarray]:
     r"""Square (n, n) float64 matrices, optionally with a prescribed spectral norm or radius.
 
     The structure is drawn from ``structures``: ``dense`` (generic, non-normal), ``triangular``
@@ -107,8 +105,22 @@ def matrices(
     singular values equal). The prescribed quantity is hit to 1e-12 relative (checked; draws
     whose eigenvalues are too ill-conditioned to hit the radius are rejected).
     """
+    from ._validation import check_positive_int
+
+    n = check_positive_int(n, "n")
     if spectral_norm is not None and spectral_radius is not None:
         raise ValueError("give spectral_norm or spectral_radius, not both")
+    for name, value in (("spectral_norm", spectral_norm), ("spectral_radius", spectral_radius)):
+        if value is not None and not (isinstance(value, (int, float)) and value > 0 and np.isfinite(value)):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    unknown = set(structures) - set(_STRUCTURES)
+    if unknown or not structures:
+        raise ValueError(f"structures={list(structures)!r} must be a non-empty subset of {list(_STRUCTURES)}")
+    return _matrices(n, spectral_norm, spectral_radius, tuple(structures))
+
+
+@st.composite
+def _matrices(draw: Any, n: int, spectral_norm, spectral_radius, structures) -> np.ndarray:
     structure = draw(st.sampled_from(list(structures)))
     A = draw(hnp.arrays(np.float64, (n, n), elements=_ENTRY))
     if structure == "triangular":

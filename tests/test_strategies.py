@@ -73,6 +73,12 @@ def test_profiles_are_registered_and_validated(monkeypatch):
         hs.load_profile(current)
 
 
-def test_matrices_reject_conflicting_options():
+def test_matrices_reject_bad_options_when_the_strategy_is_built():
     with pytest.raises(ValueError, match="give spectral_norm or spectral_radius, not both"):
-        gst.matrices(2, spectral_norm=1.0, spectral_radius=1.0).example()
+        gst.matrices(2, spectral_norm=1.0, spectral_radius=1.0)
+    with pytest.raises(ValueError, match="spectral_norm must be a positive finite number, got -1.0"):
+        gst.matrices(2, spectral_norm=-1.0)
+    with pytest.raises(ValueError, match=r"structures=\['banded'\] must be a non-empty subset"):
+        gst.matrices(2, structures=["banded"])
+    with pytest.raises(TypeError, match="n must be an int, got float 2.0"):
+        gst.matrices(2.0)
