@@ -1032,7 +1032,8 @@ def check_stability(model_or_module: Any, x: Any, *, readout: Any = None, neutra
         bound_rate = math.log(q) if q > 0 else -math.inf
         env = flow[T] + bounds.envelope(model.params["weight_hh_l0"], model.nonlinearity, T)[::-1]
         ok_mask = finite & np.isfinite(env)
-        env_ok = bool(np.all(flow[ok_mask] <= env[ok_mask] + 1e-9 * (1 + np.abs(env[ok_mask]))))
+        slack = TOLERANCES["stability_envelope_slack"].rtol
+        env_ok = bool(np.all(flow[ok_mask] <= env[ok_mask] + slack * (1 + np.abs(env[ok_mask]))))
         if np.any(finite & ~np.isfinite(env)):
             env_ok = False
     return StabilityReport(regime=regime, rate=rate, lyapunov=lyap, kind=type(model).__name__, gamma=gamma,

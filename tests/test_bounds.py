@@ -27,6 +27,7 @@ from sympy.calculus.util import maximum
 
 import gradtheory as gt
 from gradtheory import strategies as gst
+from gradtheory._tolerances import TOLERANCES
 from gradtheory._tolerances import UNIT_ROUNDOFF as u
 from gradtheory.bounds import (
     envelope,
@@ -42,10 +43,8 @@ from gradtheory.oracles import jacobian
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 
-BOUND_RTOL = 1e-12
-# ^ ||J_t ... J_{k+1}||_2 computed in float64 (<= 8 factors of size n <= 5) carries a normwise
-#   relative error <= (t - k)(n + 2) u kappa ~ 8 * 7 * 1.1e-16 * kappa = 6e-15 kappa; the
-#   envelope's ||W||_2 (an SVD) is accurate to ~ n u. 1e-12 allows kappa up to ~ 150.
+BOUND_RTOL = TOLERANCES["bound_envelope_product"].rtol
+# ^ float64 products of <= 8 Jacobians vs the exact envelope: error analysis in the table.
 
 
 def test_gamma_is_the_supremum_of_the_activation_derivative():
@@ -69,11 +68,12 @@ def test_spectral_norm_and_radius_of_matrices_with_known_spectra(n, data):
     U = data.draw(gst.orthogonal_matrices(n))
     V = data.draw(gst.orthogonal_matrices(n))
     s = data.draw(hnp.arrays(np.float64, n, elements=st.floats(0.01, 10.0, width=64)))
-    assert spectral_norm(U @ np.diag(s) @ V.T) == pytest.approx(np.max(s), rel=8 * n * u)
+    assert spectral_norm(U @ np.diag(s) @ V.T) == pytest.approx(np.max(s), rel=TOLERANCES["spectral_norm_svd"].rtol * n * u)
     lam = data.draw(hnp.arrays(np.float64, n, elements=st.floats(-3.0, 3.0, width=64)))
     S = U @ np.diag(np.linspace(1.0, 2.0, n))  # condition number 2: eigenvalues perturbed by ~ 2 n u |W|
     W = S @ np.diag(lam) @ np.linalg.inv(S)
-    assert spectral_radius(W) == pytest.approx(np.max(np.abs(lam)), abs=64 * n * u * max(1.0, np.max(np.abs(lam))))
+    tol = TOLERANCES["spectral_radius_eig"].rtol * n * u * max(1.0, np.max(np.abs(lam)))
+    assert spectral_radius(W) == pytest.approx(np.max(np.abs(lam)), abs=tol)
 
 
 @given(
@@ -115,7 +115,9 @@ def test_envelope_is_attained_by_scaled_orthogonal_linear_rnn(Q, s, T):
     env = envelope(s * Q, "identity", T)
     # per step: one gemv (n + 1) u, the renormalisation u, SVD of s Q (n u) -> 8 (n + 2) u per step
     steps = T - np.arange(T + 1)
-    np.testing.assert_allclose(flow - flow[-1], env[steps], rtol=0, atol=8 * 6 * u * T + 4 * u * abs(env[-1]))
+    per_step, log_rounding = TOLERANCES["envelope_equality_per_step"].rtol, TOLERANCES["log_value_rounding"].rtol
+    atol = per_step * (4 + 2) * u * T + log_rounding * u * abs(env[-1])  # n = 4
+    np.testing.assert_allclose(flow - flow[-1], env[steps], rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize("nonlinearity", ["identity", "tanh"])
@@ -135,17 +137,18 @@ def test_spectral_radius_below_one_allows_transient_gradient_growth(nonlinearity
         row = (Fraction(1, 2**m), Fraction(8 * m, 2**m))
         exact.append(0.5 * math.log(float(row[0] ** 2 + row[1] ** 2)) if m < 1000 else None)
     exact = np.array(exact[::-1])  # entry k has m = T - k
-    np.testing.assert_allclose(flow, exact, rtol=0, atol=16 * u * T)
+    np.testing.assert_allclose(flow, exact, rtol=0, atol=TOLERANCES["transient_growth_log_per_step"].rtol * u * T)
     assert spectral_radius(W) == 0.5
     growth = flow[T - 5 : T] - flow[T]
     assert np.all(growth > 0.2), growth  # ||dL/dh_{T-m}|| > 1.2 ||dL/dh_T|| for m = 1..5
-    assert np.all(flow[T - 5 : T] <= envelope(W, nonlinearity, 5)[::-1][:5] + 1e-12)
+    assert np.all(flow[T - 5 : T] <= envelope(W, nonlinearity, 5)[::-1][:5] + TOLERANCES["transient_growth_envelope_abs"].rtol)
     assert flow[0] < -30  # eventually vanishes, at rate ln(1/2) per step
     # Lyapunov exponent -> ln(1/2): ||W^T v|| = 2^-T ||(I + 8 T N) v|| in [2^-T |v_1|, 2^-T (1 + 8T)].
     T_long = 2000
     v0 = np.array([0.6, 0.8])
     lam = lyapunov_exponent(model, np.zeros((T_long, 1)), v0=v0)
-    assert math.log(0.5) + math.log(0.8) / T_long - 1e-13 <= lam <= math.log(0.5) + math.log(1 + 8 * T_long) / T_long
+    slack = TOLERANCES["lyapunov_lower_bound_abs"].rtol
+    assert math.log(0.5) + math.log(0.8) / T_long - slack <= lam <= math.log(0.5) + math.log(1 + 8 * T_long) / T_long
 
 
 @given(st.integers(1, 6), st.floats(0.1, 10.0), st.integers(1, 300), st.data())
@@ -157,10 +160,10 @@ def test_lyapunov_exponent_of_scaled_orthogonal_linear_rnn_is_log_s(n, s, T, dat
     model = gt.RNN(2, n, nonlinearity="identity", seed=1)
     model.params["weight_hh_l0"] = s * Q
     x = data.draw(gst.sequences(steps=T, input_size=2))
-    tol = 8 * (n + 2) * u * max(1.0, abs(math.log(s)))
+    tol = TOLERANCES["lyapunov_orthogonal_per_step"].rtol * (n + 2) * u * max(1.0, abs(math.log(s)))
     assert lyapunov_exponent(model, x) == pytest.approx(math.log(s), abs=tol)
     assert lyapunov_exponent(model, x, reorthonormalize_every=25) == pytest.approx(math.log(s), abs=tol)
-    np.testing.assert_allclose(lyapunov_spectrum(model, x), math.log(s), rtol=0, atol=4 * tol)
+    np.testing.assert_allclose(lyapunov_spectrum(model, x), math.log(s), rtol=0, atol=TOLERANCES["lyapunov_spectrum_factor"].rtol * tol)
 
 
 def test_lyapunov_spectrum_of_diagonal_linear_rnn_is_log_of_the_diagonal():
@@ -170,9 +173,11 @@ def test_lyapunov_spectrum_of_diagonal_linear_rnn_is_log_of_the_diagonal():
     model = gt.RNN(1, 4, nonlinearity="identity", seed=0)
     model.params["weight_hh_l0"] = np.diag(s)
     x = np.random.default_rng(0).standard_normal((200, 1))
-    np.testing.assert_allclose(lyapunov_spectrum(model, x), np.log(s), rtol=0, atol=16 * u * 5)
-    np.testing.assert_allclose(lyapunov_spectrum(model, x, k=2), np.log(s[:2]), rtol=0, atol=16 * u * 5)
-    assert lyapunov_exponent(model, x, v0=np.ones(4)) == pytest.approx(math.log(1.5), abs=1e-12 + math.log(2) / 200)
+    atol = TOLERANCES["lyapunov_diagonal"].rtol * u * 5  # |ln s_i| < 5
+    np.testing.assert_allclose(lyapunov_spectrum(model, x), np.log(s), rtol=0, atol=atol)
+    np.testing.assert_allclose(lyapunov_spectrum(model, x, k=2), np.log(s[:2]), rtol=0, atol=atol)
+    slack = TOLERANCES["lyapunov_overlap_roundoff_abs"].rtol
+    assert lyapunov_exponent(model, x, v0=np.ones(4)) == pytest.approx(math.log(1.5), abs=slack + math.log(2) / 200)
 
 
 @pytest.mark.parametrize("cls", [gt.GRU, gt.LSTM, gt.HighwayRNN])
@@ -201,7 +206,7 @@ def test_jacobian_norms_equal_norms_of_complex_step_one_step_jacobians(cls):
                 return model.forward(x[t - 1 : t], s[None, :], _allow_complex=True).h_n[0]
 
         J = jacobian(f, s_prev, method="complex")
-        assert norms[t - 1] == pytest.approx(np.linalg.norm(J, 2), rel=1e-13)
+        assert norms[t - 1] == pytest.approx(np.linalg.norm(J, 2), rel=TOLERANCES["jacobian_norm_vs_complex_step"].rtol)
 
 
 def test_envelope_values_and_bad_input():

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gradtheory as gt
+from gradtheory._tolerances import TOLERANCES
 from gradtheory.check import StabilityReport, check_stability
 from gradtheory.strategies import matrices
 
@@ -37,13 +38,15 @@ def test_linear_orthogonal_rnn_rate_equals_log_of_scale(s, regime):
     rep = check_stability(model, x)
     assert isinstance(rep, StabilityReport)
     assert rep.regime == regime
-    assert rep.rate == pytest.approx(math.log(s), abs=1e-12)
-    assert rep.lyapunov == pytest.approx(math.log(s), abs=1e-12)
-    assert rep.bound_rate == pytest.approx(math.log(s), abs=1e-12)
-    assert rep.gamma == 1.0 and rep.spectral_norm == pytest.approx(s, rel=1e-14)
-    assert rep.distance == pytest.approx(s - 1.0, abs=1e-14)
+    rate_tol = TOLERANCES["stability_orthogonal_rate_abs"].rtol
+    assert rep.rate == pytest.approx(math.log(s), abs=rate_tol)
+    assert rep.lyapunov == pytest.approx(math.log(s), abs=rate_tol)
+    assert rep.bound_rate == pytest.approx(math.log(s), abs=rate_tol)
+    norm_tol = TOLERANCES["stability_orthogonal_norm"].rtol
+    assert rep.gamma == 1.0 and rep.spectral_norm == pytest.approx(s, rel=norm_tol)
+    assert rep.distance == pytest.approx(s - 1.0, abs=norm_tol)
     assert rep.envelope_ok and rep.ok
-    np.testing.assert_allclose(rep.flow, rep.envelope, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(rep.flow, rep.envelope, rtol=0, atol=TOLERANCES["stability_orthogonal_flow_abs"].rtol)
     assert regime.upper() in rep.summary and "distance to the threshold 1" in rep.summary
 
 
@@ -69,7 +72,7 @@ def test_lstm_and_torch_module_have_no_envelope_but_a_regime():
     x = torch.randn(40, 3, dtype=torch.float64)
     rep = check_stability(module, x)
     twin = check_stability(gt.from_torch(module), x.numpy())
-    assert rep.rate == pytest.approx(twin.rate, rel=1e-12)
+    assert rep.rate == pytest.approx(twin.rate, rel=TOLERANCES["stability_torch_twin_rate"].rtol)
     assert rep.gamma is None and rep.envelope is None and rep.envelope_ok is None and rep.ok
     assert rep.regime in ("vanishing", "neutral", "exploding")
     assert (rep.regime == "vanishing") == (rep.lyapunov < -1e-2)

@@ -26,26 +26,15 @@ from hypothesis.extra import numpy as hnp
 
 import gradtheory as gt
 from gradtheory import strategies as gst
+from gradtheory._tolerances import TOLERANCES
 from gradtheory._tolerances import UNIT_ROUNDOFF as u
 from gradtheory.bounds import gradient_flow, lyapunov_exponent
 
 # Tolerances (absolute, on natural logs of norms: an absolute error e in ln||g|| is a relative
-# error ~e in ||g||).
-LOG_BPTT = 1e-10
-# ^ gradient_flow vs model.backward: two float64 evaluations of the same recursion that differ
-#   by summation order (fast Elman path: W^T applied as one gemv) and by the renormalisation
-#   (one extra rounding per step). Relative error of either ~ T (n + 3) u kappa with kappa the
-#   condition of the product; for drawn models (T <= 8, n <= 4) that is ~ 6e-15 kappa, and
-#   1e-10 allows kappa up to 1e4 as TOLERANCES['bptt_vs_torch'] does.
-LOG_MPMATH_PER_STEP = 64 * u
-# ^ float64 recursion vs the 40-digit one, per traversed step: the forward state h_t carries
-#   ~ (n + 2) u relative error (the contraction ||W|| <= 0.5 stops it accumulating), so
-#   phi'(a_t) = 1 - h_t^2 carries ~ 2 (n + 2) u / phi' <= 2 * 6 u / 0.4; the backward gemv adds
-#   ~ (n + 1) u kappa_step (kappa_step = ||W|| ||v d|| / ||W^T (v d)|| <= ~ 3 here); the
-#   renormalisation one more u. Sum ~ (30 + 15 + 1) u < 64 u per step, errors add over steps.
-#   On top, a float64 number of size |ln||g||| (up to ~2e4 here) is itself only accurate to
-#   u |ln||g|||: the running log-scale is a compensated sum (error ~ 2u |total|), plus the final
-#   addition, hence the extra 4 u |value| term.
+# error ~e in ||g||); their error analysis is in gradtheory/_tolerances.py.
+LOG_BPTT = TOLERANCES["log_bptt_abs"].rtol  # gradient_flow vs model.backward
+LOG_MPMATH_PER_STEP = TOLERANCES["log_mpmath_per_step"].rtol * u  # float64 vs 40 digits, per step
+LOG_ROUNDING = TOLERANCES["log_value_rounding"].rtol  # c in c u |ln||g|||: a float64 log's own rounding
 
 
 def _log_norms(rows):
@@ -95,7 +84,7 @@ def test_gradient_flow_equals_log_norms_of_bptt_per_step_gradients(case):
     np.testing.assert_allclose(flow[~zero], naive[~zero], rtol=0, atol=LOG_BPTT)
     if np.any(r):
         ln_r = _log_norms(r)[0]  # two evaluations of ln||r||: each within ~2u (1 + |ln||r|||)
-        assert flow[-1] == pytest.approx(ln_r, abs=4 * u * (1 + abs(ln_r)))
+        assert flow[-1] == pytest.approx(ln_r, abs=LOG_ROUNDING * u * (1 + abs(ln_r)))
 
 
 def test_default_readout_is_the_first_unit_vector():
@@ -148,7 +137,7 @@ def test_gradient_flow_is_finite_where_float64_bptt_underflows(norm_W):
     p = model.params
     oracle = _mpmath_log_norms(p["weight_hh_l0"], p["weight_ih_l0"], p["bias_ih_l0"] + p["bias_hh_l0"], x, r)
     steps = T - np.arange(T + 1)
-    allowed = LOG_MPMATH_PER_STEP * steps + 4 * u * np.abs(oracle)
+    allowed = LOG_MPMATH_PER_STEP * steps + LOG_ROUNDING * u * np.abs(oracle)
     assert np.all(np.abs(flow - oracle) <= allowed), np.max(np.abs(flow - oracle) / allowed)
     # Where naive BPTT is still normal (norm > 1e-290: no subnormal component matters), it agrees.
     ok = naive > math.log(1e-290)
@@ -222,7 +211,7 @@ def test_forward_lyapunov_and_backward_slope_bracket_the_top_singular_value(cls,
     cos_f = abs(v0 @ Vt[0])
     cos_b = abs(r @ U[:, 0]) / np.linalg.norm(r)
     # Round-off in ln of a product of T Jacobians: ~ T (n + 3) u per factor, relative.
-    slack = T * (n + 3) * u * 10
+    slack = T * (n + 3) * u * TOLERANCES["lyapunov_vs_svd_log_product"].rtol
     assert T * lam == pytest.approx(log_scale + math.log(np.linalg.norm(P @ v0)), abs=slack)
     assert backward == pytest.approx(log_scale + math.log(np.linalg.norm(r @ P) / np.linalg.norm(r)), abs=slack)
     assert log_s1 + math.log(cos_f) - slack <= T * lam <= log_s1 + slack
@@ -239,7 +228,8 @@ def test_lyapunov_exponent_does_not_depend_on_the_renormalisation_interval():
     x = np.random.default_rng(8).standard_normal((3000, 3))
     base = lyapunov_exponent(model, x)
     for m in (7, 50, 1000):
-        assert lyapunov_exponent(model, x, reorthonormalize_every=m) == pytest.approx(base, abs=3000 * 8 * u)
+        tol = 3000 * TOLERANCES["lyapunov_renormalisation_interval"].rtol * u  # T = 3000 steps
+        assert lyapunov_exponent(model, x, reorthonormalize_every=m) == pytest.approx(base, abs=tol)
 
 
 def test_bad_input_is_rejected_with_the_argument_named():

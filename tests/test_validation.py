@@ -11,6 +11,7 @@ import torch
 from hypothesis import given
 
 import gradtheory as gt
+from gradtheory._tolerances import TOLERANCES
 from gradtheory import strategies as gst
 from gradtheory.oracles import central_difference, complex_step, richardson
 
@@ -114,7 +115,7 @@ def test_oracles_validate_arguments():
         central_difference(f, np.zeros(3), np.zeros(3), h=-1)
     with pytest.raises(ValueError, match="levels must be >= 2, got 1"):
         richardson(f, np.zeros(3), np.ones(3), levels=1)
-    assert complex_step(lambda v: np.sum(v**2), np.ones(3), np.ones(3)) == pytest.approx(6.0, rel=1e-15)
+    assert complex_step(lambda v: np.sum(v**2), np.ones(3), np.ones(3)) == pytest.approx(6.0, rel=TOLERANCES["complex_step_quadratic"].rtol)
 
 
 @given(gst.models(families=("rnn", "lstm", "gru", "residual", "highway"), nonlinearities=("tanh", "relu", "sigmoid")), gst.sequences(input_size=4, batch=2))

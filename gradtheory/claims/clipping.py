@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ._core import Claim, Verdict, decide, holds, search
+from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
 from ._numeric import derivation, optional
 
 __all__ = ["CLAIMS", "gradient_lists", "norm_clipping_keeps_direction", "cosine"]
 
-U = 2.0**-53
+U = UNIT_ROUNDOFF
 
 
 def _impl():
@@ -75,7 +76,7 @@ def norm_clipping_keeps_direction(case) -> bool:
     r = np.concatenate([a.ravel() for a in ref])
     # the same coefficient for every entry: v_k = fl(c g_k), so where v_k is a normal float the ratios
     # v_k / g_k are c (1 + d_k)(1 + e_k), |d_k|, |e_k| <= u (product, then division): their spread is
-    # <= 4u c. Where c g_k underflows into the subnormals the rounding error is absolute, at most half
+    # <= 4u c (TOLERANCES['clip_coefficient_spread']). Where c g_k underflows into the subnormals the rounding error is absolute, at most half
     # the subnormal spacing 2^-1074 (found by Hypothesis: g = ([1], [2.2e-308]), theta = 1/8).
     # (Not a dot-product estimate of c: its BLAS summation order varies between runs.)
     tiny = np.finfo(np.float64).tiny
@@ -84,16 +85,18 @@ def norm_clipping_keeps_direction(case) -> bool:
     ratios = v[normal] / g[normal]
     c = float(np.median(ratios)) if ratios.size else min(max_norm / (total + 1e-6), 1.0)
     sub = nz & ~normal
+    spread = TOLERANCES["clip_coefficient_spread"].rtol
     parallel = bool(
         np.all(v[~nz] == 0)
-        and (ratios.size == 0 or ratios.max() - ratios.min() <= 4 * U * abs(c))
-        and np.all(np.abs(v[sub] - c * g[sub]) <= 4 * U * np.abs(c * g[sub]) + 2.0**-1074)
+        and (ratios.size == 0 or ratios.max() - ratios.min() <= spread * U * abs(c))
+        and np.all(np.abs(v[sub] - c * g[sub]) <= spread * U * np.abs(c * g[sub]) + 2.0**-1074)
     )
     # torch computes the norm in a different order: relative differences ~ n u
-    agree = np.allclose(v, r, rtol=1e-13, atol=0) and math.isclose(total, ref_total, rel_tol=1e-13)
+    vs_torch = TOLERANCES["clip_vs_torch"].rtol
+    agree = np.allclose(v, r, rtol=vs_torch, atol=0) and math.isclose(total, ref_total, rel_tol=vs_torch)
     p = math.inf if norm_type == math.inf else norm_type
-    bounded = np.linalg.norm(v, ord=p) <= max_norm * (1 + 1e-13) or np.linalg.norm(v, ord=p) <= np.linalg.norm(g, ord=p)
-    return bool(parallel and 0 < c <= 1 + 4 * U and agree and bounded)
+    bounded = np.linalg.norm(v, ord=p) <= max_norm * (1 + vs_torch) or np.linalg.norm(v, ord=p) <= np.linalg.norm(g, ord=p)
+    return bool(parallel and 0 < c <= 1 + spread * U and agree and bounded)
 
 
 _CASES = st.tuples(gradient_lists(), st.floats(1e-3, 1e3), st.sampled_from([2.0, 1.0, math.inf]))
@@ -205,7 +208,7 @@ def clipping_bounds_step(case) -> bool:
     g = np.concatenate([a.ravel() for a in grads])
     m = np.abs(v).max() if v.size else 0.0
     norm_v = 0.0 if m == 0 else m * float(np.linalg.norm(v / m))
-    return bool(norm_v <= max_norm * (1 + 4 * U) and norm_clipping_keeps_direction((grads, max_norm, 2.0))
+    return bool(norm_v <= max_norm * (1 + TOLERANCES["clip_step_bound"].rtol * U) and norm_clipping_keeps_direction((grads, max_norm, 2.0))
                 and (not np.any(g) or np.all(np.sign(v) == np.sign(g))))
 
 
@@ -223,7 +226,8 @@ def check_clipping_solves_exploding() -> Verdict:
         ref = np.array([np.linalg.matrix_power(W, EXPLODE_STEPS - 1 - k).T @ np.ones(2) for k in range(EXPLODE_STEPS)])
         ref_clipped, _ = _torch_clip([ref], THRESHOLD, 2.0)
         share = float(np.linalg.norm(ref_clipped[0][-1]) / np.linalg.norm(ref[-1]))
-        reverified = bool(np.allclose(g, ref, rtol=1e-12, atol=0) and share < 1e-6)
+        reverified = bool(np.allclose(g, ref, rtol=TOLERANCES["clip_explode_gradient_vs_matrix_power"].rtol, atol=0)
+                          and share < 1e-6)
         ev["counterexample"] = {
             "nonlinearity": "tanh", "W_hh": W, "W_ih": np.eye(2), "x": "zeros (30, 2)", "h0": [0.0, 0.0],
             "loss": "<(1, 1), h_T>", "grad_norm": float(np.linalg.norm(g)),

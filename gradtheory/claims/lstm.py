@@ -18,7 +18,7 @@ import sympy as sp
 from hypothesis import strategies as st
 
 from .. import strategies as gst
-from .._tolerances import TOLERANCES
+from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
 from ..models import LSTM, RNN
 from ..models.activations import sigmoid
 from ..oracles import jacobian as fd_jacobian
@@ -26,6 +26,10 @@ from ._core import Claim, Verdict, decide, holds, search
 from ._numeric import derivation, jacobian_products, norms
 
 __all__ = ["CLAIMS", "lstm", "gates", "cell_states", "total_dc_dc0", "forget_product"]
+
+# absolute round-off of one float64 gate value (sigmoid/tanh <= 1) and of a gate product i g
+_GATE_ROUNDING = TOLERANCES["gate_value_roundoff"].rtol * UNIT_ROUNDOFF
+_GATE_PRODUCT_ROUNDING = TOLERANCES["gate_product_roundoff"].rtol * UNIT_ROUNDOFF
 
 # ---------------------------------------------------------------------------------------------
 # An independent re-implementation of the gates (plain numpy, torch's equations), the oracle for
@@ -72,7 +76,8 @@ def one_step_gates(params: dict, x: np.ndarray, hs: np.ndarray) -> tuple[dict, n
         a = W_ih @ x[t] + W_hh @ hs[t] + b
         for k, v in zip("ifgo", (sigmoid(a[:H]), sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), sigmoid(a[3 * H:]))):
             out[k].append(v)
-        da.append(2 * n * 2.0**-53 * (np.abs(W_ih) @ np.abs(x[t]) + np.abs(W_hh) @ np.abs(hs[t]) + b_abs))
+        da.append(TOLERANCES["gate_preactivation_roundoff"].rtol * n * UNIT_ROUNDOFF
+                  * (np.abs(W_ih) @ np.abs(x[t]) + np.abs(W_hh) @ np.abs(hs[t]) + b_abs))
     return {k: np.array(v) for k, v in out.items()}, np.array(da)
 
 
@@ -140,7 +145,7 @@ def cell_path_is_forget_gate(case) -> bool:
     for t in range(x.shape[0]):
         if not np.array_equal(J[t, H:, H:], np.diag(M["f"][t])):
             return False
-        if not np.all(np.abs(G["f"][t] - M["f"][t]) <= da[t, H:2 * H] / 4 + 2.0**-53):
+        if not np.all(np.abs(G["f"][t] - M["f"][t]) <= da[t, H:2 * H] / 4 + _GATE_ROUNDING):
             return False
         # complex step through one step of the model from its (h_{t-1}, c_{t-1}), h held fixed
         one = total_dc_dc0(model, x[t:t + 1], M["h"][t], M["c"][t])
@@ -175,7 +180,8 @@ def check_lstm_cell_gradient_only_forget_gate() -> Verdict:
         # independent re-check: the joint Jacobian product's c-c block equals the complex-step total
         P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
         H = h0.size
-        reverified = bool(np.allclose(P[-1][H:, H:], total, rtol=0, atol=1e-12 * max(1, np.abs(total).max()))
+        reverified = bool(np.allclose(P[-1][H:, H:], total, rtol=0,
+                                      atol=TOLERANCES["jacobian_product"].rtol * max(1, np.abs(total).max()))
                           and np.linalg.norm(total - direct, 2) >= np.linalg.norm(direct, 2))
         ev["counterexample"] = {
             "params": params, "x": x, "h0": h0, "c0": c0,
@@ -219,8 +225,8 @@ def gates_in_unit_interval(case) -> bool:
     M = model_trace(lstm(params, x.shape[1], h0.size), x, h0, c0)
     G, da = one_step_gates(params, x, M["h"])
     H = h0.size
-    agree = all(np.all(np.abs(G[k] - M[k]) <= da[:, j * H:(j + 1) * H] / 4 + 2.0**-53) for j, k in enumerate("if"))
-    agree = agree and np.all(np.abs(G["o"] - M["o"]) <= da[:, 3 * H:] / 4 + 2.0**-53)
+    agree = all(np.all(np.abs(G[k] - M[k]) <= da[:, j * H:(j + 1) * H] / 4 + _GATE_ROUNDING) for j, k in enumerate("if"))
+    agree = agree and np.all(np.abs(G["o"] - M["o"]) <= da[:, 3 * H:] / 4 + _GATE_ROUNDING)
     return bool(agree and all(((v >= 0) & (v <= 1)).all() for src in (G, M) for k, v in src.items() if k in "ifo"))
 
 
@@ -279,10 +285,12 @@ def write_bounded_by_one(case) -> bool:
     write = c[1:] - f * c[:-1]
     # c_t = fl(fl(f c) + fl(i g)), then write = fl(c_t - fl(f c)): |write - i g| <= u (2|f c| + |i g| +
     # |c_t| + |write|) + O(u^2) <= 8u (|f c_{t-1}| + |c_t| + 1), entry by entry
-    tol = 8 * 2.0**-53 * (np.abs(f * c[:-1]) + np.abs(c[1:]) + 1.0)
+    tol = TOLERANCES["lstm_cell_update_roundoff"].rtol * UNIT_ROUNDOFF * (np.abs(f * c[:-1]) + np.abs(c[1:]) + 1.0)
     ok_write = np.all(np.abs(write - i * g) <= tol) and np.all(np.abs(i * g) <= 1)  # |i|, |g| <= 1 in float64
     t = np.arange(c.shape[0])[:, None]
-    ok_growth = np.all(np.abs(c) <= np.abs(c0)[None, :] + t + 8 * 2.0**-53 * (np.abs(c0)[None, :] + t))
+    # each step adds <= 2u (|c_0| + t) of rounding, so after t steps the slack is <= 2u t (|c_0| + t)
+    growth_slack = TOLERANCES["lstm_cell_growth_roundoff"].rtol * UNIT_ROUNDOFF * (t + 1)
+    ok_growth = np.all(np.abs(c) <= np.abs(c0)[None, :] + t + growth_slack * (np.abs(c0)[None, :] + t))
     # the model's gates vs torch's equations evaluated in another order, one step at a time from the
     # model's own h_{t-1} (so round-off cannot accumulate along the trajectory): the pre-activations
     # differ by <= n u sum|terms| (n = I + H + 2 terms); sigma' <= 1/4, tanh' <= 1
@@ -297,9 +305,9 @@ def write_bounded_by_one(case) -> bool:
         a = W_ih @ x[s] + W_hh @ hs[s] + b
         f_s, ig_s = sigmoid(a[H:2 * H]), sigmoid(a[:H]) * np.tanh(a[2 * H:3 * H])
         mag = np.abs(W_ih) @ np.abs(x[s]) + np.abs(W_hh) @ np.abs(hs[s]) + b_abs
-        da = 2 * n * 2.0**-53 * mag
-        agree &= bool(np.all(np.abs(f_s - f[s]) <= da[H:2 * H] / 4 + 2.0**-53)
-                      and np.all(np.abs(ig_s - i[s] * g[s]) <= da[:H] / 4 + da[2 * H:3 * H] + 2.0**-51))
+        da = TOLERANCES["gate_preactivation_roundoff"].rtol * n * UNIT_ROUNDOFF * mag
+        agree &= bool(np.all(np.abs(f_s - f[s]) <= da[H:2 * H] / 4 + _GATE_ROUNDING)
+                      and np.all(np.abs(ig_s - i[s] * g[s]) <= da[:H] / 4 + da[2 * H:3 * H] + _GATE_PRODUCT_ROUNDING))
     return bool(ok_write and ok_growth and agree)
 
 
@@ -393,8 +401,9 @@ def carousel_holds(case) -> bool:
     H = h0.size
     total = total_dc_dc0(model, x, h0, c0)
     P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
-    # deviation from I comes only from i <= 1e-20 times O(||W|| T): 1e-14 bounds it
-    return bool(np.allclose(total, np.eye(H), rtol=0, atol=1e-14) and np.allclose(P[-1][H:, H:], np.eye(H), rtol=0, atol=1e-14)
+    # deviation from I comes only from i <= 1e-20 times O(||W|| T): 1e-14 bounds it (TOLERANCES)
+    tol = TOLERANCES["lstm_saturated_cell_identity_abs"].rtol
+    return bool(np.allclose(total, np.eye(H), rtol=0, atol=tol) and np.allclose(P[-1][H:, H:], np.eye(H), rtol=0, atol=tol)
                 and (gates(params, x, h0, c0)["f"] == 1.0).all())
 
 
@@ -452,7 +461,7 @@ def _witness_evidence():
     block = fd_jacobian(f, c0, method="complex")
     P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
     H = h0.size
-    agree = np.allclose(P[-1][:, H:], block, rtol=0, atol=1e-12 * max(np.abs(block).max(), 1e-300) + 1e-300)
+    agree = np.allclose(P[-1][:, H:], block, rtol=0, atol=TOLERANCES["jacobian_product"].rtol * max(np.abs(block).max(), 1e-300) + 1e-300)
     f_max = float(gates(params, x, h0, c0)["f"].max())
     ok = bool(agree and n[-1] < 1e-6 and f_max < 1)
     return ok, {
@@ -493,7 +502,8 @@ def forget_path_bounds(case) -> bool:
     prod = np.prod(f, axis=0)
     T = f.shape[0]
     lo, hi = f.min(axis=0) ** T, f.max(axis=0) ** T
-    return bool(((f > 0) & (f < 1)).all() and (prod >= lo * (1 - 1e-13 * T)).all() and (prod <= hi * (1 + 1e-13 * T)).all())
+    slack = TOLERANCES["forget_product_per_factor"].rtol * T
+    return bool(((f > 0) & (f < 1)).all() and (prod >= lo * (1 - slack)).all() and (prod <= hi * (1 + slack)).all())
 
 
 def check_lstm_still_vanishes() -> Verdict:
@@ -510,7 +520,8 @@ def check_lstm_still_vanishes() -> Verdict:
         from ._numeric import complex_step_state_jacobian
 
         o = complex_step_state_jacobian(r, x, h0)
-        reverified = bool(n_lstm[-1] < np.linalg.norm(o, 2) and abs(np.linalg.norm(o, 2) - n_rnn[-1]) <= 1e-10 * n_rnn[-1])
+        reverified = bool(n_lstm[-1] < np.linalg.norm(o, 2) and abs(np.linalg.norm(o, 2) - n_rnn[-1])
+                          <= TOLERANCES["rnn_norm_vs_complex_step"].rtol * n_rnn[-1])
         ev["comparison_counterexample"] = {
             "lstm_params": params, "rnn_params": rnn_params, "x": x, "h0": h0, "c0": c0,
             "lstm_norm_every_10_steps": n_lstm[::10], "rnn_norm_every_10_steps": n_rnn[::10],

@@ -81,7 +81,7 @@ def _oracle_agrees(run: dict) -> bool:
     # perturbation of u grows like ||dh_t/dh_0||, so the two trajectories (hence their Jacobians)
     # differ by ~ u * max_t ||dh_t/dh_0|| relative; plus the product's own ~ T * 1e-12.
     growth = float(np.max(run["norms"]))
-    tol = TOLERANCES["jacobian_product"].rtol * STEPS + 16 * UNIT_ROUNDOFF * growth
+    tol = TOLERANCES["jacobian_product"].rtol * STEPS + TOLERANCES["unstable_trajectory_drift"].rtol * UNIT_ROUNDOFF * growth
     P_T = run["P"][-1]
     scale = max(np.linalg.norm(P_T, 2), np.linalg.norm(run["oracle"], 2), 1e-300)
     return bool(np.linalg.norm(P_T - run["oracle"], 2) <= tol * scale)
@@ -103,8 +103,9 @@ def bound_holds(model, x, h0, gamma: float) -> bool:
     W = model.params["weight_hh_l0"]
     q = gamma * spectral_norm(W)
     T = P.shape[0] - 1
-    # each spectral norm and product carries ~ n*u relative round-off per factor: allow 1e-12 * t
-    ok = all(np.linalg.norm(P[t], 2) <= q**t * (1 + 1e-12 * (t + 1)) + 1e-300 for t in range(T + 1))
+    # each spectral norm and product carries ~ n*u relative round-off per factor (TOLERANCES)
+    per_factor = TOLERANCES["norm_bound_per_factor"].rtol
+    ok = all(np.linalg.norm(P[t], 2) <= q**t * (1 + per_factor * (t + 1)) + 1e-300 for t in range(T + 1))
     oracle = complex_step_state_jacobian(model, x, h0)
     scale = max(np.linalg.norm(oracle, 2), q**T, 1e-300)
     agree = np.linalg.norm(P[-1] - oracle, 2) <= TOLERANCES["jacobian_product"].rtol * scale
@@ -141,7 +142,7 @@ def _bptt_case_holds(case) -> bool:
     scale = max(np.linalg.norm(oracle, 2), 1e-300)
     # round-off of the product plus the drift between the real and the complex forward trajectories,
     # ~ u * max_t ||dh_t/dh_0|| (see _oracle_agrees); both relative to max(||dh_T/dh_0||, 1)
-    tol = TOLERANCES["jacobian_product"].rtol + 16 * UNIT_ROUNDOFF * float(np.max(norms(P)))
+    tol = TOLERANCES["jacobian_product"].rtol + TOLERANCES["unstable_trajectory_drift"].rtol * UNIT_ROUNDOFF * float(np.max(norms(P)))
     if np.linalg.norm(P[-1] - oracle, 2) > tol * max(scale, 1.0):
         return False
     # BPTT (hand-written reverse mode) gives the rows: dL/dh_0 for L = <e_i, h_T> equals P_T^T e_i
@@ -332,8 +333,9 @@ def linear_regime_explodes(W: np.ndarray, steps: int = 30) -> bool:
     n = W.shape[0]
     P = jacobian_products(model, np.zeros((steps, n)), np.zeros((1, n)))
     WT = np.linalg.matrix_power(W, steps)
-    same = np.linalg.norm(P[-1] - WT, 2) <= 1e-12 * np.linalg.norm(WT, 2)
-    return bool(same and np.linalg.norm(P[-1], 2) >= spectral_radius(W) ** steps * (1 - 1e-9))
+    same = np.linalg.norm(P[-1] - WT, 2) <= TOLERANCES["zero_fixed_point_power"].rtol * np.linalg.norm(WT, 2)
+    slack = TOLERANCES["fixed_point_margin_slack"].rtol
+    return bool(same and np.linalg.norm(P[-1], 2) >= spectral_radius(W) ** steps * (1 - slack))
 
 
 def check_eigenvalue_below_one_vanishes() -> Verdict:
@@ -359,7 +361,8 @@ def check_eigenvalue_above_one_explodes() -> Verdict:
     if found.ok:
         agree, more = _fixed_point_evidence(found.found)
         n = more["_norms"]
-        reverified = agree and spectral_radius(found.found[0]) > 1 and n[-1] <= GROWTH**-STEPS * (1 + 1e-9)
+        slack = TOLERANCES["fixed_point_margin_slack"].rtol
+        reverified = agree and spectral_radius(found.found[0]) > 1 and n[-1] <= GROWTH**-STEPS * (1 + slack)
         ev["counterexample"] = _pop_private(more)
     prec = holds(_linear_regime_cases(), linear_regime_explodes, 20)
     ev["precise_examples"] = prec.examples
@@ -391,7 +394,8 @@ def _sigmoid_vanishing_witness():
 def check_sigmoid_bound_is_one() -> Verdict:
     g_sym = symbolic_gamma("sigmoid")
     a_max, d_max = _sup_derivative_numeric("sigmoid")
-    numeric_quarter = abs(d_max - 0.25) <= 1e-15 and abs(a_max) <= 1e-4
+    numeric_quarter = (abs(d_max - 0.25) <= TOLERANCES["sigmoid_prime_max_abs"].rtol
+                       and abs(a_max) <= TOLERANCES["sigmoid_argmax_grid_abs"].rtol)
     found = _sigmoid_vanishing_witness()
     ev: dict = {
         "gamma_sigmoid_symbolic": None if g_sym is None else str(g_sym),
@@ -407,7 +411,8 @@ def check_sigmoid_bound_is_one() -> Verdict:
         P = jacobian_products(model, rng_x, np.zeros((1, 2)))
         nn = norms(P)
         q = spectral_norm(W) / 4
-        reverified = spectral_radius(W) > 1 and all(nn[t] <= q**t * (1 + 1e-12 * (t + 1)) for t in range(STEPS + 1))
+        per_factor = TOLERANCES["norm_bound_per_factor"].rtol
+        reverified = spectral_radius(W) > 1 and all(nn[t] <= q**t * (1 + per_factor * (t + 1)) for t in range(STEPS + 1))
         ev["counterexample"] = {
             "nonlinearity": "sigmoid", "W_hh": W, "spectral_radius_W_hh": spectral_radius(W),
             "spectral_norm_W_hh": spectral_norm(W), "x": rng_x, "h0": [0.0, 0.0],

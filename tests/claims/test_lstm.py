@@ -10,6 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from gradtheory._tolerances import TOLERANCES
 from gradtheory.claims import lstm as C
 from gradtheory.claims._numeric import jacobian_products, norms
 from gradtheory.models import LSTM
@@ -43,10 +44,11 @@ def test_total_cell_gradient_passes_through_w_hh():
     params, x, h0, c0 = W_PATH
     model = C.lstm(params, 1, 2)
     total = C.total_dc_dc0(model, x, h0, c0)
-    np.testing.assert_allclose(total, np.diag([0.25, 0.5]), rtol=0, atol=1e-16)
-    np.testing.assert_allclose(C.forget_product(params, x, h0, c0), np.diag([0.25, 0.25]), rtol=0, atol=1e-16)
+    exact = TOLERANCES["lstm_w_path_exact_abs"].rtol
+    np.testing.assert_allclose(total, np.diag([0.25, 0.5]), rtol=0, atol=exact)
+    np.testing.assert_allclose(C.forget_product(params, x, h0, c0), np.diag([0.25, 0.25]), rtol=0, atol=exact)
     P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
-    np.testing.assert_allclose(P[-1][2:, 2:], np.diag([0.25, 0.5]), rtol=0, atol=1e-16)
+    np.testing.assert_allclose(P[-1][2:, 2:], np.diag([0.25, 0.5]), rtol=0, atol=exact)
 
 
 @example(W_PATH)
@@ -98,8 +100,8 @@ def test_cell_state_can_change_by_more_than_one_in_a_step():
     = -1.5 c_1 (the write is bounded by 1, the change is not)."""
     params, x, h0, c0 = COUNTER
     c = C.cell_states(C.lstm(params, 1, 1), x, h0, c0)[:, 0]
-    assert c[1] == pytest.approx(1 / (1 + np.exp(-1.0)) * np.tanh(2.0), rel=1e-15)
-    assert c[2] - c[1] == pytest.approx(-1.5 * c[1], rel=1e-14)
+    assert c[1] == pytest.approx(1 / (1 + np.exp(-1.0)) * np.tanh(2.0), rel=TOLERANCES["lstm_cell_closed_form"].rtol)
+    assert c[2] - c[1] == pytest.approx(-1.5 * c[1], rel=TOLERANCES["lstm_cell_change_closed_form"].rtol)
     assert abs(c[2] - c[1]) > 1
 
 

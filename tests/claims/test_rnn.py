@@ -13,6 +13,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from gradtheory._tolerances import TOLERANCES
 from gradtheory.claims import rnn as C
 from gradtheory.claims._numeric import jacobian_products, norms, rnn, spectral_norm, spectral_radius
 from gradtheory.models.activations import ACTIVATIONS
@@ -90,11 +91,11 @@ def test_spectral_radius_below_one_does_not_imply_vanishing():
     input x = a* - W_hh tanh(a*) with a* = (0, 1), h_0 = tanh(a*): the state stays put, every one-step
     Jacobian is diag(1, 1 - tanh(1)^2) W_hh with spectral radius 1.370 > 1, and ||dh_60/dh_0||_2 =
     3.46e8 (model Jacobians and complex step agree)."""
-    assert spectral_radius(W_BELOW) == pytest.approx(0.5, abs=1e-15)
+    assert spectral_radius(W_BELOW) == pytest.approx(0.5, abs=TOLERANCES["eigvals_2x2_abs"].rtol)
     run = C.fixed_point_run(W_BELOW, A_BELOW)
     J = C.fixed_point_jacobian(W_BELOW, A_BELOW)
-    assert spectral_radius(J) == pytest.approx(2.0 - 1.5 * (1 - np.tanh(1.0) ** 2), rel=1e-14)  # trace; det = 0
-    assert run["norms"][-1] == pytest.approx(3.46194e8, rel=1e-5)
+    assert spectral_radius(J) == pytest.approx(2.0 - 1.5 * (1 - np.tanh(1.0) ** 2), rel=TOLERANCES["fixed_point_radius_trace"].rtol)  # trace; det = 0
+    assert run["norms"][-1] == pytest.approx(3.46194e8, rel=TOLERANCES["printed_six_digits"].rtol)
     assert np.all(np.diff(run["norms"][1:]) > 0)  # grows at every step
     assert C._oracle_agrees(run)
 
@@ -110,7 +111,7 @@ def test_gradient_at_a_fixed_point_grows_like_the_spectral_radius_of_its_jacobia
     for t, n in enumerate(run["norms"]):
         # powers of a fixed 2x2 matrix: relative round-off ~ t * 4u per factor, plus the drift
         # of an unstable trajectory ~ u * ||J*||^t (see rnn._oracle_agrees)
-        slack = 1e-13 * (t + 1) + 1e-15 * norm**t
+        slack = TOLERANCES["fixed_point_power_per_factor"].rtol * (t + 1) + TOLERANCES["fixed_point_trajectory_drift"].rtol * norm**t
         assert rho**t * (1 - slack) <= n <= norm**t * (1 + slack) + 1e-300
 
 
@@ -131,7 +132,7 @@ def test_spectral_radius_above_one_can_vanish_by_saturation():
     0.630 I, so ||dh_60/dh_0||_2 = 0.630^60 = 9.2e-13."""
     run = C.fixed_point_run(W_ABOVE, A_ABOVE)
     q = 1.5 * (1 - np.tanh(1.0) ** 2)
-    assert run["norms"][-1] == pytest.approx(q**STEPS, rel=1e-12)
+    assert run["norms"][-1] == pytest.approx(q**STEPS, rel=TOLERANCES["saturated_fixed_point_power"].rtol)
     assert run["norms"][-1] < 1e-12
 
 
@@ -159,7 +160,7 @@ def test_sigmoid_rnn_with_eigenvalue_above_one_vanishes_for_every_input():
     model = rnn(W_ABOVE, nonlinearity="sigmoid")
     x = np.linspace(-3, 3, 2 * STEPS).reshape(STEPS, 2)
     n = norms(jacobian_products(model, x, np.zeros((1, 2))))
-    assert all(n[t] <= 0.375**t * (1 + 1e-12 * (t + 1)) for t in range(STEPS + 1))
+    assert all(n[t] <= 0.375**t * (1 + TOLERANCES["norm_bound_per_factor"].rtol * (t + 1)) for t in range(STEPS + 1))
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "sigmoid"])
@@ -222,8 +223,9 @@ def test_sigmoid_rnn_gradient_grows_when_recurrent_norm_exceeds_four():
     run = C.fixed_point_run(W_SIG, np.zeros(2), "sigmoid")
     np.testing.assert_array_equal(run["x"], [0.0, -2.5])
     np.testing.assert_array_equal(run["h0"], [0.5, 0.5])
-    assert run["norms"][-1] == pytest.approx(1.25**STEPS, rel=1e-13)
-    np.testing.assert_allclose(run["oracle"], np.diag([0.0, 1.25**STEPS]), rtol=1e-13)
+    tol = TOLERANCES["sigmoid_fixed_point_power"].rtol
+    assert run["norms"][-1] == pytest.approx(1.25**STEPS, rel=tol)
+    np.testing.assert_allclose(run["oracle"], np.diag([0.0, 1.25**STEPS]), rtol=tol)
 
 
 @example(W_SIG, np.zeros(2))
@@ -232,5 +234,6 @@ def test_sigmoid_fixed_point_at_one_half_multiplies_gradients_by_w_over_four(W, 
     """At c* = 1/2 (a* = 0) every one-step Jacobian of the sigmoid RNN is W_rec / 4."""
     np.testing.assert_array_equal(C.fixed_point_jacobian(W, a_star, "sigmoid"), W / 4)
     run = C.fixed_point_run(W, a_star, "sigmoid", steps=5)
-    np.testing.assert_allclose(run["P"][-1], np.linalg.matrix_power(W / 4, 5), rtol=1e-12,
-                               atol=1e-12 * np.linalg.norm(W / 4, 2) ** 5)
+    tol = TOLERANCES["sigmoid_fixed_point_product"].rtol
+    np.testing.assert_allclose(run["P"][-1], np.linalg.matrix_power(W / 4, 5), rtol=tol,
+                               atol=tol * np.linalg.norm(W / 4, 2) ** 5)

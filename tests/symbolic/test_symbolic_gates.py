@@ -48,7 +48,7 @@ def test_lstm_symbolic_joint_jacobian_equals_model_jacobians(H, data):
         J = np.array(S["fn"](list(W.ravel()), list(u[t]), list(h[t]), list(c[t])), dtype=float)
         np.testing.assert_allclose(J, Js[t], rtol=0, atol=JAC * max(1.0, np.abs(W).max()))
         f = 1 / (1 + np.exp(-(W[H:2 * H] @ h[t] + u[t, H:2 * H])))
-        np.testing.assert_allclose(np.diag(Js[t][H:, H:]), f, rtol=1e-14)
+        np.testing.assert_allclose(np.diag(Js[t][H:, H:]), f, rtol=TOLERANCES["lstm_forget_diagonal"].rtol)
         assert np.count_nonzero(Js[t][H:, H:] - np.diag(np.diag(Js[t][H:, H:]))) == 0
 
 
@@ -92,7 +92,7 @@ def test_gru_symbolic_jacobian_with_direct_path_diag_z_equals_model_jacobians(H,
     J0 = m0.jacobians(m0.forward(x))
     z = 1 / (1 + np.exp(-(u[:, H:2 * H])))
     for t in range(len(x)):
-        np.testing.assert_allclose(J0[t], np.diag(z[t]), rtol=1e-14, atol=0)
+        np.testing.assert_allclose(J0[t], np.diag(z[t]), rtol=TOLERANCES["gru_zero_weight_update_gate"].rtol, atol=0)
 
 
 @given(st.sampled_from(["RNN", "LSTM", "GRU"]), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3),
@@ -160,7 +160,8 @@ def test_stacked_gradient_is_the_sum_over_climbing_steps_of_composed_jacobians(w
     g = model.backward(model.forward(x), d_out)
     derived = np.array([f(w1, v1, w2, v2, *xs) for f in S], dtype=float)
     # sums of <= T products of <= 2T factors of size <= 1.5: relative round-off ~ 4T u * 1.5^(2T)
-    np.testing.assert_allclose(g.x[:, 0], derived, rtol=0, atol=1e-13 * max(1.0, np.abs(derived).max()))
+    tol = TOLERANCES["stacked_scalar_formula"].rtol
+    np.testing.assert_allclose(g.x[:, 0], derived, rtol=0, atol=tol * max(1.0, np.abs(derived).max()))
 
 
 _STACK_CACHE: list = []
@@ -202,7 +203,8 @@ def test_bidirectional_input_gradient_is_the_sum_of_the_two_directions(family, T
     bwd = cls(2, H, params={k[: -len("_reverse")]: v for k, v in model.params.items() if k.endswith("_reverse")})
     gf = fwd.backward(fwd.forward(x), d_out[:, :H])
     gb = bwd.backward(bwd.forward(x[::-1]), d_out[::-1, H:])
-    np.testing.assert_allclose(g.x, gf.x + gb.x[::-1], rtol=0, atol=1e-15 * max(1.0, np.abs(g.x).max()) * 4)
+    tol = TOLERANCES["bidirectional_halves"].rtol
+    np.testing.assert_allclose(g.x, gf.x + gb.x[::-1], rtol=0, atol=tol * max(1.0, np.abs(g.x).max()))
 
 
 @st.composite
@@ -278,4 +280,5 @@ def test_bidirectional_formula_sums_forward_and_reverse_paths(weights, values):
     g = model.backward(model.forward(np.array(x)[:, None]), d_out)
     derived = np.array([f(wf, vf, wb, vb, *x, *gf, *gb) for f in _BIDI_CACHE], dtype=float)
     # sums of <= 2T products of <= 2T factors of size <= 1.5: round-off ~ 4T u 1.5^(2T) relative
-    np.testing.assert_allclose(g.x[:, 0], derived, rtol=0, atol=1e-13 * max(1.0, np.abs(derived).max()))
+    tol = TOLERANCES["bidirectional_scalar_formula"].rtol
+    np.testing.assert_allclose(g.x[:, 0], derived, rtol=0, atol=tol * max(1.0, np.abs(derived).max()))

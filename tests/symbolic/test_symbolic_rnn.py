@@ -132,7 +132,7 @@ def test_seed004_gradient_of_E_k_is_the_sum_of_products_of_sigmoid_jacobians(cas
     P = np.eye(model.hidden_size)
     for t in range(k, -1, -1):
         # ||P|| <= (s/4)^(k-t): submultiplicativity; round-off in the product ~ (k-t) n u relative.
-        assert np.linalg.norm(P, 2) <= (s / threshold) ** (k - t) * (1 + 1e-12) + 1e-300
+        assert np.linalg.norm(P, 2) <= (s / threshold) ** (k - t) * (1 + TOLERANCES["seed004_contraction_product"].rtol) + 1e-300
         P = P @ Js[t]
 
 
