@@ -290,3 +290,17 @@ def test_sigmoid_rnn_is_seed_004_model_with_concatenated_weight(n, m, T, seed):
         states.append(c)
     rtol = TOLERANCES["seed004_concatenated_forward"].rtol * (n + m) * UNIT_ROUNDOFF * T
     np.testing.assert_allclose(model.forward(x).output, np.array(states), rtol=rtol, atol=0)
+
+
+def test_one_step_jacobian_under_cancellation_is_accurate_to_its_terms():
+    """Found by Hypothesis: a residual cell with w_hh = -(1 - 2^-52) at a = 0 has
+    J = 1 + phi'(0) w_hh = 2^-52, the difference of two O(1) terms. Both the model's Jacobian and
+    the complex-step oracle are accurate to ~u (1 + ||J||), not to u |J|: the product test
+    therefore scales by prod(1 + ||J_t||) (see test_product_of_one_step_jacobians...)."""
+    w = -(1.0 - 2.0**-52)
+    model = gt.ResidualRNN(1, 1, bias=False, params={"weight_ih_l0": [[0.0]], "weight_hh_l0": [[w]]})
+    res = model.forward(np.zeros((1, 1)), np.zeros((1, 1)))
+    J = model.jacobians(res)[0]
+    assert J[0, 0] == 2.0**-52  # 1 + w is exact in binary: Sterbenz
+    oracle = jacobian(lambda s: _state_after(model, np.zeros((1, 1)), s), np.zeros(1), method="complex")
+    assert abs(J[0, 0] - oracle[0, 0]) <= TOLERANCES["jacobian_product"].rtol * (1.0 + abs(J[0, 0]))
