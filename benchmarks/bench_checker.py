@@ -33,36 +33,7 @@ from gradtheory import _check_examples as ex
 from gradtheory.check import CheckTarget, check_gradients, torch_module_target
 
 
-class _Scale(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a, eps):
-        ctx.eps = eps
-        return a.view_as(a)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * (1 + ctx.eps), None
-
-
-class _Perturb(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a, eps, seed):
-        ctx.eps, ctx.seed = eps, seed
-        return a.view_as(a)
-
-    @staticmethod
-    def backward(ctx, g):
-        e = torch.from_numpy(np.random.default_rng(ctx.seed).standard_normal(tuple(g.shape)))
-        return g + ctx.eps * g.norm() * e / e.norm(), None, None
-
-
-def planted(target: CheckTarget, index: int, kind: str, eps: float, seed: int = 0) -> CheckTarget:
-    def fn(*args):
-        args = list(args)
-        args[index] = _Scale.apply(args[index], eps) if kind == "scale" else _Perturb.apply(args[index], eps, seed)
-        return target.fn(*args)
-
-    return CheckTarget(fn, target.inputs, names=target.names, time_axis=target.time_axis, time_inputs=target.time_inputs)
+planted = ex.planted
 
 
 def module(kind: str, I: int, H: int, layers: int = 1, bidirectional: bool = False, batch_first: bool = False,

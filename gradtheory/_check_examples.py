@@ -191,3 +191,61 @@ def torch_lstm_factory() -> tuple[Any, Any]:
     torch = _torch()
     torch.manual_seed(0)
     return torch.nn.LSTM(4, 16, dtype=torch.float64), torch.randn(20, 4, dtype=torch.float64)
+
+
+_PLANTERS: dict[str, Any] = {}
+
+
+def _planters():
+    """Identity autograd Functions whose backward plants an error (built once, torch imported lazily)."""
+    if not _PLANTERS:
+        import numpy as np
+
+        torch = _torch()
+
+        class Scale(torch.autograd.Function):
+            """Identity forward; backward multiplies the incoming gradient by (1 + eps)."""
+
+            @staticmethod
+            def forward(ctx, a, eps):
+                ctx.eps = eps
+                return a.view_as(a)
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * (1 + ctx.eps), None
+
+        class Perturb(torch.autograd.Function):
+            """Identity forward; backward adds eps * ||g|| * e (e a fixed random unit tensor)."""
+
+            @staticmethod
+            def forward(ctx, a, eps, seed):
+                ctx.eps, ctx.seed = eps, seed
+                return a.view_as(a)
+
+            @staticmethod
+            def backward(ctx, g):
+                e = torch.from_numpy(np.random.default_rng(ctx.seed).standard_normal(tuple(g.shape)))
+                return g + ctx.eps * g.norm() * e / e.norm(), None, None
+
+        _PLANTERS.update(scale=Scale, perturb=Perturb)
+    return _PLANTERS
+
+
+def planted(target: Any, index: int, kind: str, eps: float, seed: int = 0) -> Any:
+    """``target`` (a CheckTarget) with a relative error ``eps`` planted in the gradient of input
+    ``index``: ``kind='scale'`` multiplies it by 1 + eps, ``'random'`` adds eps ||g|| e."""
+    from .check import CheckTarget
+
+    planters = _planters()
+
+    def fn(*args):
+        args = list(args)
+        if kind == "scale":
+            args[index] = planters["scale"].apply(args[index], eps)
+        else:
+            args[index] = planters["perturb"].apply(args[index], eps, seed)
+        return target.fn(*args)
+
+    return CheckTarget(fn, target.inputs, names=target.names, time_axis=target.time_axis,
+                       time_inputs=target.time_inputs)

@@ -39,33 +39,6 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
-class _Scale(torch.autograd.Function):
-    """Identity forward; backward multiplies the incoming gradient by (1 + eps): a planted error."""
-
-    @staticmethod
-    def forward(ctx, a, eps):
-        ctx.eps = eps
-        return a.view_as(a)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * (1 + ctx.eps), None
-
-
-class _Perturb(torch.autograd.Function):
-    """Identity forward; backward adds eps * ||g|| * e (e a fixed random unit tensor)."""
-
-    @staticmethod
-    def forward(ctx, a, eps, seed):
-        ctx.eps, ctx.seed = eps, seed
-        return a.view_as(a)
-
-    @staticmethod
-    def backward(ctx, g):
-        e = torch.from_numpy(np.random.default_rng(ctx.seed).standard_normal(tuple(g.shape)))
-        return g + ctx.eps * g.norm() * e / e.norm(), None, None
-
-
 class _RowScale(torch.autograd.Function):
     """Identity forward; backward scales row ``row`` of the gradient by (1 + eps)."""
 
@@ -82,13 +55,7 @@ class _RowScale(torch.autograd.Function):
 
 
 def _planted(target: CheckTarget, index: int, kind: str, eps: float) -> CheckTarget:
-    def fn(*args):
-        args = list(args)
-        args[index] = _Scale.apply(args[index], eps) if kind == "scale" else _Perturb.apply(args[index], eps, 7)
-        return target.fn(*args)
-
-    return CheckTarget(fn, target.inputs, names=target.names, time_axis=target.time_axis,
-                       time_inputs=target.time_inputs)
+    return ex.planted(target, index, kind, eps, seed=7)
 
 
 def _torch_module(kind: str, I: int, H: int, layers: int = 1, bidirectional: bool = False,
