@@ -219,6 +219,7 @@ def models(
         bias=draw(st.booleans()) if bias is None else bias,
         batch_first=draw(st.booleans()) if batch_first is None else batch_first,
     )
+    model: Any
     if fam in ("rnn", "residual", "highway"):
         cls = {"rnn": RNN, "residual": ResidualRNN, "highway": HighwayRNN}[fam]
         model = cls(I, H, nonlinearity=draw(st.sampled_from(list(nonlinearities))), **kw)

@@ -289,16 +289,16 @@ class RecurrentModel:
                     finals[k].append(tr.states[k][-1])
             layer_in = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
         output = layer_in
-        finals = [np.stack(f) for f in finals]
+        final_states = [np.stack(f) for f in finals]
         if not batched:
             output = output[:, 0]
-            finals = [f[:, 0] for f in finals]
+            final_states = [f[:, 0] for f in final_states]
         elif self.batch_first:
             output = np.swapaxes(output, 0, 1)
         return ForwardResult(
             output=output,
-            h_n=finals[0],
-            c_n=finals[1] if len(finals) > 1 else None,
+            h_n=final_states[0],
+            c_n=final_states[1] if len(final_states) > 1 else None,
             traces=tuple(traces),
             batched=batched,
             batch_first=self.batch_first,
@@ -371,7 +371,7 @@ class RecurrentModel:
         d_steps = [np.zeros((LD, T, B, H), dtype=d_out.dtype) for _ in dfin]
         d_above = d_out
         for layer in range(self.num_layers - 1, -1, -1):
-            d_below = None
+            d_below: np.ndarray | None = None
             for d in range(D):
                 ld = layer * D + d
                 tr = result.traces[ld]
@@ -389,6 +389,7 @@ class RecurrentModel:
                 for k in range(len(dfin)):
                     d_init[k][ld] = d0[k]
                     d_steps[k][ld] = steps[k]
+            assert d_below is not None  # D >= 1 directions were traversed
             d_above = d_below
         dx = d_above
         if not result.batched:

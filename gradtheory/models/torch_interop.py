@@ -34,7 +34,7 @@ def from_torch(module: Any) -> RecurrentModel:
             f"dropout={module.dropout} in training mode is not supported (call module.eval() or use dropout=0)"
         )
     params = {name: p.detach().cpu().to(torch.float64).numpy().copy() for name, p in module.named_parameters()}
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         bias=module.bias,
         batch_first=module.batch_first,
         bidirectional=module.bidirectional,
@@ -60,7 +60,8 @@ def to_torch(model: RecurrentModel) -> Any:
 
     if not isinstance(model, RecurrentModel):
         raise TypeError(f"model must be a gradtheory RNN, LSTM or GRU, got {type(model).__name__}")
-    common = dict(
+    module: Any
+    common: dict[str, Any] = dict(
         num_layers=model.num_layers,
         bias=model.bias,
         batch_first=model.batch_first,
