@@ -53,7 +53,7 @@ def derive() -> Derivation:
     gv, gc, cos = value_clip_example()
     steps.append(Step(eq(text(r"\operatorname{clamp}_{[-\theta,\theta]}(g)"), text(r"(\max(-\theta, \min(\theta, g_i)))_i")),
                       r"Value clipping (\texttt{clip\_grad\_value\_}) acts on each component separately."))
-    steps.append(Step(eq(sp.Symbol(r"\operatorname{clamp}_{[-1,1]}") * sp.ImmutableMatrix(gv), sp.ImmutableMatrix(gc)),
+    steps.append(Step(eq(named(r"\operatorname{clamp}_{[-1,1]}", sp.ImmutableMatrix(gv)), sp.ImmutableMatrix(gc)),
                       r"Example: $g = (3, 1)^\top$, $\theta = 1$."))
     steps.append(Step(eq(text(r"\cos\angle(g, \operatorname{clamp}(g))"), cos),
                       r"SymPy: $4/(\sqrt{10}\sqrt{2})$; the clipped vector points elsewhere.", chain=((r"<", 1),)))
