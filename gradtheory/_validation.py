@@ -34,12 +34,14 @@ def as_float_array(
     ndim: int | tuple[int, ...] | None = None,
     shape: tuple[int | None, ...] | None = None,
     allow_complex: bool = False,
+    copy: bool = True,
 ) -> np.ndarray:
-    """Return ``value`` as a new float64 ndarray after checking type, dtype, finiteness and shape.
+    """Return ``value`` as a float64 ndarray after checking type, dtype, finiteness and shape.
 
     Integer, boolean and object dtypes are rejected with :class:`TypeError` (silently casting an
     integer array hides bugs in the caller's data pipeline); NaN and Inf raise :class:`ValueError`.
-    Torch tensors are accepted and copied.
+    Torch tensors are accepted and copied. ``copy=False`` returns a float64 (complex128) input
+    itself, for callers that only read it (a 488 MiB sequence need not be duplicated).
     """
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor, without importing torch
         value = value.detach().cpu().numpy()
@@ -54,15 +56,17 @@ def as_float_array(
     arr = np.asarray(value)
     kind = arr.dtype.kind
     if kind == "c" and allow_complex:
-        out = np.array(arr, dtype=np.complex128)
+        out = np.array(arr, dtype=np.complex128, copy=copy or None)
     elif kind == "f":
-        out = np.array(arr, dtype=np.float64)
+        out = np.array(arr, dtype=np.float64, copy=copy or None)
     else:
         raise TypeError(
             f"{name} must have a floating dtype (float64 expected), got dtype {arr.dtype}"
             + (" (integer data: convert explicitly with .astype(float))" if kind in "iub" else "")
         )
-    if not np.all(np.isfinite(out)):
+    # min/max propagate NaN and expose +-Inf without a full-size boolean temporary
+    parts = (out.real, out.imag) if out.dtype.kind == "c" else (out,)
+    if out.size and not all(np.isfinite(np.min(p)) and np.isfinite(np.max(p)) for p in parts):
         bad = np.argwhere(~np.isfinite(out))[0]
         raise ValueError(
             f"{name} must be finite, got {out[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
