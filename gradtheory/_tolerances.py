@@ -613,4 +613,12 @@ TOLERANCES: dict[str, Tolerance] = {
         "Factor c in abs = c u on a cosine: the stored counterexample's cosine vs the same cosine "
         "recomputed from g and clip(g): 1 - cos computed to ~4u.",
     ),
+    "symbolic_nonzero_abs": Tolerance(
+        1e-20,
+        "Absolute threshold for 'this derived expression is not identically zero': it is evaluated "
+        "with sympy evalf at 30 significant digits at a rational point where every term is O(1) "
+        "(weights and inputs in [-1.25, 1.25], tanh' in (0, 1]), so evaluation noise is ~1e-30 and "
+        "a value above 1e-20 is a genuine nonzero (the bidirectional reverse-half derivatives "
+        "checked this way are ~1e-2 .. 1).",
+    ),
 }

@@ -30,7 +30,8 @@ from ._numeric import (
     spectral_norm,
 )
 
-__all__ = ["CLAIMS", "parameter_ratio_holds", "residual_singular_values_hold", "output_jacobian_blocks"]
+__all__ = ["CLAIMS", "parameter_ratio_holds", "residual_singular_values_hold", "output_jacobian_blocks",
+           "bidirectional_causality", "highway_gate_substitution"]
 
 # ---------------------------------------------------------------------------------------------
 # gru-fewer-parameters
@@ -261,17 +262,69 @@ def bidirectional_structure_holds(case) -> bool:
     return bool(leak and agree)
 
 
+# rational evaluation point for the derived scalar expressions (phi -> tanh): all O(1)
+_BIDIRECTIONAL_POINT = {"w_f": sp_rational(1, 2), "v_f": sp_rational(3, 4), "w_b": sp_rational(-2, 3),
+                        "v_b": sp_rational(5, 4), "x_{1}": sp_rational(1, 3), "x_{2}": sp_rational(-1, 2),
+                        "x_{3}": sp_rational(1, 5)}
+
+
+def bidirectional_causality(d) -> tuple[bool, dict]:
+    r"""Read the causal structure off the ``bidirectional_stacked`` derivation's scalar bidirectional
+    layer (``d.result["bidirectional"]``: :math:`L = \sum_t g^f_t \overrightarrow h_t + g^b_t \overleftarrow h_t`,
+    :math:`\partial L/\partial x_s` both as SymPy's derivative of the unrolled model, ``direct``, and as
+    the derived two-direction formula, ``formula``; generic :math:`\phi`, T = 3).
+
+    :math:`\partial\overrightarrow h_t/\partial x_s = \partial^2 L/\partial g^f_t\,\partial x_s` and
+    likewise for the reverse half with :math:`g^b_t`. Holds iff, in both ``direct`` and ``formula``,
+    every forward derivative with s > t simplifies to exactly 0 (the forward direction is causal) and
+    every reverse derivative with s > t is not identically zero: with :math:`\phi = \tanh` at a
+    rational point its 30-digit value exceeds ``TOLERANCES["symbolic_nonzero_abs"]`` (the output
+    y_t sees the future input x_s through the reverse half).
+    """
+    import sympy as sp
+
+    if d is None or "bidirectional" not in d.result:
+        return False, {"symbolic": "bidirectional_stacked derivation unavailable"}
+    B = d.result["bidirectional"]
+    wf, vf, wb, vb, xs, gf, gb = B["symbols"]
+    T = len(xs)
+    point = {sym: _BIDIRECTIONAL_POINT[sym.name] for sym in (wf, vf, wb, vb, *xs)}
+    z = sp.Dummy("z")
+    floor = TOLERANCES["symbolic_nonzero_abs"].rtol
+    ok = T >= 2
+    ev: dict = {"steps": T, "phi_for_values": "tanh", "point": {k.name: str(v) for k, v in point.items()}}
+    for name in ("direct", "formula"):
+        fwd_future, rev_future = {}, {}
+        for s in range(1, T + 1):
+            for t in range(1, s):  # s > t: x_s is in y_t's future
+                df = sp.simplify(sp.diff(B[name][s - 1], gf[t - 1]))
+                db = sp.diff(B[name][s - 1], gb[t - 1])
+                funcs = {f.func for f in db.atoms(sp.core.function.AppliedUndef)}
+                db_tanh = db
+                for F in funcs:
+                    db_tanh = db_tanh.subs(F, sp.Lambda(z, sp.tanh(z)))
+                value = sp.N(db_tanh.doit().xreplace(point), 30)
+                fwd_future[f"dh_fwd_{t}/dx_{s}"] = str(df)
+                rev_future[f"dh_rev_{t}/dx_{s}"] = {"expr": str(db), "value_phi_tanh": str(value)}
+                ok = ok and df == 0 and bool(value.is_number) and abs(float(value)) > floor
+        ev[name] = {"forward_half_future": fwd_future, "reverse_half_future": rev_future}
+    return bool(ok), ev
+
+
 def check_bidirectional_not_for_lm() -> Verdict:
     d = derivation("bidirectional_stacked")
+    symbolic, sym_ev = bidirectional_causality(d)
     prop = holds(bidirectional_cases(), bidirectional_structure_holds, 25)
     held = not prop.ok
     model = RNN(1, 2, bidirectional=True, seed=0)
     x = np.linspace(-1, 1, 4)[:, None]
     B = output_jacobian_blocks(model, x)
     return Verdict(
-        decide(counterexample=False, proved=d is not None, spot_check=held, property_held=held),
+        decide(counterexample=False, proved=symbolic, spot_check=held, property_held=held),
         {
             "derivation": None if d is None else d.name,
+            "symbolic": sym_ev,
+            "symbolic_holds": symbolic,
             "examples": prop.examples,
             "oracle": "complex-step Jacobian of the outputs w.r.t. the inputs; hand-written BPTT dL/dx",
             "example": {"model": "RNN(1, 2, bidirectional=True, seed=0)", "x": x,
@@ -364,16 +417,64 @@ def highway_gate_limits_hold(pair) -> bool:
     return True
 
 
+HIGHWAY_SYMBOLIC_STEPS = 3  # steps of the symbolic product of closed-gate Jacobians
+
+
+def highway_gate_substitution(d) -> tuple[bool, dict]:
+    r"""Substitute the transform gate into the ``residual_highway`` derivation's highway Jacobian
+    (SymPy's :math:`\partial h_t/\partial h_{t-1}`, ``d.result["highway_jacobian"]``, H = 2, tanh).
+
+    The gate atoms are the derivation's own ``sig(a^T)`` expressions (``symbolic.residual_highway.
+    highway_step(H)["T"]``). Holds iff they occur in the Jacobian (non-vacuous), and: closed,
+    :math:`T_t = 0`: the Jacobian simplifies to exactly :math:`I`, and so does the ordered product of
+    ``HIGHWAY_SYMBOLIC_STEPS`` such steps (fresh h, input symbols per step); open, :math:`T_t = 1`: it
+    minus the plain RNN step's Jacobian :math:`\partial\phi(a^F_t)/\partial h_{t-1}` (SymPy, same
+    symbols) simplifies to exactly 0.
+    """
+    import sympy as sp
+
+    step = optional("gradtheory.symbolic.residual_highway", "highway_step")
+    if d is None or step is None or "highway_jacobian" not in d.result:
+        return False, {"symbolic": "residual_highway derivation or highway_step unavailable"}
+    J = d.result["highway_jacobian"]
+    H = J.shape[0]
+    S = step(H, "tanh")
+    gate = list(S["T"])
+    present = all(J.has(e) for e in gate)
+    Jc = J.xreplace({e: sp.Integer(0) for e in gate})
+    closed = sp.simplify(Jc)
+    P = None
+    if closed == sp.eye(H):  # otherwise the product is not worth simplifying
+        W = set(S["W"])
+        per_step = [s for s in Jc.free_symbols if s not in W]  # h_{t-1}, input part u: new each step
+        P = sp.eye(H)
+        for k in range(HIGHWAY_SYMBOLIC_STEPS):
+            P = Jc.xreplace({s: sp.Symbol(f"{s.name}_{k}", real=True) for s in per_step}) * P
+        P = sp.simplify(P)
+    opened = sp.simplify(J.xreplace({e: sp.Integer(1) for e in gate}) - S["F"].jacobian(S["h_prev"]))
+    ok = bool(present and closed == sp.eye(H) and P == sp.eye(H) and opened == sp.zeros(H, H))
+    return ok, {
+        "substitution": "T_t = 0 (closed) and T_t = 1 (open): the sig(a^T) atoms of the derivation's highway Jacobian, H = %d, tanh" % H,
+        "gate_atoms_present": present,
+        "dh_t_dh_{t-1}_closed": str(closed.tolist()),
+        "product_steps": HIGHWAY_SYMBOLIC_STEPS,
+        "dh_T_dh_{T-%d}_closed" % HIGHWAY_SYMBOLIC_STEPS: None if P is None else str(P.tolist()),
+        "dh_t_dh_{t-1}_open_minus_plain_rnn": str(opened.tolist()),
+    }
+
+
 def check_highway_gate_controls_identity() -> Verdict:
     d = derivation("residual_highway")
+    symbolic, sym_ev = highway_gate_substitution(d)
     prop = holds(highway_cases(), highway_jacobian_holds, 15)
     limits = holds(st.tuples(highway_cases("closed"), highway_cases("open")), highway_gate_limits_hold, 15)
     held = not prop.ok and not limits.ok
     return Verdict(
-        decide(counterexample=False, proved=d is not None and "highway_jacobian" in d.result, spot_check=held,
-               property_held=held),
+        decide(counterexample=False, proved=symbolic, spot_check=held, property_held=held),
         {
             "derivation": None if d is None else d.name,
+            "symbolic": sym_ev,
+            "symbolic_holds": symbolic,
             "examples": prop.examples + limits.examples,
             "oracles": "independent formula, SymPy's lambdified highway Jacobian, complex step",
             "gate_saturation": "transform-gate bias -60 (closed: dh_T/dh_0 = I) or +60 (open: plain RNN Jacobian)",

@@ -4,12 +4,16 @@ proofs/bidirectional_stacked.tex)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gradtheory.claims import architecture as C
+from gradtheory.claims._numeric import derivation
 from gradtheory.models import GRU, LSTM, RNN
+from gradtheory.symbolic.residual_highway import highway_step
 
 # --- gru-fewer-parameters --------------------------------------------------------------------
 
@@ -66,6 +70,30 @@ def test_bidirectional_not_for_lm_is_proved(audit):
     """y_t depends on x_{t+1} through the reverse direction (proofs/bidirectional_stacked.tex)."""
     r = audit("bidirectional-not-for-lm")
     assert r.status == "proved", r.verdict.evidence
+    ev = r.verdict.evidence
+    assert ev["symbolic_holds"] is True
+    for name in ("direct", "formula"):
+        assert set(ev["symbolic"][name]["forward_half_future"].values()) == {"0"}
+        assert all(abs(float(v["value_phi_tanh"])) > 1e-2 for v in ev["symbolic"][name]["reverse_half_future"].values())
+
+
+def test_derived_bidirectional_gradient_is_causal_forward_and_reads_the_future_backward():
+    """proofs/bidirectional_stacked.tex, scalar layer, T = 3, generic phi: d(forward h_t)/dx_s simplifies
+    to 0 for every s > t, d(reverse h_t)/dx_s for s > t is nonzero (phi = tanh, rational point)."""
+    ok, ev = C.bidirectional_causality(derivation("bidirectional_stacked"))
+    assert ok, ev
+    assert len(ev["formula"]["reverse_half_future"]) == 3  # (t, s) = (1, 2), (1, 3), (2, 3)
+
+
+def test_bidirectional_causality_check_rejects_a_forward_leak_or_a_missing_reverse_path():
+    """The symbolic check is not vacuous: a forward term x_2 -> h^fwd_1 in the formula, or dropping
+    the reverse output h^rev_1 from the derivative, makes it fail."""
+    B = dict(derivation("bidirectional_stacked").result["bidirectional"])
+    wf, vf, wb, vb, xs, gf, gb = B["symbols"]
+    leak = dict(B, formula=[e + gf[0] * wf if q == 1 else e for q, e in enumerate(B["formula"])])
+    assert not C.bidirectional_causality(SimpleNamespace(result={"bidirectional": leak}))[0]
+    blind = dict(B, direct=[e.subs(gb[0], 0) for e in B["direct"]])
+    assert not C.bidirectional_causality(SimpleNamespace(result={"bidirectional": blind}))[0]
 
 
 def test_bidirectional_output_sees_the_next_token_and_forward_half_does_not():
@@ -99,7 +127,26 @@ def test_stacked_bidirectional_forward_half_is_not_causal():
 
 def test_highway_gate_controls_identity_is_proved(audit):
     """J_t = diag(1 - T_t) + diag(T_t phi') W_F + diag((F - h) T (1 - T)) W_T (proofs/residual_highway.tex)."""
-    assert audit("highway-gate-controls-identity").status == "proved"
+    r = audit("highway-gate-controls-identity")
+    assert r.status == "proved", r.verdict.evidence
+    ev = r.verdict.evidence["symbolic"]
+    assert ev["dh_t_dh_{t-1}_closed"] == ev["dh_T_dh_{T-3}_closed"] == "[[1, 0], [0, 1]]"
+    assert ev["dh_t_dh_{t-1}_open_minus_plain_rnn"] == "[[0, 0], [0, 0]]"
+
+
+def test_closed_highway_gate_in_derived_jacobian_gives_identity_and_open_gate_the_plain_rnn_step():
+    """proofs/residual_highway.tex: T = 0 in SymPy's highway Jacobian simplifies to I (and a product of
+    three such steps to I); T = 1 gives exactly the plain RNN's d phi(a^F)/dh_{t-1}."""
+    ok, ev = C.highway_gate_substitution(derivation("residual_highway"))
+    assert ok, ev
+
+
+def test_highway_gate_substitution_rejects_a_jacobian_without_the_full_carry():
+    """The symbolic check is not vacuous: halve the carry term (1 - T_1) of the derived Jacobian and
+    the closed gate no longer gives I."""
+    J = derivation("residual_highway").result["highway_jacobian"].copy()
+    J[0, 0] -= (1 - highway_step(2, "tanh")["T"][0]) / 2
+    assert not C.highway_gate_substitution(SimpleNamespace(result={"highway_jacobian": J}))[0]
 
 
 @given(C.highway_cases())

@@ -5,6 +5,8 @@ torch's cell: c_t = f_t c_{t-1} + i_t g_t, h_t = o_t tanh(c_t), gates i, f, o = 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -12,8 +14,9 @@ from hypothesis import strategies as st
 
 from gradtheory._tolerances import TOLERANCES
 from gradtheory.claims import lstm as C
-from gradtheory.claims._numeric import jacobian_products, norms
+from gradtheory.claims._numeric import derivation, jacobian_products, norms
 from gradtheory.models import LSTM
+from gradtheory.symbolic.lstm import lstm_step
 
 
 def _params(W_ih, W_hh, b_ih, b_hh):
@@ -145,6 +148,32 @@ def test_constant_error_carousel_is_proved(audit):
     """f = 1, i = 0 => dc_T/dc_k = I (proofs/lstm.tex; numerically with saturated gates)."""
     r = audit("lstm-constant-error-carousel")
     assert r.status == "proved", r.verdict.evidence
+    ev = r.verdict.evidence
+    assert ev["symbolic_holds"] is True
+    assert ev["symbolic"]["dc_t_d(h,c)_{t-1}_substituted"] == "[[0, 0, 1, 0], [0, 0, 0, 1]]"
+    assert ev["symbolic"]["dc_T_d(h,c)_{T-3}_substituted"] == "[[0, 0, 1, 0], [0, 0, 0, 1]]"
+
+
+def test_substituting_open_forget_and_closed_input_gates_in_derived_jacobian_gives_identity_cell_rows():
+    """In SymPy's joint LSTM Jacobian (proofs/lstm.tex), f = 1 and i = 0 turn the c-rows into [0 | I]
+    exactly, and so are the c-rows of a product of three steps: dc_T/dc_k = I, dc_T/dh_k = 0."""
+    ok, ev = C.carousel_substitution(derivation("lstm"))
+    assert ok, ev
+    assert ev["derived_block_dc_dc_substituted"] == "[[1, 0], [0, 1]]"
+    assert ev["derived_block_dc_dh_substituted"] == "[[0, 0], [0, 0]]"
+
+
+def test_carousel_substitution_rejects_a_jacobian_with_an_ungated_path_into_the_cell():
+    """The symbolic check is not vacuous: add g_1 (not multiplied by i) to dc_1/dh_1 of the derived
+    Jacobian, or replace dc_2/dc_2 = f_2 by o_2 f_2^2, and the substitution no longer yields I."""
+    d = derivation("lstm")
+    S = lstm_step(2)
+    J = d.result["jacobian"]
+    for k, (r, c), new in ((0, (2, 0), J[2, 0] + S["g"][0]), (1, (3, 3), J[3, 3] ** 2 * S["o"][1])):
+        bad = J.copy()
+        bad[r, c] = new
+        ok, _ = C.carousel_substitution(SimpleNamespace(result={"jacobian": bad, "blocks": d.result["blocks"]}))
+        assert not ok, k
 
 
 @given(C.carousel_cases())
