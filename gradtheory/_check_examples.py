@@ -145,30 +145,28 @@ def lstm_function(bug: str = "none", eps: float = 1e-3):
     return _make_lstm(bug, eps).apply
 
 
-def elman_inputs(T: int = 6, B: int = 2, I: int = 3, H: int = 5, seed: int = 0):
-    """float64 inputs (x, h0, W_ih, W_hh, b), all requiring grad; torch's default init scale."""
+def _input_makers(T: int, B: int, I: int, H: int, seed: int):
+    """x (T, B, I) ~ N(0, 1) and a maker of U(-scale, scale) tensors (default torch's 1/sqrt(H)),
+    drawn in this order from one seeded generator; all require grad."""
     torch = _torch()
     g = torch.Generator().manual_seed(seed)
-    s = H**-0.5
 
-    def u(*shape, scale=s):
+    def u(*shape, scale=H**-0.5):
         return ((torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1) * scale).requires_grad_(True)
 
-    return (torch.randn(T, B, I, generator=g, dtype=torch.float64).requires_grad_(True),
-            u(B, H, scale=0.5), u(H, I), u(H, H), u(H))
+    return torch.randn(T, B, I, generator=g, dtype=torch.float64).requires_grad_(True), u
+
+
+def elman_inputs(T: int = 6, B: int = 2, I: int = 3, H: int = 5, seed: int = 0):
+    """float64 inputs (x, h0, W_ih, W_hh, b), all requiring grad; torch's default init scale."""
+    x, u = _input_makers(T, B, I, H, seed)
+    return x, u(B, H, scale=0.5), u(H, I), u(H, H), u(H)
 
 
 def lstm_inputs(T: int = 6, B: int = 2, I: int = 3, H: int = 5, seed: int = 0):
     """float64 inputs (x, h0, c0, W_ih, W_hh, b), all requiring grad."""
-    torch = _torch()
-    g = torch.Generator().manual_seed(seed)
-    s = H**-0.5
-
-    def u(*shape, scale=s):
-        return ((torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1) * scale).requires_grad_(True)
-
-    return (torch.randn(T, B, I, generator=g, dtype=torch.float64).requires_grad_(True),
-            u(B, H, scale=0.5), u(B, H, scale=0.5), u(4 * H, I), u(4 * H, H), u(4 * H))
+    x, u = _input_makers(T, B, I, H, seed)
+    return x, u(B, H, scale=0.5), u(B, H, scale=0.5), u(4 * H, I), u(4 * H, H), u(4 * H)
 
 
 ELMAN_NAMES = ("x", "h0", "W_ih", "W_hh", "b")

@@ -61,22 +61,19 @@ def plot_gradient_flow(path: Path, T: int, n: int, seed: int) -> None:
     fig = _figure(13, 4.4)
     axes = fig.subplots(1, 3)
     colors = ["tab:blue", "tab:orange", "tab:red"]
-    ax = axes[0]
-    for color, norm in zip(colors, (0.8, 1.0, 1.5)):
-        model = _rnn(n, "tanh", norm, seed)
-        flow = gradient_flow(model, x)
-        ax.plot(dist, flow, color=color, lw=1.6, label=rf"$\|W\|_2={norm:g}$ measured")
-        ax.plot(dist[::-1], envelope(model.params["weight_hh_l0"], "tanh", T), "--", color=color, lw=1,
-                label=rf"envelope $(T-k)\ln({norm:g})$")
-    ax.set_title(r"tanh RNN ($\gamma = 1$, threshold $\|W\|_2 = 1$)")
-    ax = axes[1]
-    for color, norm in zip(colors, (2.0, 4.0, 8.0)):
-        model = _rnn(n, "sigmoid", norm, seed)
-        flow = gradient_flow(model, x)
-        ax.plot(dist, flow, color=color, lw=1.6, label=rf"$\|W\|_2={norm:g}$ measured")
-        ax.plot(dist[::-1], envelope(model.params["weight_hh_l0"], "sigmoid", T), "--", color=color, lw=1,
-                label=rf"envelope $(T-k)\ln({norm:g}/4)$")
-    ax.set_title(r"sigmoid RNN ($\gamma = 1/4$, threshold $\|W\|_2 = 4$)")
+    panels = (
+        ("tanh", (0.8, 1.0, 1.5), r"envelope $(T-k)\ln({norm:g})$", r"tanh RNN ($\gamma = 1$, threshold $\|W\|_2 = 1$)"),
+        ("sigmoid", (2.0, 4.0, 8.0), r"envelope $(T-k)\ln({norm:g}/4)$",
+         r"sigmoid RNN ($\gamma = 1/4$, threshold $\|W\|_2 = 4$)"),
+    )
+    for ax, (activation, norms, envelope_label, title) in zip(axes, panels):
+        for color, norm in zip(colors, norms):
+            model = _rnn(n, activation, norm, seed)
+            flow = gradient_flow(model, x)
+            ax.plot(dist, flow, color=color, lw=1.6, label=rf"$\|W\|_2={norm:g}$ measured")
+            ax.plot(dist[::-1], envelope(model.params["weight_hh_l0"], activation, T), "--", color=color, lw=1,
+                    label=envelope_label.format(norm=norm))
+        ax.set_title(title)
     ax = axes[2]
     for color, (name, model) in zip(colors, (("LSTM", LSTM(n, n, seed=seed)), ("GRU", GRU(n, n, seed=seed)))):
         flow = gradient_flow(model, x)
