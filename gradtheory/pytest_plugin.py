@@ -12,6 +12,8 @@ Nothing heavy is imported at plugin load: torch is only imported by the checks t
 
 from __future__ import annotations
 
+import os
+
 from typing import Any, Callable
 
 from .check import GradientCheckError, GradientReport, assert_gradients_match
@@ -26,8 +28,8 @@ def pytest_addoption(parser: Any) -> None:
         "--gradtheory-profile",
         choices=PROFILES,
         default=None,
-        help="Hypothesis profile: ci (deterministic), dev, thorough. Default: $GRADTHEORY_PROFILE, "
-        "else 'ci' when $CI is set, else 'dev'.",
+        help="load a gradtheory Hypothesis profile: ci (deterministic), dev, thorough "
+        "(or set $GRADTHEORY_PROFILE); without either, Hypothesis settings are left alone.",
     )
     group.addoption(
         "--gradtheory-seed",
@@ -38,7 +40,11 @@ def pytest_addoption(parser: Any) -> None:
 
 
 def pytest_configure(config: Any) -> None:
-    load_profile(config.getoption("--gradtheory-profile"))
+    # Only on request: installing gradtheory must not change the Hypothesis settings of other
+    # projects' test suites. (gradtheory's own tests/conftest.py loads its default profile.)
+    name = config.getoption("--gradtheory-profile")
+    if name is not None or os.environ.get("GRADTHEORY_PROFILE"):
+        load_profile(name)
 
 
 def pytest_report_header(config: Any) -> str:

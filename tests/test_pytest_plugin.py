@@ -98,7 +98,34 @@ def test_wrong_numpy_gradient(gradient_check):
                                  "*the gradient is SCALED: analytic/reference = 0.5 in every failing block*"])
 
 
-def test_profile_option_still_selects_the_hypothesis_profile(pytester):
+@pytest.fixture
+def restore_hypothesis_profile():
+    """In-process pytester runs share Hypothesis' global settings: put the suite's profile back."""
+    from hypothesis import settings
+
+    before = settings._current_profile
+    yield
+    settings.load_profile(before)
+
+
+def test_plugin_leaves_hypothesis_settings_alone_unless_asked(pytester, monkeypatch, restore_hypothesis_profile):
+    """Installing gradtheory must not change another project's Hypothesis profile."""
+    from hypothesis import settings
+
+    monkeypatch.delenv("GRADTHEORY_PROFILE", raising=False)
+    settings.register_profile("users_own", max_examples=3)
+    settings.load_profile("users_own")
+    pytester.makepyfile(test_profile="""
+from hypothesis import settings
+
+def test_profile():
+    assert settings._current_profile == "users_own"
+""")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
+def test_profile_option_still_selects_the_hypothesis_profile(pytester, restore_hypothesis_profile):
 
     pytester.makepyfile(test_profile='''
 from hypothesis import settings
