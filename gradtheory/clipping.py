@@ -122,6 +122,16 @@ def _total(arrays: list[np.ndarray], p: float, name: str) -> float:
         return _vector_norm(norms, p)
 
 
+def _threshold(value: Any, name: str, why: str = "") -> float:
+    """A real threshold >= 0 (NaN rejected), as float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    out = float(value)
+    if not (out >= 0.0):
+        raise ValueError(f"{name} must be >= 0, got {value!r}{why}")
+    return out
+
+
 def clip_grad_norm(
     grads: G,
     max_norm: float,
@@ -139,11 +149,7 @@ def clip_grad_norm(
     """
     p = _norm_type(norm_type)
     check_bool(error_if_nonfinite, "error_if_nonfinite")
-    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
-        raise TypeError(f"max_norm must be a float, got {type(max_norm).__name__} {max_norm!r}")
-    theta = float(max_norm)
-    if not (theta >= 0.0):
-        raise ValueError(f"max_norm must be >= 0, got {max_norm!r} (a negative threshold would flip the gradient)")
+    theta = _threshold(max_norm, "max_norm", " (a negative threshold would flip the gradient)")
     kind, keys, arrays = _unpack(grads)
     N = _total(arrays, p, "grads")
     if error_if_nonfinite and not math.isfinite(N):
@@ -165,10 +171,6 @@ def clip_grad_value(grads: G, clip_value: float) -> G:
 
     NaN entries stay NaN (as ``torch.clamp``).
     """
-    if isinstance(clip_value, bool) or not isinstance(clip_value, numbers.Real):
-        raise TypeError(f"clip_value must be a float, got {type(clip_value).__name__} {clip_value!r}")
-    v = float(clip_value)
-    if not (v >= 0.0):
-        raise ValueError(f"clip_value must be >= 0, got {clip_value!r}")
+    v = _threshold(clip_value, "clip_value")
     kind, keys, arrays = _unpack(grads)
     return _pack(kind, keys, [np.clip(a, -v, v) for a in arrays])

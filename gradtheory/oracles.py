@@ -64,16 +64,21 @@ class RichardsonResult:
     error: np.ndarray
 
 
-def _richardson_weights(levels: int) -> np.ndarray:
-    """Weights c_k of the final extrapolant as a combination of the central differences D(h_k)."""
-    table: list[list[np.ndarray]] = []
-    for k in range(levels):
-        row = [np.eye(levels)[k]]
+def _richardson_table(columns: list) -> list[list]:
+    """Richardson table over central differences D(h_k), h_k = h / 2^k (eliminates h^2, h^4, ...)."""
+    table: list[list] = []
+    for k, d in enumerate(columns):
+        row = [d]
         for j in range(1, k + 1):
             c = 4.0**j
             row.append((c * row[j - 1] - table[k - 1][j - 1]) / (c - 1.0))
         table.append(row)
-    return table[-1][-1]
+    return table
+
+
+def _richardson_weights(levels: int) -> np.ndarray:
+    """Weights c_k of the final extrapolant as a combination of the central differences D(h_k)."""
+    return _richardson_table(list(np.eye(levels)))[-1][-1]
 
 
 def richardson(
@@ -98,16 +103,12 @@ def richardson(
     v = _direction(x, v)
     levels = check_positive_int(levels, "levels", minimum=2)
     steps = [h / 2**k for k in range(levels)]
-    fvals = []
-    table: list[list[np.ndarray]] = []
-    for k, hk in enumerate(steps):
+    fvals, differences = [], []
+    for hk in steps:
         fp, fm = np.asarray(f(x + hk * v), dtype=float), np.asarray(f(x - hk * v), dtype=float)
         fvals.append(max(np.max(np.abs(fp)), np.max(np.abs(fm))))
-        row = [(fp - fm) / (2 * hk)]
-        for j in range(1, k + 1):
-            c = 4.0**j
-            row.append((c * row[j - 1] - table[k - 1][j - 1]) / (c - 1.0))
-        table.append(row)
+        differences.append((fp - fm) / (2 * hk))
+    table = _richardson_table(differences)
     best = table[-1][-1]
     trunc = np.maximum(np.abs(best - table[-1][-2]), np.abs(best - table[-2][-1]))
     eps_f = 8 * UNIT_ROUNDOFF * max(fvals) if f_error is None else max(float(f_error), 8 * UNIT_ROUNDOFF * max(fvals))
@@ -175,9 +176,6 @@ def model_loss(
     """
     params = dict(model.params)
     is_lstm = getattr(model, "_n_states", 1) == 2
-
-    def split_h0(h):
-        return h
 
     def f(value):
         p, xx, hh = params, x, h0

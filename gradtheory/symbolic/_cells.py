@@ -23,6 +23,7 @@ import numpy as np
 import sympy as sp
 
 from ._core import sig
+from ._elman import _to_obj
 from .activation_bounds import phi
 
 __all__ = ["cell_step", "model_gradient_by_formula", "FAMILIES"]
@@ -87,14 +88,6 @@ def cell_step(family: str, hidden_size: int, input_size: int, activation: str = 
     return {"fn": fn, "exact": exact, "S": prev.rows, "P": len(theta), "state": state, "prev": prev}
 
 
-def _lift_array(values: Any, lift) -> np.ndarray:
-    arr = np.asarray(values, dtype=float)
-    out = np.empty(arr.shape, dtype=object)
-    for idx, v in np.ndenumerate(arr):
-        out[idx] = lift(float(v))
-    return out
-
-
 def model_gradient_by_formula(model: Any, x: Any, h0: Any = None, *, d_output: Any, d_h_n: Any = None,
                               d_c_n: Any = None, dps: int = 40) -> dict[str, np.ndarray]:
     r"""Gradients of :math:`L = \sum_t\langle g_t, h_t\rangle + \langle d_{h_n}, h_T\rangle (+\langle d_{c_n}, c_T\rangle)`
@@ -120,7 +113,7 @@ def model_gradient_by_formula(model: Any, x: Any, h0: Any = None, *, d_output: A
     p = model.params
     with mpmath.mp.workdps(dps):
         lift = Fraction if step["exact"] else mpmath.mpf
-        L = lambda v: _lift_array(v, lift)  # noqa: E731
+        L = lambda v: _to_obj(v, lift)  # noqa: E731
         W_ih, W_hh = L(p["weight_ih_l0"]).ravel(), L(p["weight_hh_l0"]).ravel()
         b_ih = L(p["bias_ih_l0"] if model.bias else zeros)
         b_hh = L(p["bias_hh_l0"] if model.bias else zeros)
