@@ -1,7 +1,11 @@
 """``gradtheory audit``: settle every claim by running its check; print a table, JSON or Markdown.
 
 Exit status: 0 when every claim is settled (proved, verified, refuted, refined); 1 if a check
-raised (``error``) or established nothing (``unsettled``); 2 for an unknown ``--only`` id.
+raised (``error``); 3 if none raised but a check established nothing (``unsettled``:
+inconclusive); 2 for an unknown ``--only`` id.
+
+``--json`` writes a JSON array with one object per claim, in registry order; see
+:data:`JSON_SCHEMA` (also in the documentation's command-line page).
 """
 
 from __future__ import annotations
@@ -14,13 +18,37 @@ from typing import Any
 
 from . import _core
 
-__all__ = ["add_arguments", "run", "format_table", "format_markdown"]
+__all__ = ["add_arguments", "run", "format_table", "format_markdown", "JSON_SCHEMA", "exit_status"]
+
+#: What ``gradtheory audit --json`` writes: an array of these objects (JSON Schema, draft 2020-12).
+JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "gradtheory audit --json",
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["id", "source", "statement", "precise", "status", "evidence"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "description": "the claim's stable id (gradtheory audit --only ID)"},
+            "source": {"type": "string", "description": "where the claim was found"},
+            "statement": {"type": "string", "description": "the claim quoted as written"},
+            "precise": {"type": "string", "description": "the precise statement that is checked"},
+            "status": {"enum": list(_core.STATUSES), "description": "computed by running the check"},
+            "evidence": {
+                "type": "object",
+                "description": "what the check computed: counterexamples, measured values, derivation names; "
+                "for status error, 'error' and 'traceback'. Finite numbers only (no NaN/Infinity).",
+            },
+        },
+    },
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     fmt = parser.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true", help="emit a JSON list of entries (id, source, statement, "
-                     "precise, status, evidence)")
+    fmt.add_argument("--json", action="store_true", help="emit a JSON array, one object per claim with keys id, "
+                     "source, statement, precise, status, evidence")
     fmt.add_argument("--markdown", action="store_true", help="emit Markdown (summary table and one section per claim)")
     parser.add_argument("--only", action="append", metavar="ID", default=None,
                         help="run only this claim (repeatable)")
@@ -130,4 +158,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(entries, [r.seconds for r in results]))
         print(f"wall time {time.perf_counter() - t0:.1f}s")
-    return 0 if all(r.status in _core.SETTLED for r in results) else 1
+    return exit_status([r.status for r in results])
+
+
+def exit_status(statuses: list[str]) -> int:
+    """0 all settled; 1 a check raised (``error``); 3 otherwise unsettled (inconclusive)."""
+    if "error" in statuses:
+        return 1
+    return 0 if all(s in _core.SETTLED for s in statuses) else 3
