@@ -13,10 +13,10 @@ import importlib
 import importlib.util
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-__all__ = ["main", "EXIT_CODES", "SUBCOMMANDS"]
+__all__ = ["EXIT_CODES", "SUBCOMMANDS", "main"]
 
 #: The exit status of every subcommand: code -> meaning (shown by ``--help`` and in the docs).
 EXIT_CODES: dict[int, str] = {

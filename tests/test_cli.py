@@ -35,7 +35,7 @@ def test_help_is_plain_text_and_lists_every_exit_code(capsys, command):
     text = _help(capsys, *([command] if command else []))
     assert "``" not in text and not re.search(r":\w+:`", text), text
     for code, meaning in cli.EXIT_CODES.items():
-        assert re.search(rf"^  {code}  {re.escape(meaning.split()[0])}", text, flags=re.M), (code, text)
+        assert re.search(rf"^  {code}  {re.escape(meaning.split()[0])}", text, flags=re.MULTILINE), (code, text)
 
 
 @pytest.mark.parametrize("command", list(cli.SUBCOMMANDS))
