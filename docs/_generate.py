@@ -57,6 +57,17 @@ def _text_to_md(text: str) -> str:
     return "".join(out)
 
 
+def _display_math(latex: str) -> str:
+    """``Step.to_latex()`` for Sphinx: its outer ``split`` (added for long lines) is dropped,
+    because Sphinx wraps every display containing a line break in ``split`` itself."""
+    inner = latex.strip()
+    if inner.startswith(r"\begin{split}") and inner.endswith(r"\end{split}"):
+        inner = inner[len(r"\begin{split}"):-len(r"\end{split}")].strip()
+    if "\n\n" in inner:  # Sphinx would read a blank line as the start of another equation
+        raise ValueError(f"blank line in a displayed step: {latex!r}")
+    return inner
+
+
 def _derivation_page(d) -> str:
     slug = d.name.replace("_", "-")
     lines = [
@@ -75,7 +86,7 @@ def _derivation_page(d) -> str:
             "```{math}",
             f":label: {slug}-{k}",
             "",
-            step.to_latex(),
+            _display_math(step.to_latex()),
             "```",
             "",
         ]
@@ -104,8 +115,8 @@ def derivations() -> list[str]:
 
 
 def _source(text: str) -> str:
-    """Seed file names (``003_<hash>.txt``) as 'seed text 003'; other sources as written."""
-    return re.sub(r"\b(\d{3})_[0-9a-f]{16}\.txt\b", r"seed text \1", text)
+    """Seed file names (``003_<hash>.txt``) as 'seed document 003'; other sources as written."""
+    return re.sub(r"\b(\d{3})_[0-9a-f]{16}\.txt\b", r"seed document \1", text)
 
 
 def _cell(text: str) -> str:

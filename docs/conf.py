@@ -28,6 +28,8 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    # MathJax 3 copied into the site (_static/mathjax): the pages render offline and from file://
+    "sphinx-mathjax-offline",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 # _generated/*.md and *.rst are included into other pages, not pages of their own
