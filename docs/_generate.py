@@ -105,7 +105,7 @@ def derivations() -> list[str]:
     for k, (name, d) in enumerate(all_derivations().items(), start=1):
         names.append(f"{k:02d}_{name}.md")
         _write(folder / names[-1], _derivation_page(d))
-    for stale in set(p.name for p in folder.glob("*.md")) - set(names):
+    for stale in {p.name for p in folder.glob("*.md")} - set(names):
         (folder / stale).unlink()
     return names
 

@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # document the gradtheory of this checkout
 
-import gradtheory  # noqa: E402
+import gradtheory
 
 project = "gradtheory"
 author = "the gradtheory authors"

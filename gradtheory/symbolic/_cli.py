@@ -34,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
         diffs = _document.differences(out, files)
         if diffs:
             for name, diff in diffs.items():
+                if not (out / name).exists():
+                    print(f"{name}: missing from {out}", file=sys.stderr)
+                    continue
                 lines = diff.splitlines()
                 print(f"{name}: differs from the derivation ({len(lines)} diff lines)", file=sys.stderr)
                 print("\n".join(lines[:30]), file=sys.stderr)
