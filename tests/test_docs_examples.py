@@ -12,7 +12,7 @@ PAGES = sorted(p for p in DOCS.rglob("*.md") if "_build" not in p.parts and "_ge
 
 
 def _python_blocks(page: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
+    return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.DOTALL)
 
 
 def test_the_guides_have_python_examples():
@@ -23,7 +23,7 @@ def test_the_guides_have_python_examples():
 def test_doc_python_examples_run_and_their_tests_pass(page):
     for block in _python_blocks(page):
         namespace: dict = {"__name__": "docs_example"}
-        exec(compile(block, str(page), "exec"), namespace)
+        exec(compile(block, str(page), "exec"), namespace)  # noqa: S102 (running the examples is the test)
         for name, value in list(namespace.items()):
             if name.startswith("test_") and callable(value):
                 value()
