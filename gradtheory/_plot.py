@@ -11,11 +11,14 @@ Writes two PNG files into ``--out`` (default ``./plots``):
   and the thresholds :math:`1/\gamma` marked.
 
 matplotlib's object API with the Agg canvas is used (no pyplot state, no display needed).
+matplotlib is an optional dependency (``pip install 'gradtheory[plot]'``); without it the command
+exits with status 2 and a message naming the extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,9 +49,15 @@ def _rnn(n: int, nonlinearity: str, norm: float, seed: int) -> RNN:
     return model
 
 
+MISSING_MATPLOTLIB = "gradtheory plot needs matplotlib, which is not installed: pip install 'gradtheory[plot]'"
+
+
 def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ModuleNotFoundError(MISSING_MATPLOTLIB, name="matplotlib") from exc
 
     fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
@@ -126,8 +135,13 @@ def plot_phase_diagram(path: Path, T: int, n: int, seed: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    T = check_positive_int(args.steps, "--steps")
-    n = check_positive_int(args.hidden, "--hidden")
+    try:
+        T = check_positive_int(args.steps, "--steps")
+        n = check_positive_int(args.hidden, "--hidden")
+        _figure(1, 1)  # fail before any work when matplotlib is missing
+    except (ValueError, ModuleNotFoundError) as exc:
+        print(f"gradtheory plot: error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []

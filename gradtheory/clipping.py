@@ -140,12 +140,37 @@ def clip_grad_norm(
 ) -> tuple[G, float]:
     r"""Scale all gradients by :math:`\min(\theta/(N + 10^{-6}), 1)`; return ``(clipped, N)``.
 
-    ``grads``: one array, a sequence of arrays (list or tuple) or a dict name -> array; the
-    result has the same container type and keys, with new float64 arrays (inputs are never
-    modified). ``max_norm`` :math:`\theta \ge 0`. ``norm_type`` p >= 1 or ``inf``; N is the global
-    p-norm before clipping (torch's return value). ``error_if_nonfinite=True`` raises
-    :class:`RuntimeError` (as torch) when N is NaN or infinite; otherwise the coefficient is
-    applied anyway (N = inf gives zeros, and NaN where an entry was infinite).
+    Torch's ``clip_grad_norm_`` without mutation: the result is bitwise what torch computes.
+
+    Parameters
+    ----------
+    grads : array, sequence of arrays, or dict name -> array
+        The gradients (numpy arrays or torch tensors of a floating dtype, any shapes); a list,
+        tuple or dict is clipped as one vector (the global norm).
+    max_norm : float
+        The threshold :math:`\theta \ge 0`.
+    norm_type : float or "inf", default 2.0
+        The order p >= 1 of the norm (``inf`` or ``"inf"`` for the max norm).
+    error_if_nonfinite : bool, default False
+        Raise when the global norm is NaN or infinite (as torch); otherwise the coefficient is
+        applied anyway (N = inf gives zeros, and NaN where an entry was infinite).
+
+    Returns
+    -------
+    clipped : same container type as ``grads``
+        New float64 arrays with the same shapes (and keys); the inputs are never modified.
+    N : float
+        The global p-norm before clipping (torch's return value).
+
+    Raises
+    ------
+    TypeError
+        ``grads`` is not an array, sequence or dict of floating arrays, or a threshold or
+        ``norm_type`` is not a real number.
+    ValueError
+        ``max_norm < 0`` or NaN, ``norm_type < 1`` (not a norm), or an empty array with the inf-norm.
+    RuntimeError
+        ``error_if_nonfinite=True`` and N is not finite.
     """
     p = _norm_type(norm_type)
     check_bool(error_if_nonfinite, "error_if_nonfinite")
@@ -169,7 +194,27 @@ def clip_grad_norm(
 def clip_grad_value(grads: G, clip_value: float) -> G:
     r"""Clamp every entry to :math:`[-v, v]`, ``v = clip_value >= 0``; same container, new arrays.
 
-    NaN entries stay NaN (as ``torch.clamp``).
+    Torch's ``clip_grad_value_`` without mutation. NaN entries stay NaN (as ``torch.clamp``).
+
+    Parameters
+    ----------
+    grads : array, sequence of arrays, or dict name -> array
+        The gradients (numpy arrays or torch tensors of a floating dtype, any shapes).
+    clip_value : float
+        The bound :math:`v \ge 0`.
+
+    Returns
+    -------
+    same container type as ``grads``
+        New float64 arrays with the same shapes (and keys).
+
+    Raises
+    ------
+    TypeError
+        ``grads`` is not an array, sequence or dict of floating arrays, or ``clip_value`` is not
+        a real number.
+    ValueError
+        ``clip_value < 0`` or NaN.
     """
     v = _threshold(clip_value, "clip_value")
     kind, keys, arrays = _unpack(grads)

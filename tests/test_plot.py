@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import struct
 
-import pytest
-
 from gradtheory.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -29,6 +27,6 @@ def test_plot_command_writes_non_trivial_pngs(tmp_path, capsys):
         assert f"wrote {out / name}" in printed
 
 
-def test_plot_rejects_bad_steps(tmp_path):
-    with pytest.raises(ValueError, match="--steps must be >= 1"):
-        main(["plot", "--out", str(tmp_path), "--steps", "0"])
+def test_plot_rejects_bad_steps_as_a_usage_error(tmp_path, capsys):
+    assert main(["plot", "--out", str(tmp_path), "--steps", "0"]) == 2
+    assert "--steps must be >= 1" in capsys.readouterr().err

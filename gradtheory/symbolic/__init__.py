@@ -34,7 +34,24 @@ _CACHE: dict[str, Derivation] = {}
 
 
 def derive(name: str) -> Derivation:
-    """Run one derivation by key (cached: derivations are deterministic)."""
+    """Run one derivation by key (cached: derivations are deterministic).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`NAMES` (also the module and the ``.tex`` file name).
+
+    Returns
+    -------
+    Derivation
+        Its steps are SymPy objects with one-line justifications; ``result`` is what the tests
+        lambdify and compare with the numeric models.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not one of :data:`NAMES`.
+    """
     if name not in NAMES:
         raise ValueError(f"name={name!r} is unknown; expected one of {list(NAMES)}")
     if name not in _CACHE:
@@ -46,5 +63,11 @@ def derive(name: str) -> Derivation:
 
 
 def all_derivations() -> dict[str, Derivation]:
-    """All derivations, keyed by name, in document order."""
+    """All derivations, keyed by name, in document order.
+
+    Returns
+    -------
+    dict of str to Derivation
+        Keyed by the names of :data:`NAMES`, in that order (about 3 s on first call, then cached).
+    """
     return {name: derive(name) for name in NAMES}

@@ -1,4 +1,8 @@
-"""``gradtheory derive``: write the derivations as LaTeX, check ``proofs/`` for drift, build the PDF."""
+"""``gradtheory derive``: write the derivations as LaTeX, check a directory for drift, build the PDF.
+
+Exit status: 0 written (or up to date); 1 ``--check`` found a difference, or LaTeX failed on the
+document; 2 ``--pdf`` without ``latexmk``/``pdflatex`` on the PATH.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="DIR", default=None,
-                        help="output directory (default: proofs/ at the repository root)")
+    parser.add_argument("--out", metavar="DIR", default="proofs",
+                        help="output directory (default: ./proofs in the current directory)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if DIR differs from what the code derives now")
     parser.add_argument("--pdf", action="store_true",
@@ -22,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from . import _document
 
-    out = Path(args.out) if args.out else _document.default_out_dir()
+    out = Path(args.out)
     start = time.perf_counter()
     files = _document.render()
     elapsed = time.perf_counter() - start
@@ -30,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
         diffs = _document.differences(out, files)
         if diffs:
             for name, diff in diffs.items():
+                if not (out / name).exists():
+                    print(f"{name}: missing from {out}", file=sys.stderr)
+                    continue
                 lines = diff.splitlines()
                 print(f"{name}: differs from the derivation ({len(lines)} diff lines)", file=sys.stderr)
                 print("\n".join(lines[:30]), file=sys.stderr)
@@ -44,7 +51,10 @@ def run(args: argparse.Namespace) -> int:
     if args.pdf:
         try:
             pdf = _document.build_pdf(out)
-        except (FileNotFoundError, RuntimeError) as exc:
+        except FileNotFoundError as exc:  # no latexmk/pdflatex: the environment, not the document
+            print(f"gradtheory derive: error: PDF build needs latexmk and pdflatex: {exc}", file=sys.stderr)
+            return 2
+        except RuntimeError as exc:
             print(f"PDF build failed: {exc}", file=sys.stderr)
             return 1
         print(f"built {pdf}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import NAMES, all_derivations
 
-__all__ = ["render", "write", "differences", "build_pdf", "default_out_dir", "MAIN"]
+__all__ = ["render", "write", "differences", "build_pdf", "MAIN"]
 
 MAIN = "gradtheory.tex"
 
@@ -56,11 +56,6 @@ def render() -> dict[str, str]:
     body = "".join(f"\\input{{{name}}}\n" for name in NAMES)
     files[MAIN] = _PREAMBLE + "\n" + body + "\n\\end{document}\n"
     return files
-
-
-def default_out_dir() -> Path:
-    """``proofs/`` at the repository root (the parent of the ``gradtheory`` package directory)."""
-    return Path(__file__).resolve().parent.parent.parent / "proofs"
 
 
 def write(out_dir: str | os.PathLike, files: dict[str, str] | None = None) -> list[Path]:

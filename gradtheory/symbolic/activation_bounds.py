@@ -94,7 +94,23 @@ def _gamma_and_work(name: str) -> tuple[sp.Expr, dict]:
 
 
 def gamma(name: str) -> sp.Expr:
-    r"""The derived :math:`\gamma = \sup_a |\phi'(a)|` (exact: tanh 1, sigmoid 1/4, relu 1, identity 1)."""
+    r"""The derived :math:`\gamma = \sup_a |\phi'(a)|` (exact: tanh 1, sigmoid 1/4, relu 1, identity 1).
+
+    Parameters
+    ----------
+    name : str
+        An activation: ``"tanh"``, ``"sigmoid"``, ``"relu"`` or ``"identity"``.
+
+    Returns
+    -------
+    sympy.Expr
+        The exact supremum, solved by SymPy (not typed in).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a known activation.
+    """
     return _gamma_and_work(name)[0]
 
 

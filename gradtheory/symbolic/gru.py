@@ -24,7 +24,26 @@ def parameter_count(mode: str, input_size, hidden_size, num_layers, directions, 
 
     .. math:: N = D\,G H\,(I + H + 2\beta) + (L - 1)\, D\, G H\,(D H + H + 2\beta)
 
-    Arguments may be integers (the result is then an Integer) or SymPy symbols.
+    Parameters
+    ----------
+    mode : str
+        ``"RNN"``, ``"LSTM"`` or ``"GRU"`` (G = 1, 4, 3 gates).
+    input_size, hidden_size, num_layers : int or sympy.Symbol
+        I, H and L as in ``torch.nn``.
+    directions : int or sympy.Symbol
+        D: 1, or 2 for a bidirectional model.
+    bias : bool, default True
+        Whether the model has the biases ``b_ih`` and ``b_hh`` (:math:`\beta = 1`) or not (0).
+
+    Returns
+    -------
+    sympy.Expr
+        The count; an Integer when every argument is an integer.
+
+    Raises
+    ------
+    ValueError
+        ``mode`` is unknown or ``directions`` is not 1 or 2.
     """
     if mode not in GATES:
         raise ValueError(f"mode={mode!r} is unknown; expected one of {sorted(GATES)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import sympy as sp
@@ -14,6 +15,7 @@ from gradtheory.symbolic import _document
 
 EXPECTED = ["rnn_bptt", "activation_bounds", "norm_bound", "linear_rnn", "scalar", "seed004_sigmoid",
             "clipping", "lstm", "gru", "residual_highway", "bidirectional_stacked"]
+PROOFS = Path(__file__).resolve().parents[2] / "proofs"
 
 
 def test_all_derivations_have_the_contract_keys_steps_and_justifications():
@@ -34,7 +36,7 @@ def test_all_derivations_have_the_contract_keys_steps_and_justifications():
 
 def test_committed_proofs_match_what_the_code_derives_now():
     """`gradtheory derive --check` exits 0: proofs/ is exactly what the derivations produce today."""
-    assert main(["derive", "--check"]) == 0
+    assert main(["derive", "--check", "--out", str(PROOFS)]) == 0
 
 
 def test_check_reports_drift(tmp_path, capsys):
@@ -47,7 +49,7 @@ def test_check_reports_drift(tmp_path, capsys):
     (out / "gru.tex").unlink()
     assert main(["derive", "--check", "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "scalar.tex" in err and "gru.tex" in err
+    assert "scalar.tex: differs from the derivation" in err and "gru.tex: missing from" in err
 
 
 def test_document_inputs_every_derivation_and_has_no_timestamp():
@@ -70,3 +72,12 @@ def test_document_compiles_with_pdflatex_without_overfull_lines(tmp_path):
     assert _document.overfull_boxes(out, threshold_pt=1.0) == []
     log = (out / "gradtheory.log").read_text(errors="replace")
     assert "undefined" not in log.lower() or "Reference" not in log
+
+
+def test_derive_writes_proofs_in_the_current_directory_by_default(tmp_path, monkeypatch):
+    """Without --out the document goes to ./proofs of the working directory (not beside the package,
+    which on an installed wheel is inside site-packages)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["derive"]) == 0
+    assert sorted(p.name for p in (tmp_path / "proofs").iterdir()) == sorted(
+        [f"{n}.tex" for n in EXPECTED] + [_document.MAIN])
