@@ -12,27 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .bounds import (
-    envelope,
-    gradient_flow,
-    jacobian_norms,
-    lyapunov_exponent,
-    lyapunov_spectrum,
-    spectral_norm,
-    spectral_radius,
-)
-from .check import (
-    CheckTarget,
-    GradientCheckError,
-    GradientReport,
-    StabilityReport,
-    assert_gradients_match,
-    check_gradients,
-    check_stability,
-)
-from .claims import Claim, ClaimResult, Verdict, all_claims, get_claim, run_audit
-from .clipping import clip_grad_norm, clip_grad_value
-from .models import (
+from .models import (  # first: the models package loads the cell registry
     ACTIVATIONS,
     GRU,
     LSTM,
@@ -45,7 +25,25 @@ from .models import (
     ResidualRNN,
     get_activation,
 )
+from . import cells
+from .bounds import envelope, spectral_norm, spectral_radius
+from .check import (
+    CheckTarget,
+    GradientCheckError,
+    GradientReport,
+    StabilityReport,
+    assert_gradients_match,
+    check_gradients,
+    check_stability,
+)
+from .claims import Claim, ClaimResult, Verdict, all_claims, get_claim, run_audit
+from .clipping import clip_grad_norm, clip_grad_value
+from .flow import gradient_flow, jacobian_norms, lyapunov_exponent, lyapunov_spectrum
 from .models.torch_interop import from_torch, to_torch
+
+# Every registered cell's model class (gradtheory.RNN, ..., and any cell added to the registry).
+_MODELS = {spec.model.__name__: spec.model for spec in cells.REGISTRY.values()}
+globals().update(_MODELS)
 
 __version__ = "0.1.0"
 
@@ -60,6 +58,8 @@ __all__ = [
     "GRU",
     "ResidualRNN",
     "HighwayRNN",
+    *(name for name in _MODELS if name not in ("RNN", "LSTM", "GRU", "ResidualRNN", "HighwayRNN")),
+    "cells",
     "ForwardResult",
     "Gradients",
     "from_torch",

@@ -1,4 +1,5 @@
-"""Interop with ``torch.nn.RNN``, ``LSTM`` and ``GRU``: same parameter names, same layouts.
+"""Interop with ``torch.nn.RNN``, ``LSTM`` and ``GRU``: same parameter names, same layouts; and the
+torch twin (:class:`._torch_twin.TorchTwin`) of registered cells that torch has no module for.
 
 torch is imported here only, and only when a conversion is asked for.
 """
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .compose import GRU, LSTM, RNN, RecurrentModel
+from .compose import RecurrentModel
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -22,6 +23,14 @@ def from_torch(module: Any) -> RecurrentModel:
     """
     import torch
 
+    from .. import cells
+
+    if type(module).__name__ == "TorchTwin":
+        from ._torch_twin import TorchTwin
+
+        if isinstance(module, TorchTwin):
+            return _from_twin(module)
+    GRU, LSTM, RNN = (cells.get(name).model for name in ("gru", "lstm", "rnn"))
     if not isinstance(module, torch.nn.RNNBase):
         raise TypeError(
             f"module must be a torch.nn.RNN, LSTM or GRU instance, got {type(module).__name__}"
@@ -50,13 +59,30 @@ def from_torch(module: Any) -> RecurrentModel:
     raise NotImplementedError(f"torch RNN mode {mode!r} is not supported")
 
 
-def to_torch(model: RecurrentModel) -> Any:
-    """Return a float64 ``torch.nn.RNN``/``LSTM``/``GRU`` with the weights of ``model``.
+def _from_twin(module: Any) -> RecurrentModel:
+    import torch
 
-    ``NotImplementedError`` for models torch has no module for (sigmoid/identity RNN, residual,
-    highway).
+    from .. import cells
+
+    spec = cells.get(module.cell_name)
+    params = {name: p.detach().cpu().to(torch.float64).numpy().copy() for name, p in module.named_parameters()}
+    extra = {} if module.nonlinearity is None else {"nonlinearity": module.nonlinearity}
+    return spec.model(module.input_size, module.hidden_size, module.num_layers, bias=module.bias,
+                      batch_first=module.batch_first, bidirectional=module.bidirectional, params=params, **extra)
+
+
+def to_torch(model: RecurrentModel) -> Any:
+    """Return a float64 torch module with the weights of ``model``: ``torch.nn.RNN``/``LSTM``/``GRU``,
+    or for a registered cell with a ``torch_step`` (residual, highway, IndRNN, ...) its torch twin.
+
+    ``NotImplementedError`` for models torch has no module for and whose cell has no
+    ``torch_step`` (and for a sigmoid/identity RNN: ``torch.nn.RNN`` has only tanh and relu).
     """
     import torch
+
+    from .. import cells
+
+    GRU, LSTM, RNN = (cells.get(name).model for name in ("gru", "lstm", "rnn"))
 
     if not isinstance(model, RecurrentModel):
         raise TypeError(f"model must be a gradtheory RNN, LSTM or GRU, got {type(model).__name__}")
@@ -79,7 +105,13 @@ def to_torch(model: RecurrentModel) -> Any:
     elif type(model) is GRU:
         module = torch.nn.GRU(model.input_size, model.hidden_size, **common)
     else:
-        raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
+        spec = cells.spec_of(model.cell)
+        if spec is None or type(model) is not spec.model or not hasattr(model.cell, "torch_step"):
+            raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
+        from ._torch_twin import TorchTwin
+
+        module = TorchTwin(model.cell, spec.name, model.input_size, model.hidden_size,
+                           nonlinearity=getattr(model, "nonlinearity", None), **common)
     with torch.no_grad():
         for name, p in module.named_parameters():
             p.copy_(torch.from_numpy(np.asarray(model.params[name])))
