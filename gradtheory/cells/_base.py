@@ -8,8 +8,12 @@ A cell answers every question the tools ask about one recurrent step:
   and ``gh`` and the part of the gradient with respect to the previous state that does not pass
   through ``W_hh`` (``None`` for a zero part), given the gradient with respect to the new state;
 * ``step_jacobian(cache, W_hh) -> (B, S, S)``: the one-step Jacobian of the joint state;
-* ``equations(gi, gh, prev, ops)``: the same step written again, independently, on plain lists of
-  scalars, used only by the oracles and the SymPy derivations (never by the numeric code);
+* ``equations(gi, gh, prev, ops) -> (new_state, parts)``: the same step written again,
+  independently, on plain lists of scalars, used only by the oracles and the SymPy derivations
+  (never by the numeric code). Only ``+``, ``-``, ``*`` between scalars, integer or exactly
+  representable constants, and the functions of ``ops`` (:class:`ScalarOps`) may be used, so that
+  the same code runs on Fractions, mpmath numbers, dual numbers and SymPy expressions;
+  ``parts`` names intermediate quantities (gates) for the derivations;
 * optionally ``torch_step(gi, gh, state)``: the step in torch operations (the torch twin).
 
 The time loop, stacking and bidirectionality live once in :mod:`gradtheory.models`.
