@@ -410,9 +410,14 @@ class RecurrentModel:
 class ActivationModel(RecurrentModel):
     """A model whose cell takes an activation: ``Model(input_size, hidden_size, num_layers, nonlinearity)``.
 
-    Subclasses set ``cell_class`` (a cell constructed from the activation name).
+    Subclasses set ``cell_class`` (a cell constructed from the activation name) and may change
+    ``default_nonlinearity``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh", **kwargs: Any) -> None:
-        self.nonlinearity = get_activation(nonlinearity).name
+    default_nonlinearity = "tanh"
+
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str | None = None, **kwargs: Any
+    ) -> None:
+        self.nonlinearity = get_activation(self.default_nonlinearity if nonlinearity is None else nonlinearity).name
         super().__init__(input_size, hidden_size, num_layers, cell=self.cell_class(self.nonlinearity), **kwargs)
