@@ -40,6 +40,7 @@ _MODULES = (
     "gru",
     "residual",
     "highway",
+    "indrnn",
 )
 
 #: name -> CellSpec, in registration order.
