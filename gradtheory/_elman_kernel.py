@@ -62,7 +62,7 @@ def _fresh_buffer(T: int, H: int) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, nbytes), dtype=np.float64, count=T * H).reshape(T, H)
 
 
-def _rnn_derivatives(model: RecurrentModel, x: np.ndarray, h0: np.ndarray) -> np.ndarray:
+def _rnn_derivatives(model: Any, x: np.ndarray, h0: np.ndarray) -> np.ndarray:
     r"""Forward pass of an Elman RNN; returns D (T, H) with ``D[t-1] = phi'(a_t)``.
 
     The buffer first holds the input projections, then (in place) the states h_t, then phi'(a_t):
@@ -214,7 +214,7 @@ def _rnn_backward_blocks(D, WTdot, tmp, v, L, comp, K, out, logscale) -> np.ndar
     return out
 
 
-def _gain_bound(model: RecurrentModel) -> float:
+def _gain_bound(model: Any) -> float:
     """G >= ||J_t||_2 for every t of an Elman RNN: gamma * ||W_hh||_2."""
     W_hh = model.layer_params(0, 0).W_hh
     return float(ACTIVATIONS[model.nonlinearity].gamma) * float(np.linalg.norm(W_hh, 2))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import robust_norm, torch_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -21,7 +22,6 @@ import gradtheory as gt
 from gradtheory import strategies as gst
 from gradtheory.cells import DENSE, REGISTRY
 from gradtheory.oracles import exact_directional_derivative, jacobian, model_loss
-from helpers import robust_norm, torch_run
 
 # Forward parity with torch: every output is T * L steps of O(n) flops (n <= 4 * 4 units here),
 # each step committing ~n u relative error that the (contracting, |W| <= 1/sqrt(H)) Jacobians do
@@ -62,7 +62,7 @@ def cases(draw, name, *, single=False, nonlinearities=None, batched=True, max_si
                             hidden_size=st.integers(1, max_size), input_size=st.integers(1, max_size)))
     T = draw(st.integers(1, 4))
     LD, H = model.num_layers * model.num_directions, model.hidden_size
-    arr = lambda shape: draw(hnp.arrays(np.float64, shape, elements=_ELEM))  # noqa: E731
+    arr = lambda shape: draw(hnp.arrays(np.float64, shape, elements=_ELEM))
     if batched:
         B = draw(st.integers(1, 2))
         xs = (B, T, model.input_size) if model.batch_first else (T, B, model.input_size)

@@ -16,7 +16,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._base import DENSE, DIAGONAL, Cell, CellSpec, Recurrence, ScalarOps, check_cell, torch_activation
+from ._base import (
+    DENSE,
+    DIAGONAL,
+    Cell,
+    CellSpec,
+    Recurrence,
+    ScalarOps,
+    check_cell,
+    torch_activation,
+)
 
 __all__ = [
     "Cell",

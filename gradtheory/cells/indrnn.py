@@ -89,8 +89,20 @@ def derive() -> Any:
     range of :math:`|u_n|` for neither vanishing nor exploding (Li et al. 2018, Sec. 3.1)."""
     import sympy as sp
 
-    from ..symbolic.notation import (Derivation, Diag, M, Norm, OrderedProduct, Partial, Step, assert_zero,
-                                     cell_equations, eq, le, text)
+    from ..symbolic.notation import (
+        Derivation,
+        Diag,
+        M,
+        Norm,
+        OrderedProduct,
+        Partial,
+        Step,
+        assert_zero,
+        cell_equations,
+        eq,
+        le,
+        text,
+    )
 
     H = 2
     phi = sp.Function("phi")

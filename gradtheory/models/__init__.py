@@ -5,9 +5,15 @@ The model classes of the registered cells (:mod:`gradtheory.cells`) are exported
 
 from typing import Any
 
-from .activations import ACTIVATIONS, Activation, get_activation
-from .compose import ActivationModel, ForwardResult, Gradients, LayerParams, RecurrentModel
 from .. import cells as _cells
+from .activations import ACTIVATIONS, Activation, get_activation
+from .compose import (
+    ActivationModel,
+    ForwardResult,
+    Gradients,
+    LayerParams,
+    RecurrentModel,
+)
 
 _MODELS: dict[str, Any] = {spec.model.__name__: spec.model for spec in _cells.REGISTRY.values()}
 globals().update(_MODELS)
