@@ -314,8 +314,41 @@ def test_a_cell_with_a_wrong_backward_is_caught_by_the_gradient_checker():
         gt.assert_gradients_match(model, x)
 
 
+@given(data=st.data())
+@settings(max_examples=5)
+def test_a_registered_user_cell_gets_a_model_class_strategies_and_the_symbolic_step(data):
+    """Registering a CellSpec is all it takes: gst.models draws it, SymPy differentiates its own
+    equations (the derived Jacobian equals model.jacobians), the exact oracle runs on it."""
+    from gradtheory.cells import CellSpec, register
+    from gradtheory.symbolic._cells import cell_step
+
+    class LeakyRNN(gt.RecurrentModel):
+        cell_class = ScaledTanhCell
+
+    spec = register(CellSpec("scaled_tanh", ScaledTanhCell, LeakyRNN))
+    try:
+        model = data.draw(gst.models(families=("scaled_tanh",), max_layers=1, bidirectional=False))
+        assert type(model) is LeakyRNN
+        x = np.random.default_rng(2).uniform(-1, 1, (3, model.input_size))
+        J = model.jacobians(model.forward(x))
+        step = cell_step("scaled_tanh", model.hidden_size, model.input_size)
+        p = model.params
+        zeros = np.zeros(model.hidden_size)
+        b_ih, b_hh = (p["bias_ih_l0"], p["bias_hh_l0"]) if model.bias else (zeros, zeros)
+        h = np.vstack([zeros, model.forward(x).output])
+        for t in range(3):
+            _, J_sym, _, _ = step["fn"](list(p["weight_ih_l0"].ravel()), list(p["weight_hh_l0"].ravel()), list(b_ih),
+                                        list(b_hh), list(x[t]), list(h[t]))
+            _close(J[t], np.array(J_sym, dtype=float), JACOBIAN_RTOL, f"J[{t}]")
+    finally:
+        del gt.cells.REGISTRY[spec.name]
+
+
 def test_models_reject_an_object_that_is_not_a_cell():
     with pytest.raises(TypeError, match=r"cell must implement gradtheory.cells.Cell, got int"):
         gt.RecurrentModel(2, 3, cell=3)
     with pytest.raises(TypeError, match="cell must be given"):
         gt.RecurrentModel(2, 3)
+    three = type("ThreeStates", (ScaledTanhCell,), {"n_states": 3})()
+    with pytest.raises(NotImplementedError, match="n_states=3"):
+        gt.RecurrentModel(2, 3, cell=three)

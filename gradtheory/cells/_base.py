@@ -181,6 +181,10 @@ def check_cell(cell: Any, name: str = "cell") -> Cell:
         value = getattr(cell, attr)
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name}.{attr} must be a positive int, got {value!r}")
+    if cell.n_states > 2:
+        raise NotImplementedError(
+            f"{name}.n_states={cell.n_states}: models carry the state (h,) or (h, c), not more components"
+        )
     return cell
 
 

@@ -30,7 +30,6 @@ def from_torch(module: Any) -> RecurrentModel:
 
         if isinstance(module, TorchTwin):
             return _from_twin(module)
-    GRU, LSTM, RNN = (cells.get(name).model for name in ("gru", "lstm", "rnn"))
     if not isinstance(module, torch.nn.RNNBase):
         raise TypeError(
             f"module must be a torch.nn.RNN, LSTM or GRU instance, got {type(module).__name__}"
@@ -49,14 +48,18 @@ def from_torch(module: Any) -> RecurrentModel:
         bidirectional=module.bidirectional,
         params=params,
     )
-    if mode in ("RNN_TANH", "RNN_RELU"):
-        return RNN(module.input_size, module.hidden_size, module.num_layers,
-                   nonlinearity="tanh" if mode == "RNN_TANH" else "relu", **kwargs)
-    if mode == "LSTM":
-        return LSTM(module.input_size, module.hidden_size, module.num_layers, **kwargs)
-    if mode == "GRU":
-        return GRU(module.input_size, module.hidden_size, module.num_layers, **kwargs)
-    raise NotImplementedError(f"torch RNN mode {mode!r} is not supported")
+    base, extra = _TORCH_MODES.get(mode, (mode, {}))
+    spec = next((s for s in cells.REGISTRY.values() if s.torch_mode == base), None)  # the registered twin
+    if spec is None:
+        raise NotImplementedError(f"torch RNN mode {mode!r} is not supported")
+    return spec.model(module.input_size, module.hidden_size, module.num_layers, **extra, **kwargs)
+
+
+# torch.nn.RNN's modes carry the nonlinearity
+_TORCH_MODES: dict[str, tuple[str, dict[str, str]]] = {
+    "RNN_TANH": ("RNN", {"nonlinearity": "tanh"}),
+    "RNN_RELU": ("RNN", {"nonlinearity": "relu"}),
+}
 
 
 def _from_twin(module: Any) -> RecurrentModel:
@@ -82,8 +85,6 @@ def to_torch(model: RecurrentModel) -> Any:
 
     from .. import cells
 
-    GRU, LSTM, RNN = (cells.get(name).model for name in ("gru", "lstm", "rnn"))
-
     if not isinstance(model, RecurrentModel):
         raise TypeError(f"model must be a gradtheory RNN, LSTM or GRU, got {type(model).__name__}")
     module: Any
@@ -94,24 +95,25 @@ def to_torch(model: RecurrentModel) -> Any:
         bidirectional=model.bidirectional,
         dtype=torch.float64,
     )
-    if type(model) is RNN:
-        if model.nonlinearity not in ("tanh", "relu"):
-            raise NotImplementedError(
-                f"torch.nn.RNN has no nonlinearity={model.nonlinearity!r} (only 'tanh' and 'relu')"
-            )
-        module = torch.nn.RNN(model.input_size, model.hidden_size, nonlinearity=model.nonlinearity, **common)
-    elif type(model) is LSTM:
-        module = torch.nn.LSTM(model.input_size, model.hidden_size, **common)
-    elif type(model) is GRU:
-        module = torch.nn.GRU(model.input_size, model.hidden_size, **common)
-    else:
-        spec = cells.spec_of(model.cell)
-        if spec is None or type(model) is not spec.model or not hasattr(model.cell, "torch_step"):
-            raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
+    spec = cells.spec_of(model.cell)
+    if spec is None or type(model) is not spec.model:
+        raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
+    if spec.torch_mode is not None:  # a torch.nn module is the twin
+        extra = {}
+        if spec.torch_mode == "RNN":
+            if model.nonlinearity not in ("tanh", "relu"):
+                raise NotImplementedError(
+                    f"torch.nn.RNN has no nonlinearity={model.nonlinearity!r} (only 'tanh' and 'relu')"
+                )
+            extra = {"nonlinearity": model.nonlinearity}
+        module = getattr(torch.nn, spec.torch_mode)(model.input_size, model.hidden_size, **extra, **common)
+    elif hasattr(model.cell, "torch_step"):
         from ._torch_twin import TorchTwin
 
         module = TorchTwin(model.cell, spec.name, model.input_size, model.hidden_size,
                            nonlinearity=getattr(model, "nonlinearity", None), **common)
+    else:
+        raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
     with torch.no_grad():
         for name, p in module.named_parameters():
             p.copy_(torch.from_numpy(np.asarray(model.params[name])))
