@@ -30,7 +30,7 @@ class GRUCell:
 
     name = "gru"
     gates = 3
-    gate_names = ("r", "z", "n")
+    gate_names: tuple[str, ...] = ("r", "z", "n")
     n_states = 1
     additive = False  # r multiplies W_hn h + b_hn: gi and gh enter separately
     recurrence = DENSE

@@ -31,7 +31,7 @@ class IndRNNCell:
 
     name = "indrnn"
     gates = 1
-    gate_names = ("h",)
+    gate_names: tuple[str, ...] = ("h",)
     n_states = 1
     additive = True  # the step uses gi and gh only through gi + gh
     recurrence = DIAGONAL

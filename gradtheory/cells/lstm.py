@@ -27,7 +27,7 @@ class LSTMCell:
 
     name = "lstm"
     gates = 4
-    gate_names = ("i", "f", "g", "o")
+    gate_names: tuple[str, ...] = ("i", "f", "g", "o")
     n_states = 2
     additive = True  # the step uses gi and gh only through gi + gh
     recurrence = DENSE

@@ -25,7 +25,7 @@ class ElmanCell:
 
     name = "rnn"
     gates = 1
-    gate_names = ("h",)
+    gate_names: tuple[str, ...] = ("h",)
     n_states = 1
     additive = True  # the step uses gi and gh only through gi + gh
     recurrence = DENSE

@@ -6,6 +6,11 @@ The model classes of the registered cells (:mod:`gradtheory.cells`) are exported
 from typing import Any
 
 from .. import cells as _cells
+from ..cells.gru import GRU
+from ..cells.highway import HighwayRNN
+from ..cells.lstm import LSTM
+from ..cells.residual import ResidualRNN
+from ..cells.rnn import RNN
 from .activations import ACTIVATIONS, Activation, get_activation
 from .compose import (
     ActivationModel,
@@ -15,6 +20,7 @@ from .compose import (
     RecurrentModel,
 )
 
+# every registered cell's model class (the built-ins above, and any cell added to the registry)
 _MODELS: dict[str, Any] = {spec.model.__name__: spec.model for spec in _cells.REGISTRY.values()}
 globals().update(_MODELS)
 
@@ -27,5 +33,10 @@ __all__ = [
     "ForwardResult",
     "Gradients",
     "LayerParams",
-    *_MODELS,
+    "RNN",
+    "LSTM",
+    "GRU",
+    "ResidualRNN",
+    "HighwayRNN",
+    *(name for name in _MODELS if name not in ("RNN", "LSTM", "GRU", "ResidualRNN", "HighwayRNN")),
 ]

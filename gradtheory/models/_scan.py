@@ -21,7 +21,7 @@ All arrays are time-major and batched: x (T, B, I), states (B, H).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def step_forward(cell, gi_t: np.ndarray, state: tuple, p: LayerParams):
     return cell.step(gi_t, gh, state)
 
 
-def step_backward(cell, d_state: tuple, cache, W_hh: np.ndarray):
+def step_backward(cell, d_state: Sequence[np.ndarray], cache, W_hh: np.ndarray):
     """One BPTT step: ``(d_gi, d_gh, d_prev)`` with ``d_prev`` the full gradient w.r.t. the previous state."""
     d_gi, d_gh, direct = cell.step_backward(tuple(d_state), cache)
     d_h_prev = cell.recurrence.input_grad(d_gh, W_hh, d_state[0].shape[-1])

@@ -101,11 +101,12 @@ def to_torch(model: RecurrentModel) -> Any:
     if spec.torch_mode is not None:  # a torch.nn module is the twin
         extra = {}
         if spec.torch_mode == "RNN":
-            if model.nonlinearity not in ("tanh", "relu"):
+            nonlinearity = getattr(model, "nonlinearity", None)
+            if nonlinearity not in ("tanh", "relu"):
                 raise NotImplementedError(
-                    f"torch.nn.RNN has no nonlinearity={model.nonlinearity!r} (only 'tanh' and 'relu')"
+                    f"torch.nn.RNN has no nonlinearity={nonlinearity!r} (only 'tanh' and 'relu')"
                 )
-            extra = {"nonlinearity": model.nonlinearity}
+            extra = {"nonlinearity": nonlinearity}
         module = getattr(torch.nn, spec.torch_mode)(model.input_size, model.hidden_size, **extra, **common)
     elif hasattr(model.cell, "torch_step"):
         from ._torch_twin import TorchTwin
