@@ -15,7 +15,7 @@ nor overflows; :func:`lyapunov_exponent` and :func:`lyapunov_spectrum` estimate 
 with the QR method (Benettin et al. 1980; Engelken, Wolf & Abbott 2020).
 
 Any cell works: the generic path runs the cell's own step, backward and one-step Jacobian
-through the per-step functions of the one time loop (:mod:`gradtheory.models._scan`), storing
+through the per-step functions of the one time loop (``gradtheory.models.step_forward`` and ``step_backward``), storing
 the states and recomputing each step's cache on the way back. A registered cell may name a
 fast kernel (``CellSpec.fast_kernel``, e.g. :mod:`gradtheory._elman_kernel` for the Elman RNN).
 The bounds themselves (gamma, norms, envelope) are in :mod:`gradtheory.bounds`.
@@ -32,8 +32,7 @@ import numpy as np
 from ._logspace import add as _add
 from ._logspace import norm as _norm
 from ._validation import as_float_array, check_positive_int
-from .models._scan import LayerParams, input_projection, step_backward, step_forward
-from .models.compose import RecurrentModel
+from .models import LayerParams, RecurrentModel, input_projection, step_backward, step_forward
 
 __all__ = [
     "jacobian_norms",
@@ -161,7 +160,7 @@ def _generic_backward_log_norms(traj: _Trajectory, readout: np.ndarray) -> np.nd
     out[T] = L
     d_state = (readout[None, :] / r_norm,) + tuple(np.zeros((1, readout.shape[0])) for _ in traj.states[1:])
     for t in range(T, 0, -1):
-        _, _, d_state = step_backward(traj.cell, d_state, traj.cache(t), traj.p.W_hh)
+        d_state = step_backward(traj.cell, d_state, traj.cache(t), traj.p.W_hh).d_prev
         nrm = _norm(np.concatenate([d.ravel() for d in d_state]))
         if nrm == 0.0:
             break  # every earlier gradient is zero: entries stay -inf

@@ -291,7 +291,7 @@ def exact_directional_derivative(
     meant for n <= 4, T <= 8. The numpy step, backward and Jacobian are never called.
     """
     from .cells import DENSE, ScalarOps
-    from .models.compose import RecurrentModel
+    from .models import RecurrentModel
 
     if not isinstance(model, RecurrentModel) or getattr(model.cell, "equations", None) is None:
         raise TypeError(

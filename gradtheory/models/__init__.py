@@ -1,6 +1,8 @@
 """Reference recurrent models in numpy float64 with hand-written BPTT.
 
-The model classes of the registered cells (:mod:`gradtheory.cells`) are exported here.
+The model classes of the registered cells (:mod:`gradtheory.cells`) are exported here, with the
+per-step functions of the one time loop (``input_projection``, ``step_forward``,
+``step_backward``) for tools that walk a trajectory themselves (:mod:`gradtheory.flow`).
 """
 
 from typing import Any
@@ -11,6 +13,7 @@ from ..cells.highway import HighwayRNN
 from ..cells.lstm import LSTM
 from ..cells.residual import ResidualRNN
 from ..cells.rnn import RNN
+from ._scan import StepGrads, input_projection, step_backward, step_forward
 from .activations import ACTIVATIONS, Activation, get_activation
 from .compose import (
     ActivationModel,
@@ -33,6 +36,10 @@ __all__ = [
     "ForwardResult",
     "Gradients",
     "LayerParams",
+    "StepGrads",
+    "input_projection",
+    "step_forward",
+    "step_backward",
     "RNN",
     "LSTM",
     "GRU",

@@ -66,8 +66,16 @@ def step_forward(cell, gi_t: np.ndarray, state: tuple, p: LayerParams):
     return cell.step(gi_t, gh, state)
 
 
-def step_backward(cell, d_state: Sequence[np.ndarray], cache, W_hh: np.ndarray):
-    """One BPTT step: ``(d_gi, d_gh, d_prev)`` with ``d_prev`` the full gradient w.r.t. the previous state."""
+class StepGrads(NamedTuple):
+    """One BPTT step's gradients: w.r.t. gi and gh (B, G*H), and the full gradient w.r.t. the previous state."""
+
+    d_gi: np.ndarray
+    d_gh: np.ndarray
+    d_prev: tuple[np.ndarray, ...]
+
+
+def step_backward(cell, d_state: Sequence[np.ndarray], cache, W_hh: np.ndarray) -> StepGrads:
+    """One BPTT step through ``cell`` (the recurrent term pulled back through the cell's recurrence)."""
     d_gi, d_gh, direct = cell.step_backward(tuple(d_state), cache)
     d_h_prev = cell.recurrence.input_grad(d_gh, W_hh, d_state[0].shape[-1])
     if direct[0] is not None:
@@ -75,7 +83,7 @@ def step_backward(cell, d_state: Sequence[np.ndarray], cache, W_hh: np.ndarray):
     d_prev = (d_h_prev,) + tuple(
         np.zeros_like(d_state[k]) if direct[k] is None else direct[k] for k in range(1, len(d_state))
     )
-    return d_gi, d_gh, d_prev
+    return StepGrads(d_gi, d_gh, d_prev)
 
 
 def scan_forward(cell, x, state0, p: LayerParams) -> LayerTrace:
@@ -118,11 +126,11 @@ def scan_backward(trace: LayerTrace, d_out, d_final, truncate=None):
         d_state[0] = d_state[0] + d_out[t]
         for k, d in enumerate(d_state):
             d_steps[k][t] = d
-        d_gi_t, d_gh_t, d_prev = step_backward(cell, d_state, trace.caches[t], W_hh)
-        d_gi[t] = d_gi_t
+        step = step_backward(cell, d_state, trace.caches[t], W_hh)
+        d_gi[t] = step.d_gi
         if not cell.additive:
-            d_gh[t] = d_gh_t
-        d_state = list(d_prev)
+            d_gh[t] = step.d_gh
+        d_state = list(step.d_prev)
     if first > 0:
         d_state0 = tuple(np.zeros_like(d) for d in d_state)
     else:
