@@ -7,7 +7,8 @@ checker, Hypothesis strategies (``gradtheory.strategies``), SymPy derivations
 (SymPy, Hypothesis) load on first attribute access.
 """
 
-from __future__ import annotations
+# Import order matters here: gradtheory.models loads the cell registry before anything reads it.
+from __future__ import annotations  # noqa: I001
 
 import importlib
 from typing import Any
@@ -58,7 +59,6 @@ __all__ = [
     "GRU",
     "ResidualRNN",
     "HighwayRNN",
-    *(name for name in _MODELS if name not in ("RNN", "LSTM", "GRU", "ResidualRNN", "HighwayRNN")),
     "cells",
     "ForwardResult",
     "Gradients",
@@ -92,6 +92,8 @@ __all__ = [
     "run_audit",
     "__version__",
 ]
+
+__all__ += [name for name in _MODELS if name not in __all__]  # models of cells registered beyond the built-ins
 
 _LAZY_SUBMODULES = ("oracles", "strategies", "symbolic")
 

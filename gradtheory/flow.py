@@ -32,7 +32,13 @@ import numpy as np
 from ._logspace import add as _add
 from ._logspace import norm as _norm
 from ._validation import as_float_array, check_positive_int
-from .models import LayerParams, RecurrentModel, input_projection, step_backward, step_forward
+from .models import (
+    LayerParams,
+    RecurrentModel,
+    input_projection,
+    step_backward,
+    step_forward,
+)
 
 __all__ = [
     "jacobian_norms",

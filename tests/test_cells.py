@@ -164,7 +164,7 @@ def test_bptt_equals_exact_arithmetic_for_every_registered_cell(name, data, seed
     direction = {k: rng.normal(size=v.shape) for k, v in model.params.items()}
     direction["x"] = rng.normal(size=x.shape)
     direction["h0"] = rng.normal(size=d_hn.shape)
-    L, dL = exact_directional_derivative(model, x, direction, d_output=d_out, h0=h0, d_h_n=d_hn, d_c_n=d_cn)
+    _, dL = exact_directional_derivative(model, x, direction, d_output=d_out, h0=h0, d_h_n=d_hn, d_c_n=d_cn)
     if getattr(model.cell, "rational", False):
         from fractions import Fraction
 
@@ -224,7 +224,7 @@ def test_bptt_equals_sympy_derived_sum_of_jacobian_products_for_every_registered
 @settings(max_examples=10)
 def test_gradient_flow_is_log_norm_of_transposed_jacobian_products_for_every_registered_cell(name, data):
     """flow[k] = ln||r^T J_T ... J_{k+1}|| with J_t from model.jacobians (proofs/rnn_bptt.tex)."""
-    model, x, h0, *_ = data.draw(cases(name, single=True, batched=False))
+    model, x, *_ = data.draw(cases(name, single=True, batched=False))
     flow = gt.gradient_flow(model, x)
     J = model.jacobians(model.forward(x))
     T = x.shape[0]

@@ -45,5 +45,5 @@ __all__ = [
     "GRU",
     "ResidualRNN",
     "HighwayRNN",
-    *(name for name in _MODELS if name not in ("RNN", "LSTM", "GRU", "ResidualRNN", "HighwayRNN")),
 ]
+__all__ += [name for name in _MODELS if name not in __all__]  # models of cells registered beyond the built-ins
