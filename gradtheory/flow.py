@@ -114,13 +114,21 @@ def _prepare(model: Any, x: Any, h0: Any, func: str):
 
 
 def _fast_kernel(model: RecurrentModel) -> Any:
-    """The fast kernel module named by the registry entry of exactly this model's cell, or None."""
+    """The fast kernel named by the registry entry of exactly this model's cell, or None.
+
+    ``CellSpec.fast_kernel`` is a module name (``"gradtheory._elman_kernel"``) or
+    ``"module:attribute"`` (one object per cell in a shared module). The kernel may define any of
+    ``gradient_flow(model, x, states0, readout)``, ``lyapunov_exponent(model, x, states0, v, every)``
+    and ``jacobian_stepper(model, x, states0)``; the generic path covers the others.
+    """
     from .cells import spec_of
 
     spec = spec_of(model.cell)
     if spec is None or spec.fast_kernel is None or type(model) is not spec.model:
         return None
-    return importlib.import_module(spec.fast_kernel)
+    module, _, attribute = spec.fast_kernel.partition(":")
+    kernel = importlib.import_module(module)
+    return getattr(kernel, attribute) if attribute else kernel
 
 
 # -- any cell: forward storing the states, backward recomputing each step's cache ---------------

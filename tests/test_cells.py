@@ -42,6 +42,11 @@ EXACT_RTOL = 1e-13
 # norm-wise relative with a factor 10 for cancellation: 1e-13 -> use 1e-12.
 JACOBIAN_RTOL = 1e-12
 
+# Two evaluations of the same log-norm recursion in different operation orders: each step rounds
+# a matrix-vector product and a renormalisation, ~(4n + 8) u = 24 u in the log for n = 4, so the
+# two differ by <= T * 24 u; a factor 10 for the compensated log-sums' own rounding.
+FLOW_PATHS_ATOL_PER_STEP = 10 * 24 * 2.3e-16
+
 NAMES = tuple(REGISTRY)
 _ELEM = gst.reals(1.5)
 
@@ -352,3 +357,47 @@ def test_models_reject_an_object_that_is_not_a_cell():
     three = type("ThreeStates", (ScaledTanhCell,), {"n_states": 3})()
     with pytest.raises(NotImplementedError, match="n_states=3"):
         gt.RecurrentModel(2, 3, cell=three)
+
+
+@given(seed=st.integers(0, 2**32 - 1), T=st.integers(1, 60), nl=st.sampled_from(["tanh", "sigmoid", "relu", "identity"]))
+@settings(max_examples=10)
+def test_elman_fast_kernel_agrees_with_the_generic_path_on_the_same_cell(seed, T, nl):
+    """gt.RNN runs its registered fast kernel (CellSpec.fast_kernel); the same cell in a plain
+    RecurrentModel runs the generic path on the time loop's steps: the log-norms agree to ~T u
+    (each step rounds the unit vector and adds one log), and so do the Lyapunov estimates."""
+    rng = np.random.default_rng(seed)
+    rnn = gt.RNN(2, 4, nonlinearity=nl, seed=seed % 997)
+    generic = gt.RecurrentModel(2, 4, cell=gt.cells.get("rnn").cell(nl), params=rnn.params)
+    x = rng.uniform(-1, 1, (T, 2))
+    fast, slow = gt.gradient_flow(rnn, x), gt.gradient_flow(generic, x)
+    finite = np.isfinite(slow)
+    assert np.array_equal(finite, np.isfinite(fast))
+    assert np.max(np.abs(fast[finite] - slow[finite]), initial=0.0) <= (T + 1) * FLOW_PATHS_ATOL_PER_STEP
+    assert abs(gt.lyapunov_exponent(rnn, x) - gt.lyapunov_exponent(generic, x)) <= FLOW_PATHS_ATOL_PER_STEP
+
+
+class _MarkerKernel:
+    """A kernel object named "module:attribute" by a CellSpec: flow must call it, not the generic path."""
+
+    calls: list = []
+
+    @staticmethod
+    def gradient_flow(model, x, states0, readout):
+        _MarkerKernel.calls.append(model)
+        return np.full(x.shape[0] + 1, 7.0)
+
+
+def test_gradient_flow_dispatches_to_the_fast_kernel_a_registry_entry_names():
+    from gradtheory.cells import CellSpec, register
+
+    class Leaky(gt.RecurrentModel):
+        cell_class = ScaledTanhCell
+
+    spec = register(CellSpec("scaled_tanh_fast", ScaledTanhCell, Leaky, fast_kernel=f"{__name__}:_MarkerKernel"))
+    try:
+        model = Leaky(2, 3)
+        assert np.all(gt.gradient_flow(model, np.zeros((4, 2))) == 7.0) and _MarkerKernel.calls == [model]
+        plain = gt.RecurrentModel(2, 3, cell=ScaledTanhCell())  # not the registered model class: generic path
+        assert np.all(gt.gradient_flow(plain, np.zeros((4, 2))) != 7.0)
+    finally:
+        del gt.cells.REGISTRY[spec.name]

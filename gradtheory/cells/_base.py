@@ -195,8 +195,9 @@ class CellSpec:
     ``model``: the :class:`~gradtheory.models.RecurrentModel` subclass built on the cell;
     ``nonlinearities``: the activations the cell accepts (empty: none); ``torch_mode``: the
     ``torch.nn`` module that is the cell's native twin (``"RNN"``, ``"LSTM"``, ``"GRU"``) or None
-    (then the twin is built from the cell's ``torch_step``); ``fast_kernel``: optional dotted
-    module name of a fast ``gradient_flow``/Lyapunov kernel for exactly this cell;
+    (then the twin is built from the cell's ``torch_step``); ``fast_kernel``: optional
+    ``"module"`` or ``"module:attribute"`` naming a fast ``gradient_flow``/Lyapunov kernel for
+    exactly this cell (see :func:`gradtheory.flow`);
     ``derivation``: optional ``derive() -> Derivation`` written to ``proofs/<name>.tex``.
     """
 
