@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import mmap
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from ._logspace import norm as _norm
 from ._logspace import single_threaded_blas as _single_threaded_blas
 from .models.activations import ACTIVATIONS
 
-__all__ = ["gradient_flow", "lyapunov_exponent", "jacobian_stepper"]
+__all__ = ["gradient_flow", "jacobian_stepper", "lyapunov_exponent"]
 
 
 def gradient_flow(model: Any, x: np.ndarray, states0: tuple, readout: np.ndarray) -> np.ndarray:
@@ -222,7 +223,7 @@ def _gain_bound(model: Any) -> float:
 
 def _rnn_forward_log_growth(D: np.ndarray, W_hh: np.ndarray, v: np.ndarray, K: int) -> float:
     r"""ln||J_T...J_1 v|| for J_t = diag(D[t-1]) W_hh, blocks of K steps with the _LO/_HI guard."""
-    T, H = D.shape
+    H = D.shape[1]
     W = np.ascontiguousarray(W_hh)
     Wdot = W.dot
     mul = np.multiply

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["LO", "HI", "MAX_BLOCK", "single_threaded_blas", "add", "norm", "block_length"]
+__all__ = ["HI", "LO", "MAX_BLOCK", "add", "block_length", "norm", "single_threaded_blas"]
 
 # Window for unnormalised vectors inside a renormalisation block. A block of K steps is accepted
 # only if the final norm lies in [LO, HI] and G**K <= HI (G a bound on every ||J_t||), which

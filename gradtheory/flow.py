@@ -41,8 +41,8 @@ from .models import (
 )
 
 __all__ = [
-    "jacobian_norms",
     "gradient_flow",
+    "jacobian_norms",
     "lyapunov_exponent",
     "lyapunov_spectrum",
 ]

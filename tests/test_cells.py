@@ -10,6 +10,8 @@ Derivations: ``proofs/rnn_bptt.tex`` (the recursion), and each cell's own sectio
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -380,7 +382,7 @@ def test_elman_fast_kernel_agrees_with_the_generic_path_on_the_same_cell(seed, T
 class _MarkerKernel:
     """A kernel object named "module:attribute" by a CellSpec: flow must call it, not the generic path."""
 
-    calls: list = []
+    calls: ClassVar[list] = []
 
     @staticmethod
     def gradient_flow(model, x, states0, readout):

@@ -28,17 +28,17 @@ from ._base import (
 )
 
 __all__ = [
+    "DENSE",
+    "DIAGONAL",
+    "REGISTRY",
     "Cell",
     "CellSpec",
     "Recurrence",
-    "DENSE",
-    "DIAGONAL",
     "ScalarOps",
-    "REGISTRY",
-    "register",
-    "get",
-    "spec_of",
     "check_cell",
+    "get",
+    "register",
+    "spec_of",
     "torch_activation",
 ]
 

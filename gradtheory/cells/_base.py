@@ -21,19 +21,20 @@ The time loop, stacking and bidirectionality live once in :mod:`gradtheory.model
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..models.activations import Activation
 
 __all__ = [
+    "DENSE",
+    "DIAGONAL",
     "Cell",
     "CellSpec",
     "Recurrence",
-    "DENSE",
-    "DIAGONAL",
     "ScalarOps",
     "torch_activation",
 ]

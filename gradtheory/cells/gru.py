@@ -22,7 +22,7 @@ from ..models.activations import sigmoid
 from ..models.compose import RecurrentModel
 from ._base import DENSE, CellSpec
 
-__all__ = ["GRUCell", "GRU", "SPEC"]
+__all__ = ["GRU", "SPEC", "GRUCell"]
 
 
 class GRUCell:

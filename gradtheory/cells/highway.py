@@ -19,7 +19,7 @@ from ..models.compose import ActivationModel
 from ._base import CellSpec, torch_activation
 from .rnn import ElmanCell
 
-__all__ = ["HighwayCell", "HighwayRNN", "SPEC"]
+__all__ = ["SPEC", "HighwayCell", "HighwayRNN"]
 
 
 class HighwayCell(ElmanCell):

@@ -23,7 +23,7 @@ from ..models.activations import Activation, get_activation
 from ..models.compose import ActivationModel
 from ._base import DIAGONAL, CellSpec, torch_activation
 
-__all__ = ["IndRNNCell", "IndRNN", "SPEC", "derive"]
+__all__ = ["SPEC", "IndRNN", "IndRNNCell", "derive"]
 
 
 class IndRNNCell:

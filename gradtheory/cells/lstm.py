@@ -19,7 +19,7 @@ from ..models.activations import sigmoid
 from ..models.compose import RecurrentModel
 from ._base import DENSE, CellSpec
 
-__all__ = ["LSTMCell", "LSTM", "SPEC"]
+__all__ = ["LSTM", "SPEC", "LSTMCell"]
 
 
 class LSTMCell:

@@ -15,7 +15,7 @@ from ..models.compose import ActivationModel
 from ._base import CellSpec, torch_activation
 from .rnn import ElmanCell
 
-__all__ = ["ResidualCell", "ResidualRNN", "SPEC"]
+__all__ = ["SPEC", "ResidualCell", "ResidualRNN"]
 
 
 class ResidualCell(ElmanCell):

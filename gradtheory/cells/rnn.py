@@ -17,7 +17,7 @@ from ..models.activations import Activation, get_activation
 from ..models.compose import ActivationModel
 from ._base import DENSE, CellSpec
 
-__all__ = ["ElmanCell", "RNN", "SPEC"]
+__all__ = ["RNN", "SPEC", "ElmanCell"]
 
 
 class ElmanCell:
