@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 import gradtheory as gt
-from gradtheory.bounds import gradient_flow, lyapunov_exponent
+from gradtheory.flow import gradient_flow, lyapunov_exponent
 
 
 def timed(fn, *args, **kwargs):

@@ -7,32 +7,13 @@ checker, Hypothesis strategies (``gradtheory.strategies``), SymPy derivations
 (SymPy, Hypothesis) load on first attribute access.
 """
 
-from __future__ import annotations
+# Import order matters here: gradtheory.models loads the cell registry before anything reads it.
+from __future__ import annotations  # noqa: I001
 
 import importlib
 from typing import Any
 
-from .bounds import (
-    envelope,
-    gradient_flow,
-    jacobian_norms,
-    lyapunov_exponent,
-    lyapunov_spectrum,
-    spectral_norm,
-    spectral_radius,
-)
-from .check import (
-    CheckTarget,
-    GradientCheckError,
-    GradientReport,
-    StabilityReport,
-    assert_gradients_match,
-    check_gradients,
-    check_stability,
-)
-from .claims import Claim, ClaimResult, Verdict, all_claims, get_claim, run_audit
-from .clipping import clip_grad_norm, clip_grad_value
-from .models import (
+from .models import (  # first: the models package loads the cell registry
     ACTIVATIONS,
     GRU,
     LSTM,
@@ -45,7 +26,25 @@ from .models import (
     ResidualRNN,
     get_activation,
 )
+from . import cells
+from .bounds import envelope, spectral_norm, spectral_radius
+from .check import (
+    CheckTarget,
+    GradientCheckError,
+    GradientReport,
+    StabilityReport,
+    assert_gradients_match,
+    check_gradients,
+    check_stability,
+)
+from .claims import Claim, ClaimResult, Verdict, all_claims, get_claim, run_audit
+from .clipping import clip_grad_norm, clip_grad_value
+from .flow import gradient_flow, jacobian_norms, lyapunov_exponent, lyapunov_spectrum
 from .models.torch_interop import from_torch, to_torch
+
+# Every registered cell's model class (gradtheory.RNN, ..., and any cell added to the registry).
+_MODELS = {spec.model.__name__: spec.model for spec in cells.REGISTRY.values()}
+globals().update(_MODELS)
 
 __version__ = "0.1.0"
 
@@ -60,6 +59,7 @@ __all__ = [
     "GRU",
     "ResidualRNN",
     "HighwayRNN",
+    "cells",
     "ForwardResult",
     "Gradients",
     "from_torch",
@@ -92,6 +92,8 @@ __all__ = [
     "run_audit",
     "__version__",
 ]
+
+__all__ += [name for name in _MODELS if name not in __all__]  # models of cells registered beyond the built-ins
 
 _LAZY_SUBMODULES = ("oracles", "strategies", "symbolic")
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ._validation import check_positive_int
-from .bounds import envelope, gamma, gradient_flow, lyapunov_exponent
+from .bounds import envelope, gamma
+from .flow import gradient_flow, lyapunov_exponent
 from .models import GRU, LSTM, RNN
 
 __all__ = ["add_arguments", "run"]

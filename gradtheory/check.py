@@ -272,10 +272,10 @@ def model_target(model: Any, x: Any, h0: Any = None) -> CheckTarget:
         raise TypeError(f"model must be a gradtheory RecurrentModel, got {type(model).__name__}")
     names = tuple(model.param_shapes())
     x = np.array(x, dtype=float)
-    lstm = model._n_states == 2
+    lstm = model.num_states == 2
 
     def run(x_, *ps):
-        return model.forward(x_, h0, _params=dict(zip(names, ps)))
+        return model.apply(dict(zip(names, ps)), x_, h0)
 
     def fn(x_, *ps):
         r = run(x_, *ps)
@@ -1005,14 +1005,15 @@ def check_stability(model_or_module: Any, x: Any, *, readout: Any = None, neutra
     checked with a relative slack of 1e-9 for the round-off of the log-norms (~T n u).
     """
     from . import bounds
-    from .models.compose import RNN
+    from . import flow as _flow
+    from .models import RNN
 
     if not (isinstance(neutral_band, (int, float)) and not isinstance(neutral_band, bool) and neutral_band >= 0):
         raise ValueError(f"neutral_band must be a float >= 0, got {neutral_band!r}")
-    model = bounds._as_model(model_or_module, "check_stability")
+    model = _flow.as_single_layer_model(model_or_module, "check_stability")
     if _is_torch_tensor(x):
         x = x.detach().cpu().numpy()
-    flow = np.asarray(bounds.gradient_flow(model, x, readout=readout), dtype=float)
+    flow = np.asarray(_flow.gradient_flow(model, x, readout=readout), dtype=float)
     x = np.asarray(x, dtype=float)
     T = flow.shape[0] - 1
     s = T - np.arange(T + 1)  # steps back in time from h_T
@@ -1021,7 +1022,7 @@ def check_stability(model_or_module: Any, x: Any, *, readout: Any = None, neutra
         rate = float(np.polyfit(s[finite], flow[finite], 1)[0])
     else:
         rate = -math.inf
-    lyap = float(bounds.lyapunov_exponent(model, x))
+    lyap = float(_flow.lyapunov_exponent(model, x))
     regime = "vanishing" if lyap < -neutral_band else "exploding" if lyap > neutral_band else "neutral"
     gamma = sn = bound_rate = distance = env = env_ok = None
     if type(model) is RNN:

@@ -175,7 +175,7 @@ def model_loss(
     accepts real or complex arrays (complex step), running the model's own forward.
     """
     params = dict(model.params)
-    is_lstm = getattr(model, "_n_states", 1) == 2
+    is_lstm = model.num_states == 2
 
     def f(value):
         p, xx, hh = params, x, h0
@@ -188,7 +188,7 @@ def model_loss(
         else:
             p = dict(params)
             p[wrt] = value
-        res = model.forward(xx, hh, _params=p, _allow_complex=True)
+        res = model.apply(p, xx, hh)
         L = np.sum(np.asarray(d_output) * res.output)
         if d_h_n is not None:
             L = L + np.sum(np.asarray(d_h_n) * res.h_n)
@@ -282,86 +282,71 @@ def exact_directional_derivative(
 ) -> tuple[Any, Any]:
     r"""Exact value and directional derivative of the loss of ``model_loss`` for a small model.
 
-    Single-layer, unidirectional RNN (any activation), LSTM and GRU; unbatched ``x`` (T, n_in).
+    Single-layer, unidirectional model of any cell that carries an independent scalar form of its
+    equations (``cell.equations``: every registered cell); unbatched ``x`` (T, n_in).
     ``direction`` maps parameter names and/or ``"x"``, ``"h0"``, ``"c0"`` to arrays (missing
     keys: zero). Returns ``(L, dL)``: :class:`fractions.Fraction` when every operation is
-    rational (identity/relu RNN: the float64 inputs are converted exactly), else ``mpmath.mpf``
-    at ``dps`` digits. Cost grows like T * n^2 scalar operations: meant for n <= 4, T <= 8.
+    rational (``cell.rational``: e.g. identity/relu RNN; the float64 inputs are converted
+    exactly), else ``mpmath.mpf`` at ``dps`` digits. Cost grows like T * n^2 scalar operations:
+    meant for n <= 4, T <= 8. The numpy step, backward and Jacobian are never called.
     """
-    from .models.compose import GRU, LSTM, RNN, RecurrentModel
+    from .cells import DENSE, ScalarOps
+    from .models import RecurrentModel
 
-    if not isinstance(model, RecurrentModel) or type(model) not in (RNN, LSTM, GRU):
-        raise TypeError(f"model must be a gradtheory RNN, LSTM or GRU, got {type(model).__name__}")
+    if not isinstance(model, RecurrentModel) or getattr(model.cell, "equations", None) is None:
+        raise TypeError(
+            f"model must be a gradtheory model whose cell has an independent scalar form (cell.equations), "
+            f"got {type(model).__name__}"
+        )
     if model.num_layers != 1 or model.bidirectional:
         raise NotImplementedError("exact_directional_derivative supports a single unidirectional layer")
     x = as_float_array(x, "x", ndim=2)
     T, n_in = x.shape
     H = model.hidden_size
-    rational = type(model) is RNN and model.nonlinearity in ("identity", "relu")
-    lift, ops = _make_scalar_ops("exact" if rational else "mp", dps)
+    cell = model.cell
+    lift, ops = _make_scalar_ops("exact" if getattr(cell, "rational", False) else "mp", dps)
+    act = getattr(cell, "activation", None)
+    scalar_ops = ScalarOps(phi=ops[act.name] if act is not None else ops["identity"], sigmoid=ops["sigmoid"],
+                           tanh=ops["tanh"])
     zero = lift(0.0)
 
     def dual_array(value, tangent):
         value = np.asarray(value, dtype=float)
         tangent = np.zeros_like(value) if tangent is None else np.asarray(tangent, dtype=float)
-        return [[_Dual(lift(a), lift(b)) for a, b in zip(rv, rt)] for rv, rt in
-                zip(value.reshape(value.shape[0], -1), tangent.reshape(value.shape[0], -1))] if value.ndim == 2 else \
-            [_Dual(lift(a), lift(b)) for a, b in zip(value, tangent)]
+        if value.ndim == 2:
+            return [[_Dual(lift(a), lift(b)) for a, b in zip(rv, rt)] for rv, rt in zip(value, tangent)]
+        return [_Dual(lift(a), lift(b)) for a, b in zip(value, tangent)]
 
     P = {k: dual_array(v, direction.get(k)) for k, v in model.params.items()}
     X = dual_array(x, direction.get("x"))
-    is_lstm = type(model) is LSTM
+    S = model.num_states
     if h0 is None:
-        hv, cv = np.zeros(H), np.zeros(H)
-    elif is_lstm:
-        hv, cv = np.asarray(h0[0], float).reshape(H), np.asarray(h0[1], float).reshape(H)
+        values = [np.zeros(H)] * S
     else:
-        hv, cv = np.asarray(h0, float).reshape(H), None
-    h = dual_array(hv, None if direction.get("h0") is None else np.asarray(direction["h0"]).reshape(H))
-    c = dual_array(cv, None if direction.get("c0") is None else np.asarray(direction["c0"]).reshape(H)) if is_lstm else None
-
-    def affine(W, b, v):
-        out = []
-        for r, row in enumerate(W):
-            acc = b[r] if b is not None else _Dual(zero, zero)
-            for w, e in zip(row, v):
-                acc = acc + w * e
-            out.append(acc)
-        return out
+        values = [np.asarray(v, float).reshape(H) for v in (h0 if S > 1 else (h0,))]
+    names = ["h0", "c0"][:S]
+    state = tuple(dual_array(v, None if direction.get(n) is None else np.asarray(direction[n]).reshape(H))
+                  for v, n in zip(values, names))
 
     W_ih, W_hh = P["weight_ih_l0"], P["weight_hh_l0"]
     b_ih, b_hh = P.get("bias_ih_l0"), P.get("bias_hh_l0")
     outputs = []
-    sig, tanh = ops["sigmoid"], ops["tanh"]
     for t in range(T):
-        gi = affine(W_ih, b_ih, X[t])
-        gh = affine(W_hh, b_hh, h)
-        if type(model) is RNN:
-            phi = ops[model.nonlinearity]
-            h = [phi(a + b) for a, b in zip(gi, gh)]
-        elif is_lstm:
-            a = [p + q for p, q in zip(gi, gh)]
-            i = [sig(v) for v in a[:H]]
-            f = [sig(v) for v in a[H : 2 * H]]
-            g = [tanh(v) for v in a[2 * H : 3 * H]]
-            o = [sig(v) for v in a[3 * H :]]
-            c = [f[k] * c[k] + i[k] * g[k] for k in range(H)]
-            h = [o[k] * tanh(c[k]) for k in range(H)]
-        else:
-            r = [sig(gi[k] + gh[k]) for k in range(H)]
-            z = [sig(gi[H + k] + gh[H + k]) for k in range(H)]
-            n = [tanh(gi[2 * H + k] + r[k] * gh[2 * H + k]) for k in range(H)]
-            h = [(1 - z[k]) * n[k] + z[k] * h[k] for k in range(H)]
-        outputs.append(h)
+        gi = DENSE.exact(W_ih, X[t])  # the input projection is always a dense matrix
+        gh = cell.recurrence.exact(W_hh, state[0])
+        if b_ih is not None:
+            gi = [g + b for g, b in zip(gi, b_ih)]
+            gh = [g + b for g, b in zip(gh, b_hh)]
+        state, _ = cell.equations(gi, gh, state, scalar_ops)
+        outputs.append(state[0])
     d_output = np.asarray(d_output, float).reshape(T, H)
     L = _Dual(zero, zero)
     for t in range(T):
         for k in range(H):
             L = L + outputs[t][k] * lift(d_output[t, k])
-    if d_h_n is not None:
-        for k, w in enumerate(np.asarray(d_h_n, float).reshape(H)):
-            L = L + h[k] * lift(w)
-    if d_c_n is not None:
-        for k, w in enumerate(np.asarray(d_c_n, float).reshape(H)):
-            L = L + c[k] * lift(w)
+    for k_state, w_final in enumerate((d_h_n, d_c_n)[:S]):
+        if w_final is not None:
+            for k, w in enumerate(np.asarray(w_final, float).reshape(H)):
+                L = L + state[k_state][k] * lift(w)
     return L.a, L.b
+

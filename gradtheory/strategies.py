@@ -8,7 +8,8 @@ Strategies are plural nouns with keyword-only options:
   triangular (strongly non-normal: transient growth), symmetric (normal), scaled orthogonal;
 * :func:`orthogonal_matrices`;
 * :func:`sequences` -- input sequences (T, n_in) or (T, B, n_in);
-* :func:`models` -- RNN/LSTM/GRU/residual/highway models with drawn configuration and weights;
+* :func:`models` -- models of any registered cell (:mod:`gradtheory.cells`: rnn, lstm, gru,
+  residual, highway, ...) with drawn configuration and weights;
 * :func:`parameters` -- a parameter dict for a given model's layout.
 
 Profiles (registered on import): ``ci`` (derandomized, fixed example budget, no deadline),
@@ -183,9 +184,6 @@ def parameters(draw: Any, model: Any, *, scale: float | None = None) -> dict[str
     return {k: draw(hnp.arrays(np.float64, s, elements=elem)) for k, s in model.param_shapes().items()}
 
 
-_FAMILIES = ("rnn", "lstm", "gru", "residual", "highway")
-
-
 @st.composite
 def models(
     draw: Any,
@@ -202,15 +200,16 @@ def models(
 ) -> Any:
     """gradtheory models with drawn family, sizes, depth, directions, bias and weights.
 
-    ``None`` for a boolean option means "draw it". ``scale`` bounds the weights (default torch's
-    1/sqrt(hidden_size)).
+    ``families`` are names of registered cells (:data:`gradtheory.cells.REGISTRY`). A cell that
+    takes an activation draws it from ``nonlinearities`` (those the cell accepts). ``None`` for a
+    boolean option means "draw it". ``scale`` bounds the weights (default torch's 1/sqrt(hidden_size)).
     """
-    from .models import GRU, LSTM, RNN, HighwayRNN, ResidualRNN
+    from .cells import REGISTRY
 
-    unknown = set(families) - set(_FAMILIES)
+    unknown = set(families) - set(REGISTRY)
     if unknown:
-        raise ValueError(f"families has unknown entries {sorted(unknown)}; expected a subset of {list(_FAMILIES)}")
-    fam = draw(st.sampled_from(list(families)))
+        raise ValueError(f"families has unknown entries {sorted(unknown)}; expected a subset of {list(REGISTRY)}")
+    spec = REGISTRY[draw(st.sampled_from(list(families)))]
     I = input_size if isinstance(input_size, int) else draw(input_size)
     H = hidden_size if isinstance(hidden_size, int) else draw(hidden_size)
     kw = dict(
@@ -220,10 +219,13 @@ def models(
         batch_first=draw(st.booleans()) if batch_first is None else batch_first,
     )
     model: Any
-    if fam in ("rnn", "residual", "highway"):
-        cls = {"rnn": RNN, "residual": ResidualRNN, "highway": HighwayRNN}[fam]
-        model = cls(I, H, nonlinearity=draw(st.sampled_from(list(nonlinearities))), **kw)
+    if spec.nonlinearities:
+        allowed = [n for n in nonlinearities if n in spec.nonlinearities]
+        if not allowed:
+            raise ValueError(f"nonlinearities={list(nonlinearities)!r} has none that cell {spec.name!r} accepts "
+                             f"({list(spec.nonlinearities)})")
+        model = spec.model(I, H, nonlinearity=draw(st.sampled_from(allowed)), **kw)
     else:
-        model = {"lstm": LSTM, "gru": GRU}[fam](I, H, **kw)
+        model = spec.model(I, H, **kw)
     model.params = draw(parameters(model, scale=scale))
     return model

@@ -196,14 +196,14 @@ def test_jacobian_norms_equal_norms_of_complex_step_one_step_jacobians(cls):
             s_prev = np.concatenate([h_prev, c_prev])
 
             def f(s, t=t):
-                r = model.forward(x[t - 1 : t], (s[None, :H], s[None, H:]), _allow_complex=True)
+                r = model.apply(model.params, x[t - 1 : t], (s[None, :H], s[None, H:]))
                 return np.concatenate([r.h_n[0], r.c_n[0]])
 
         else:
             s_prev = res.output[t - 2] if t > 1 else np.zeros(H)
 
             def f(s, t=t):
-                return model.forward(x[t - 1 : t], s[None, :], _allow_complex=True).h_n[0]
+                return model.apply(model.params, x[t - 1 : t], s[None, :]).h_n[0]
 
         J = jacobian(f, s_prev, method="complex")
         assert norms[t - 1] == pytest.approx(np.linalg.norm(J, 2), rel=TOLERANCES["jacobian_norm_vs_complex_step"].rtol)

@@ -126,7 +126,7 @@ def test_complex_step_reference_on_an_analytic_numpy_model():
     fn = t.fn
 
     def cfn(x_, *ps):  # complex-capable forward: the model's private complex path
-        r = model.forward(x_, None, _params=dict(zip(t.names[1:], ps)), _allow_complex=True)
+        r = model.apply(dict(zip(t.names[1:], ps)), x_, None)
         return r.output, r.h_n
 
     report = check_gradients(CheckTarget(cfn, t.inputs, t.grad_fn, t.names), method="complex")

@@ -92,7 +92,7 @@ def _loss_round_off(model, x, h0, d_out, d_hn, d_cn):
     for d in range(model.num_directions):
         G = max(G, float(np.prod(1.0 + np.linalg.norm(model.jacobians(res, 0, d), 2, axis=(-2, -1)))))
     weights = np.sum(np.abs(d_out)) + np.sum(np.abs(d_hn)) + (np.sum(np.abs(d_cn)) if d_cn is not None else 0.0)
-    n, T = model.hidden_size * model._gates, x.shape[0]
+    n, T = model.hidden_size * model.cell.gates, x.shape[0]
     return TOLERANCES["model_loss_forward_error"].rtol * (n + 2) * T * UNIT_ROUNDOFF * M * G * weights  # (4n + 8) T u M G
 
 
@@ -165,7 +165,7 @@ def test_jvp_and_vjp_agree(case, seed):
     d_output = u) for every model: forward- and reverse-mode duality."""
     model, x, h0, u, _, _ = case
     v = np.random.default_rng(seed).normal(size=x.shape)
-    Jv = complex_step(lambda xx: model.forward(xx, h0, _allow_complex=True).output, x, v)
+    Jv = complex_step(lambda xx: model.apply(model.params, xx, h0).output, x, v)
     vjp = model.backward(model.forward(x, h0), u).x
     lhs, rhs = float(np.sum(u * Jv)), float(np.sum(vjp * v))
     scale = robust_norm(u) * robust_norm(Jv) + robust_norm(vjp) * robust_norm(v)
@@ -176,9 +176,9 @@ def _state_after(model, x, s0):
     """Final joint state of a single-layer model started from s0 (complex allowed)."""
     H = model.hidden_size
     if isinstance(model, gt.LSTM):
-        res = model.forward(x, (s0[None, :H], s0[None, H:]), _allow_complex=True)
+        res = model.apply(model.params, x, (s0[None, :H], s0[None, H:]))
         return np.concatenate([res.h_n[0], res.c_n[0]])
-    return model.forward(x, s0[None], _allow_complex=True).h_n[0]
+    return model.apply(model.params, x, s0[None]).h_n[0]
 
 
 @given(small_cases(max_layers=1, bidirectional=False), st.data())

@@ -92,8 +92,9 @@ def test_torch_interop_rejects_non_recurrent_and_unsupported_modules():
         gt.from_torch(module)
     with pytest.raises(NotImplementedError, match="torch.nn.RNN has no nonlinearity='sigmoid'"):
         gt.to_torch(gt.RNN(2, 2, nonlinearity="sigmoid"))
-    with pytest.raises(NotImplementedError, match="torch has no module equivalent to HighwayRNN"):
-        gt.to_torch(gt.HighwayRNN(2, 2))
+    opaque = type("OpaqueCell", (gt.cells.get("rnn").cell,), {})()  # unregistered, no torch_step
+    with pytest.raises(NotImplementedError, match="torch has no module equivalent to RecurrentModel"):
+        gt.to_torch(gt.RecurrentModel(2, 2, cell=opaque))
     with pytest.raises(TypeError, match="model must be a gradtheory RNN, LSTM or GRU, got Linear"):
         gt.to_torch(torch.nn.Linear(2, 2))
     with pytest.raises(NotImplementedError, match="truncate is not supported for bidirectional"):
@@ -104,7 +105,7 @@ def test_torch_interop_rejects_non_recurrent_and_unsupported_modules():
 def test_complex_step_rejects_relu():
     model = gt.RNN(2, 2, nonlinearity="relu")
     with pytest.raises(NotImplementedError, match="relu.*not analytic"):
-        model.forward(np.zeros((3, 2)) + 0j, _allow_complex=True)
+        model.apply(model.params, np.zeros((3, 2)) + 0j)
 
 
 def test_oracles_validate_arguments():

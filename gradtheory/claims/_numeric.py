@@ -53,7 +53,7 @@ def complex_step_state_jacobian(model: Any, x: np.ndarray, h0: np.ndarray) -> np
     step through the model's forward (no Jacobian code involved); exact to round-off."""
 
     def f(h):
-        return model.forward(x, h[None, :], _allow_complex=True).h_n[0]
+        return model.apply(model.params, x, h[None, :]).h_n[0]
 
     return _fd_jacobian(f, np.asarray(h0, dtype=float), method="complex")
 

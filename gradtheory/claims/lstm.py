@@ -100,7 +100,7 @@ def total_dc_dc0(model: LSTM, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> 
     r"""Complex-step oracle for the *total* :math:`\partial c_T/\partial c_0` (h_0 held fixed)."""
 
     def f(c):
-        return model.forward(x, (h0[None, :], c[None, :]), _allow_complex=True).c_n[0]
+        return model.apply(model.params, x, (h0[None, :], c[None, :])).c_n[0]
 
     return fd_jacobian(f, c0, method="complex")
 
@@ -508,7 +508,7 @@ def _witness_evidence():
     # oracle: complex-step total derivative of the final state (h_T, c_T) w.r.t. c_0 (a block of
     # the joint Jacobian): it must be as small as the product says
     def f(c):
-        r = model.forward(x, (h0[None, :], c[None, :]), _allow_complex=True)
+        r = model.apply(model.params, x, (h0[None, :], c[None, :]))
         return np.concatenate([r.h_n[0], r.c_n[0]])
 
     block = fd_jacobian(f, c0, method="complex")

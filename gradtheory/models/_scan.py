@@ -3,14 +3,15 @@
 A *cell* supplies the per-step maths (in its family module, forward beside backward):
 
 * ``step(gi, gh, state) -> (new_state, cache)`` where ``gi = x_t W_ih^T + b_ih`` and
-  ``gh = h_{t-1} W_hh^T + b_hh`` (both (B, G*H)) and ``state`` is a tuple ``(h,)`` or ``(h, c)``;
+  ``gh = R(h_{t-1}, W_hh) + b_hh`` (both (B, G*H); ``R`` is the cell's ``recurrence``: ``h W_hh^T``
+  for a dense matrix, ``u * h`` for a diagonal one) and ``state`` is a tuple ``(h,)`` or ``(h, c)``;
 * ``step_backward(d_state, cache) -> (d_gi, d_gh, d_prev)``: given the total gradient of the loss
   with respect to the new state, the gradients with respect to ``gi`` and ``gh`` and the part of
   the gradient with respect to the previous state that does *not* pass through ``W_hh``
   (``None`` for a zero part);
 * ``step_jacobian(cache, W_hh) -> (B, S, S)``: the one-step Jacobian of the state.
 
-The engine adds ``d_gh @ W_hh`` to the previous-state gradient, and forms the weight gradients
+The engine adds the pull-back of ``d_gh`` through ``R`` to the previous-state gradient, and forms the weight gradients
 as single matrix products over all time steps (this is what makes numpy competitive). A cell
 with ``additive = True`` uses ``gi`` and ``gh`` only through ``gi + gh``: the engine then folds
 ``b_hh`` into the input projection once, and stores ``d_gi`` (equal to ``d_gh``) once.
@@ -20,9 +21,18 @@ All arrays are time-major and batched: x (T, B, I), states (B, H).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
+
+
+class LayerParams(NamedTuple):
+    """The weights of one layer and direction (torch layout; biases None without bias)."""
+
+    W_ih: np.ndarray
+    W_hh: np.ndarray
+    b_ih: np.ndarray | None
+    b_hh: np.ndarray | None
 
 
 @dataclass
@@ -38,32 +48,59 @@ class LayerTrace:
     has_bias: bool
 
 
-def scan_forward(cell, x, state0, W_ih, W_hh, b_ih, b_hh) -> LayerTrace:
+def input_projection(cell, x: np.ndarray, p: LayerParams) -> np.ndarray:
+    """gi for every step, ``x W_ih^T + b_ih`` (with ``b_hh`` folded in for an additive cell)."""
+    gi = x @ p.W_ih.T
+    if p.b_ih is not None:
+        gi = gi + p.b_ih
+    if cell.additive and p.b_hh is not None:
+        gi = gi + p.b_hh
+    return gi
+
+
+def step_forward(cell, gi_t: np.ndarray, state: tuple, p: LayerParams):
+    """One step from ``state`` given its input projection ``gi_t`` (from :func:`input_projection`)."""
+    gh = cell.recurrence.apply(state[0], p.W_hh)
+    if p.b_hh is not None and not cell.additive:
+        gh = gh + p.b_hh
+    return cell.step(gi_t, gh, state)
+
+
+class StepGrads(NamedTuple):
+    """One BPTT step's gradients: w.r.t. gi and gh (B, G*H), and the full gradient w.r.t. the previous state."""
+
+    d_gi: np.ndarray
+    d_gh: np.ndarray
+    d_prev: tuple[np.ndarray, ...]
+
+
+def step_backward(cell, d_state: Sequence[np.ndarray], cache, W_hh: np.ndarray) -> StepGrads:
+    """One BPTT step through ``cell`` (the recurrent term pulled back through the cell's recurrence)."""
+    d_gi, d_gh, direct = cell.step_backward(tuple(d_state), cache)
+    d_h_prev = cell.recurrence.input_grad(d_gh, W_hh, d_state[0].shape[-1])
+    if direct[0] is not None:
+        d_h_prev = d_h_prev + direct[0]
+    d_prev = (d_h_prev,) + tuple(
+        np.zeros_like(d_state[k]) if direct[k] is None else direct[k] for k in range(1, len(d_state))
+    )
+    return StepGrads(d_gi, d_gh, d_prev)
+
+
+def scan_forward(cell, x, state0, p: LayerParams) -> LayerTrace:
     T, B, _ = x.shape
-    gi_all = x @ W_ih.T
-    if b_ih is not None:
-        gi_all = gi_all + b_ih
-    fold_b_hh = cell.additive and b_hh is not None
-    if fold_b_hh:
-        gi_all = gi_all + b_hh
-    dtype = np.result_type(gi_all, W_hh, *state0, *(() if b_hh is None else (b_hh,)))
+    gi_all = input_projection(cell, x, p)
+    dtype = np.result_type(gi_all, p.W_hh, *state0, *(() if p.b_hh is None else (p.b_hh,)))
     states = tuple(np.empty((T + 1,) + s.shape, dtype=dtype) for s in state0)
     for k, s in enumerate(state0):
         states[k][0] = s
-    W_hh_T = W_hh.T
     state = tuple(state0)
     caches = []
     for t in range(T):
-        gh = state[0] @ W_hh_T
-        if b_hh is not None and not fold_b_hh:
-            gh = gh + b_hh
-        state, cache = cell.step(gi_all[t], gh, state)
+        state, cache = step_forward(cell, gi_all[t], state, p)
         caches.append(cache)
         for k, s in enumerate(state):
             states[k][t + 1] = s
-    return LayerTrace(cell, x, states, caches, W_ih, W_hh, b_ih is not None)
-
-
+    return LayerTrace(cell, x, states, caches, p.W_ih, p.W_hh, p.b_ih is not None)
 def scan_backward(trace: LayerTrace, d_out, d_final, truncate=None):
     """BPTT through one layer.
 
@@ -79,7 +116,7 @@ def scan_backward(trace: LayerTrace, d_out, d_final, truncate=None):
     x, W_hh = trace.x, trace.W_hh
     T, B, _ = x.shape
     first = 0 if truncate is None else max(0, T - truncate)
-    GH = W_hh.shape[0]
+    GH = trace.W_ih.shape[0]
     dtype = np.result_type(trace.states[0], d_out, *d_final)
     d_gi = np.zeros((T, B, GH), dtype=dtype)
     d_gh = d_gi if cell.additive else np.zeros((T, B, GH), dtype=dtype)
@@ -89,16 +126,11 @@ def scan_backward(trace: LayerTrace, d_out, d_final, truncate=None):
         d_state[0] = d_state[0] + d_out[t]
         for k, d in enumerate(d_state):
             d_steps[k][t] = d
-        d_gi_t, d_gh_t, direct = cell.step_backward(tuple(d_state), trace.caches[t])
-        d_gi[t] = d_gi_t
+        step = step_backward(cell, d_state, trace.caches[t], W_hh)
+        d_gi[t] = step.d_gi
         if not cell.additive:
-            d_gh[t] = d_gh_t
-        d_h_prev = d_gh[t] @ W_hh
-        if direct[0] is not None:
-            d_h_prev = d_h_prev + direct[0]
-        d_state = [d_h_prev] + [
-            np.zeros_like(d_state[k]) if direct[k] is None else direct[k] for k in range(1, len(d_state))
-        ]
+            d_gh[t] = step.d_gh
+        d_state = list(step.d_prev)
     if first > 0:
         d_state0 = tuple(np.zeros_like(d) for d in d_state)
     else:
@@ -107,7 +139,7 @@ def scan_backward(trace: LayerTrace, d_out, d_final, truncate=None):
     flat_gh = d_gh.reshape(T * B, GH)
     grads = {
         "weight_ih": flat_gi.T @ x.reshape(T * B, -1),
-        "weight_hh": flat_gh.T @ trace.states[0][:-1].reshape(T * B, -1),
+        "weight_hh": cell.recurrence.weight_grad(flat_gh, trace.states[0][:-1].reshape(T * B, -1)),
     }
     if trace.has_bias:
         grads["bias_ih"] = flat_gi.sum(axis=0)

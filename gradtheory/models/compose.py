@@ -1,15 +1,6 @@
-r"""Composition: residual and highway cells; stacked and bidirectional models as torch builds them.
+r"""The model around any cell: parameters by torch names, stacked and bidirectional composition.
 
-Residual cell (``proofs/residual_highway.tex``):
-
-.. math:: h_t = h_{t-1} + \phi(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}),\qquad
-          \frac{\partial h_t}{\partial h_{t-1}} = I + \operatorname{diag}(\phi'(a_t)) W_{hh}
-
-Highway cell (rows: candidate F, then transform gate T):
-
-.. math:: h_t = T \odot F + (1 - T) \odot h_{t-1},\quad F = \phi(a^F_t),\quad T = \sigma(a^T_t)
-
-Stacking and bidirectionality follow ``torch.nn.RNNBase``: layer ``l > 0`` reads the
+The cell (``gradtheory.cells``) supplies one step; the time loop is :mod:`._scan`. Stacking and bidirectionality follow ``torch.nn.RNNBase``: layer ``l > 0`` reads the
 concatenated outputs of layer ``l - 1`` (forward half first); the reverse direction reads the
 sequence backwards, its outputs are flipped back into place, and its final state is the one
 after reading ``x_0`` (so ``h_n[reverse] == output[0, ..., H:]``).
@@ -23,78 +14,29 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._validation import as_float_array, check_bool, check_positive_int
-from ._scan import LayerTrace, scan_backward, scan_forward, scan_jacobians
-from .activations import Activation, get_activation, sigmoid
-from .gru import GRUCell
-from .lstm import LSTMCell
-from .rnn import ElmanCell
+from ._scan import LayerParams, LayerTrace, scan_backward, scan_forward, scan_jacobians
+from .activations import get_activation
 
 __all__ = [
     "ForwardResult",
     "Gradients",
+    "LayerParams",
     "RecurrentModel",
-    "RNN",
-    "LSTM",
-    "GRU",
-    "ResidualRNN",
-    "HighwayRNN",
+    "ActivationModel",
 ]
 
-
-class ResidualCell(ElmanCell):
-    """h_t = h_{t-1} + phi(a_t). Gates: 1; state: (h,)."""
-
-    def step(self, gi, gh, state):
-        (h_prev,) = state
-        a = gi + gh
-        F = self.activation.phi(a)
-        return (h_prev + F,), (a, F)
-
-    def step_backward(self, d_state, cache):
-        a, F = cache
-        (dh,) = d_state
-        da = dh * self.activation.grad(a, F)
-        return da, da, (dh,)
-
-    def step_jacobian(self, cache, W_hh):
-        a, F = cache
-        J = self.activation.grad(a, F)[:, :, None] * W_hh
-        idx = np.arange(W_hh.shape[1])
-        J[:, idx, idx] += 1.0
-        return J
+_BUILTIN_MODELS = ("RNN", "LSTM", "GRU", "ResidualRNN", "HighwayRNN")
 
 
-class HighwayCell(ElmanCell):
-    """h_t = T*F + (1-T)*h_{t-1}, F = phi(a^F), T = sigmoid(a^T). Gates: 2 (F, T); state: (h,)."""
+def __getattr__(name: str) -> Any:
+    # The built-in model classes live beside their cells (gradtheory.cells); kept importable here.
+    if name in _BUILTIN_MODELS:
+        from .. import cells
 
-    gates = 2
-
-    def step(self, gi, gh, state):
-        (h_prev,) = state
-        H = h_prev.shape[-1]
-        a = gi + gh
-        a_F = a[:, :H]
-        F = self.activation.phi(a_F)
-        T = sigmoid(a[:, H:])
-        return (T * F + (1.0 - T) * h_prev,), (a_F, F, T, h_prev)
-
-    def step_backward(self, d_state, cache):
-        a_F, F, T, h_prev = cache
-        (dh,) = d_state
-        da = np.concatenate(
-            [dh * T * self.activation.grad(a_F, F), dh * (F - h_prev) * T * (1.0 - T)], axis=1
-        )
-        return da, da, (dh * (1.0 - T),)
-
-    def step_jacobian(self, cache, W_hh):
-        a_F, F, T, h_prev = cache
-        H = F.shape[-1]
-        J = (T * self.activation.grad(a_F, F))[:, :, None] * W_hh[:H] + (
-            (F - h_prev) * T * (1 - T)
-        )[:, :, None] * W_hh[H:]
-        idx = np.arange(H)
-        J[:, idx, idx] += 1.0 - T
-        return J
+        for spec in cells.REGISTRY.values():
+            if spec.model.__name__ == name:
+                return spec.model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -139,17 +81,16 @@ def _flip(a: np.ndarray) -> np.ndarray:
 
 
 class RecurrentModel:
-    """Base class: parameters keyed by torch names, stacked and bidirectional composition.
+    """A recurrent model of any cell: parameters keyed by torch names, stacking, bidirectionality.
 
-    Subclasses fix the cell; see :class:`RNN`, :class:`LSTM`, :class:`GRU`,
-    :class:`ResidualRNN`, :class:`HighwayRNN`. ``params`` (torch names -> arrays) sets the
+    ``cell`` is any object implementing :class:`gradtheory.cells.Cell` (a subclass such as
+    :class:`RNN` or :class:`LSTM` supplies its own). ``params`` (torch names -> arrays) sets the
     weights; otherwise they are drawn like torch's default, U(-1/sqrt(H), 1/sqrt(H)), from
     ``numpy.random.default_rng(seed)``.
     """
 
     mode: str = ""
-    _gates: int = 1
-    _n_states: int = 1
+    cell_class: Any = None
 
     def __init__(
         self,
@@ -157,12 +98,20 @@ class RecurrentModel:
         hidden_size: int,
         num_layers: int = 1,
         *,
+        cell: Any = None,
         bias: bool = True,
         batch_first: bool = False,
         bidirectional: bool = False,
         params: Mapping[str, Any] | None = None,
         seed: int | None = 0,
     ) -> None:
+        from ..cells import check_cell
+
+        if cell is None:
+            if self.cell_class is None:
+                raise TypeError("cell must be given: an object implementing gradtheory.cells.Cell")
+            cell = self.cell_class()
+        self._cell = check_cell(cell)
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
@@ -177,12 +126,32 @@ class RecurrentModel:
         self.params = params
 
     @property
+    def cell(self) -> Any:
+        """The cell (read-only): one step, its backward and its one-step Jacobian."""
+        return self._cell
+
+    @property
+    def num_states(self) -> int:
+        """Number of state components: 1 for (h,), 2 for LSTM's (h, c)."""
+        return int(self._cell.n_states)
+
+    @property
+    def state_size(self) -> int:
+        """Dimension S of the joint state (num_states * hidden_size)."""
+        return self.num_states * self.hidden_size
+
+    @property
     def params(self) -> dict[str, np.ndarray]:
         """Parameters keyed by torch's names (float64 arrays; assigning a mapping validates and copies it)."""
         return self._params
 
     @params.setter
     def params(self, params: Mapping[str, Any]) -> None:
+        self._check_names(params)
+        shapes = self.param_shapes()
+        self._params = {k: as_float_array(params[k], f"params[{k!r}]", shape=s) for k, s in shapes.items()}
+
+    def _check_names(self, params: Any) -> None:
         shapes = self.param_shapes()
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a mapping of parameter name -> array, got {type(params).__name__}")
@@ -192,36 +161,28 @@ class RecurrentModel:
             raise ValueError(
                 f"params has the wrong names: missing {missing}, unexpected {extra}; expected {sorted(shapes)}"
             )
-        self._params = {k: as_float_array(params[k], f"params[{k!r}]", shape=s) for k, s in shapes.items()}
 
     # -- layout -----------------------------------------------------------------------------
-    def _cell(self):
-        raise NotImplementedError
-
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Torch parameter names and shapes, in torch's order."""
-        G, H = self._gates, self.hidden_size
+        """Torch parameter names and shapes, in torch's order (``weight_hh`` as the cell's recurrence lays it out)."""
+        G, H = self._cell.gates, self.hidden_size
         shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(self.num_layers):
             n_in = self.input_size if layer == 0 else self.num_directions * H
             for d in range(self.num_directions):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
                 shapes["weight_ih" + sfx] = (G * H, n_in)
-                shapes["weight_hh" + sfx] = (G * H, H)
+                shapes["weight_hh" + sfx] = self._cell.recurrence.weight_shape(G * H, H)
                 if self.bias:
                     shapes["bias_ih" + sfx] = (G * H,)
                     shapes["bias_hh" + sfx] = (G * H,)
         return shapes
 
-    def _layer_params(self, layer: int, d: int, params=None):
+    def layer_params(self, layer: int = 0, direction: int = 0, params: Mapping[str, Any] | None = None) -> LayerParams:
+        """The weights of one layer and direction (from ``params``, default the model's own)."""
         p = self.params if params is None else params
-        sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-        return (
-            p["weight_ih" + sfx],
-            p["weight_hh" + sfx],
-            p.get("bias_ih" + sfx),
-            p.get("bias_hh" + sfx),
-        )
+        sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        return LayerParams(p["weight_ih" + sfx], p["weight_hh" + sfx], p.get("bias_ih" + sfx), p.get("bias_hh" + sfx))
 
     def num_parameters(self) -> int:
         return int(sum(np.prod(s) for s in self.param_shapes().values()))
@@ -259,19 +220,38 @@ class RecurrentModel:
         return arr if batched else arr[:, None, :]
 
     # -- forward ------------------------------------------------------------------------------
-    def forward(self, x, h0=None, *, _params=None, _allow_complex=False) -> ForwardResult:
+    def forward(self, x: Any, h0: Any = None) -> ForwardResult:
         """Run the model over ``x`` (torch layout) from initial state ``h0`` (zeros if None).
 
         For LSTM ``h0`` is a tuple ``(h0, c0)``. Returns a :class:`ForwardResult`.
         """
-        x_tm, batched = self._prepare_x(x, allow_complex=_allow_complex)
-        if _params is None:
-            for name, value in self._params.items():
-                if not np.all(np.isfinite(value)):
-                    raise ValueError(f"params[{name!r}] must be finite, got a non-finite entry (NaN or Inf)")
+        for name, value in self._params.items():
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"params[{name!r}] must be finite, got a non-finite entry (NaN or Inf)")
+        return self._run(x, h0, None, False)
+
+    __call__ = forward
+
+    def apply(self, params: Mapping[str, Any], x: Any, h0: Any = None) -> ForwardResult:
+        """The forward pass as a function of the parameters: ``forward`` with ``params`` in place of
+        the model's own (same names and shapes; the model is not changed).
+
+        Real or complex arrays are accepted for ``params``, ``x`` and ``h0`` (complex: for the
+        complex-step oracle; every operation of the analytic cells extends to complex arguments).
+        ``params`` are read, not copied or checked for finiteness.
+        """
+        self._check_names(params)
+        shapes = self.param_shapes()
+        for k, s in shapes.items():
+            if np.shape(params[k]) != s:
+                raise ValueError(f"params[{k!r}] must have shape {s}, got {np.shape(params[k])}")
+        return self._run(x, h0, params, True)
+
+    def _run(self, x, h0, params, allow_complex) -> ForwardResult:
+        x_tm, batched = self._prepare_x(x, allow_complex=allow_complex)
         B = x_tm.shape[1]
         dtype = np.result_type(x_tm, np.float64)
-        states0 = self._initial_states(h0, B, batched, dtype, _allow_complex)
+        states0 = self._initial_states(h0, B, batched, dtype, allow_complex)
         traces = []
         finals: list[list[np.ndarray]] = [[] for _ in states0]
         layer_in = x_tm
@@ -279,9 +259,8 @@ class RecurrentModel:
             outs = []
             for d in range(self.num_directions):
                 ld = layer * self.num_directions + d
-                W_ih, W_hh, b_ih, b_hh = self._layer_params(layer, d, _params)
                 inp = _flip(layer_in) if d == 1 else layer_in
-                tr = scan_forward(self._cell(), inp, tuple(s[ld] for s in states0), W_ih, W_hh, b_ih, b_hh)
+                tr = scan_forward(self._cell, inp, tuple(s[ld] for s in states0), self.layer_params(layer, d, params))
                 traces.append(tr)
                 out = tr.states[0][1:]
                 outs.append(_flip(out) if d == 1 else out)
@@ -304,10 +283,8 @@ class RecurrentModel:
             batch_first=self.batch_first,
         )
 
-    __call__ = forward
-
     def _initial_states(self, h0, B, batched, dtype, allow_complex):
-        if self._n_states == 1:
+        if self.num_states == 1:
             if isinstance(h0, tuple):
                 raise TypeError(f"h0 must be an array for {type(self).__name__}, got a tuple")
             return (self._prepare_state(h0, "h0", B, batched, dtype, allow_complex),)
@@ -361,7 +338,7 @@ class RecurrentModel:
             return arr if result.batched else arr[:, None]
 
         dfin = [final(d_h_n, "d_h_n", result.h_n)]
-        if self._n_states == 2:
+        if self.num_states == 2:
             dfin.append(final(d_c_n, "d_c_n", result.c_n))
         elif d_c_n is not None:
             raise TypeError(f"d_c_n is only defined for LSTM, not {type(self).__name__}")
@@ -430,60 +407,17 @@ class RecurrentModel:
         return J if result.batched else J[:, 0]
 
 
-class RNN(RecurrentModel):
-    r"""Elman RNN, twin of ``torch.nn.RNN``: :math:`h_t = \phi(W_{ih}x_t + b_{ih} + W_{hh}h_{t-1} + b_{hh})`.
+class ActivationModel(RecurrentModel):
+    """A model whose cell takes an activation: ``Model(input_size, hidden_size, num_layers, nonlinearity)``.
 
-    ``nonlinearity`` is one of ``tanh``, ``relu`` (as torch), ``sigmoid``, ``identity`` (ours).
+    Subclasses set ``cell_class`` (a cell constructed from the activation name) and may change
+    ``default_nonlinearity``.
     """
 
-    mode = "RNN"
+    default_nonlinearity = "tanh"
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh", **kwargs: Any) -> None:
-        self.nonlinearity = get_activation(nonlinearity).name
-        super().__init__(input_size, hidden_size, num_layers, **kwargs)
-
-    def _cell(self):
-        return ElmanCell(self.nonlinearity)
-
-
-class LSTM(RecurrentModel):
-    """LSTM, twin of ``torch.nn.LSTM`` (gates i, f, g, o; state (h, c))."""
-
-    mode = "LSTM"
-    _gates = 4
-    _n_states = 2
-
-    def _cell(self):
-        return LSTMCell()
-
-
-class GRU(RecurrentModel):
-    """GRU, twin of ``torch.nn.GRU`` (gates r, z, n; h' = (1 - z) n + z h)."""
-
-    mode = "GRU"
-    _gates = 3
-
-    def _cell(self):
-        return GRUCell()
-
-
-class ResidualRNN(RNN):
-    r"""Residual recurrent model :math:`h_t = h_{t-1} + \phi(W_{ih}x_t + b_{ih} + W_{hh}h_{t-1} + b_{hh})`."""
-
-    mode = "ResidualRNN"
-
-    def _cell(self):
-        return ResidualCell(self.nonlinearity)
-
-
-class HighwayRNN(RNN):
-    r"""Highway recurrent model :math:`h_t = T\odot\phi(a^F) + (1-T)\odot h_{t-1}`, :math:`T = \sigma(a^T)`.
-
-    Parameter rows are stacked as (F, T), so weight_ih is (2H, I) and weight_hh (2H, H).
-    """
-
-    mode = "HighwayRNN"
-    _gates = 2
-
-    def _cell(self):
-        return HighwayCell(self.nonlinearity)
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str | None = None, **kwargs: Any
+    ) -> None:
+        self.nonlinearity = get_activation(self.default_nonlinearity if nonlinearity is None else nonlinearity).name
+        super().__init__(input_size, hidden_size, num_layers, cell=self.cell_class(self.nonlinearity), **kwargs)

@@ -1,4 +1,5 @@
-"""Interop with ``torch.nn.RNN``, ``LSTM`` and ``GRU``: same parameter names, same layouts.
+"""Interop with ``torch.nn.RNN``, ``LSTM`` and ``GRU``: same parameter names, same layouts; and the
+torch twin (:class:`._torch_twin.TorchTwin`) of registered cells that torch has no module for.
 
 torch is imported here only, and only when a conversion is asked for.
 """
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .compose import GRU, LSTM, RNN, RecurrentModel
+from .compose import RecurrentModel
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -22,6 +23,13 @@ def from_torch(module: Any) -> RecurrentModel:
     """
     import torch
 
+    from .. import cells
+
+    if type(module).__name__ == "TorchTwin":
+        from ._torch_twin import TorchTwin
+
+        if isinstance(module, TorchTwin):
+            return _from_twin(module)
     if not isinstance(module, torch.nn.RNNBase):
         raise TypeError(
             f"module must be a torch.nn.RNN, LSTM or GRU instance, got {type(module).__name__}"
@@ -40,23 +48,42 @@ def from_torch(module: Any) -> RecurrentModel:
         bidirectional=module.bidirectional,
         params=params,
     )
-    if mode in ("RNN_TANH", "RNN_RELU"):
-        return RNN(module.input_size, module.hidden_size, module.num_layers,
-                   nonlinearity="tanh" if mode == "RNN_TANH" else "relu", **kwargs)
-    if mode == "LSTM":
-        return LSTM(module.input_size, module.hidden_size, module.num_layers, **kwargs)
-    if mode == "GRU":
-        return GRU(module.input_size, module.hidden_size, module.num_layers, **kwargs)
-    raise NotImplementedError(f"torch RNN mode {mode!r} is not supported")
+    base, extra = _TORCH_MODES.get(mode, (mode, {}))
+    spec = next((s for s in cells.REGISTRY.values() if s.torch_mode == base), None)  # the registered twin
+    if spec is None:
+        raise NotImplementedError(f"torch RNN mode {mode!r} is not supported")
+    return spec.model(module.input_size, module.hidden_size, module.num_layers, **extra, **kwargs)
+
+
+# torch.nn.RNN's modes carry the nonlinearity
+_TORCH_MODES: dict[str, tuple[str, dict[str, str]]] = {
+    "RNN_TANH": ("RNN", {"nonlinearity": "tanh"}),
+    "RNN_RELU": ("RNN", {"nonlinearity": "relu"}),
+}
+
+
+def _from_twin(module: Any) -> RecurrentModel:
+    import torch
+
+    from .. import cells
+
+    spec = cells.get(module.cell_name)
+    params = {name: p.detach().cpu().to(torch.float64).numpy().copy() for name, p in module.named_parameters()}
+    extra = {} if module.nonlinearity is None else {"nonlinearity": module.nonlinearity}
+    return spec.model(module.input_size, module.hidden_size, module.num_layers, bias=module.bias,
+                      batch_first=module.batch_first, bidirectional=module.bidirectional, params=params, **extra)
 
 
 def to_torch(model: RecurrentModel) -> Any:
-    """Return a float64 ``torch.nn.RNN``/``LSTM``/``GRU`` with the weights of ``model``.
+    """Return a float64 torch module with the weights of ``model``: ``torch.nn.RNN``/``LSTM``/``GRU``,
+    or for a registered cell with a ``torch_step`` (residual, highway, IndRNN, ...) its torch twin.
 
-    ``NotImplementedError`` for models torch has no module for (sigmoid/identity RNN, residual,
-    highway).
+    ``NotImplementedError`` for models torch has no module for and whose cell has no
+    ``torch_step`` (and for a sigmoid/identity RNN: ``torch.nn.RNN`` has only tanh and relu).
     """
     import torch
+
+    from .. import cells
 
     if not isinstance(model, RecurrentModel):
         raise TypeError(f"model must be a gradtheory RNN, LSTM or GRU, got {type(model).__name__}")
@@ -68,16 +95,24 @@ def to_torch(model: RecurrentModel) -> Any:
         bidirectional=model.bidirectional,
         dtype=torch.float64,
     )
-    if type(model) is RNN:
-        if model.nonlinearity not in ("tanh", "relu"):
-            raise NotImplementedError(
-                f"torch.nn.RNN has no nonlinearity={model.nonlinearity!r} (only 'tanh' and 'relu')"
-            )
-        module = torch.nn.RNN(model.input_size, model.hidden_size, nonlinearity=model.nonlinearity, **common)
-    elif type(model) is LSTM:
-        module = torch.nn.LSTM(model.input_size, model.hidden_size, **common)
-    elif type(model) is GRU:
-        module = torch.nn.GRU(model.input_size, model.hidden_size, **common)
+    spec = cells.spec_of(model.cell)
+    if spec is None or type(model) is not spec.model:
+        raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
+    if spec.torch_mode is not None:  # a torch.nn module is the twin
+        extra = {}
+        if spec.torch_mode == "RNN":
+            nonlinearity = getattr(model, "nonlinearity", None)
+            if nonlinearity not in ("tanh", "relu"):
+                raise NotImplementedError(
+                    f"torch.nn.RNN has no nonlinearity={nonlinearity!r} (only 'tanh' and 'relu')"
+                )
+            extra = {"nonlinearity": nonlinearity}
+        module = getattr(torch.nn, spec.torch_mode)(model.input_size, model.hidden_size, **extra, **common)
+    elif hasattr(model.cell, "torch_step"):
+        from ._torch_twin import TorchTwin
+
+        module = TorchTwin(model.cell, spec.name, model.input_size, model.hidden_size,
+                           nonlinearity=getattr(model, "nonlinearity", None), **common)
     else:
         raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
     with torch.no_grad():

@@ -1,8 +1,10 @@
 r"""Symbolic BPTT theory: SymPy derivations, exported to LaTeX under ``proofs/``.
 
-Each topic module (one per derivation) exposes ``derive() -> Derivation``; the derivations are
-checked against the numeric models in ``tests/symbolic``. ``gradtheory derive`` writes the
-LaTeX document (see :mod:`gradtheory.symbolic._document`).
+Each topic module (one per derivation) exposes ``derive() -> Derivation``; so may each registered
+cell (``CellSpec.derivation``, written in the cell's own file with :mod:`.notation`), and its
+derivation follows the topics in the document. The derivations are checked against the numeric
+models in ``tests/``. ``gradtheory derive`` writes the LaTeX document (see
+:mod:`gradtheory.symbolic._document`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from ._core import Derivation, Step
 from .activation_bounds import gamma
 from .gru import parameter_count
 
-__all__ = ["Derivation", "Step", "all_derivations", "derive", "gamma", "parameter_count", "NAMES"]
+__all__ = ["Derivation", "Step", "all_derivations", "derive", "gamma", "parameter_count", "NAMES", "TOPICS"]
 
-#: Derivation keys in document order (each is also the module name and the .tex file name).
-NAMES = (
+#: Topic derivations in document order (each is also the module name and the .tex file name).
+TOPICS = (
     "rnn_bptt",
     "activation_bounds",
     "norm_bound",
@@ -29,6 +31,16 @@ NAMES = (
     "residual_highway",
     "bidirectional_stacked",
 )
+
+
+def _cell_derivations() -> dict:
+    from .. import cells
+
+    return {spec.name: spec.derivation for spec in cells.REGISTRY.values() if spec.derivation is not None}
+
+
+#: Derivation keys in document order: the topics, then the registered cells' own derivations.
+NAMES = TOPICS + tuple(_cell_derivations())
 
 _CACHE: dict[str, Derivation] = {}
 
@@ -55,7 +67,8 @@ def derive(name: str) -> Derivation:
     if name not in NAMES:
         raise ValueError(f"name={name!r} is unknown; expected one of {list(NAMES)}")
     if name not in _CACHE:
-        d = importlib.import_module(f"{__name__}.{name}").derive()
+        cell_derive = _cell_derivations().get(name) if name not in TOPICS else None
+        d = cell_derive() if cell_derive is not None else importlib.import_module(f"{__name__}.{name}").derive()
         if d.name != name:
             raise AssertionError(f"module {name} returned a derivation named {d.name!r}")
         _CACHE[name] = d

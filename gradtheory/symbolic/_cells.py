@@ -1,6 +1,7 @@
-r"""Every cell as SymPy expressions, and BPTT of whole models by the derived formula at high precision.
+r"""Every registered cell as SymPy expressions, and BPTT of whole models by the derived formula at high precision.
 
-For one step of a cell (Elman, residual, highway, LSTM, GRU in torch's parameter layout) SymPy
+A cell's SymPy form is its own scalar equations (``cell.equations`` in ``gradtheory/cells/``,
+written once, independently of the numpy step) evaluated on SymPy symbols. For one step SymPy
 derives the one-step Jacobian of the state :math:`s_t` (``h``, or the joint ``(h, c)`` for the
 LSTM), and the immediate partials :math:`\partial^+ s_t/\partial\theta` and
 :math:`\partial^+ s_t/\partial x_t`. :func:`model_gradient_by_formula` evaluates
@@ -26,9 +27,38 @@ from ._core import sig
 from ._elman import _to_obj
 from .activation_bounds import phi
 
-__all__ = ["cell_step", "model_gradient_by_formula", "FAMILIES"]
+__all__ = ["cell_equations", "sympy_ops", "cell_step", "model_gradient_by_formula"]
 
-FAMILIES = {"RNN": 1, "ResidualRNN": 1, "HighwayRNN": 2, "LSTM": 4, "GRU": 3}
+
+def sympy_ops(activation: Any = "tanh") -> Any:
+    """:class:`gradtheory.cells.ScalarOps` over SymPy: ``phi`` the activation (a name, or any
+    callable such as an undefined ``sympy.Function``), ``sigmoid`` the opaque :class:`sig`."""
+    from ..cells import ScalarOps
+
+    act = (lambda e: phi(activation, e)) if isinstance(activation, str) else activation
+    return ScalarOps(phi=act, sigmoid=sig, tanh=sp.tanh)
+
+
+def cell_equations(cell: Any, gi: Any, gh: Any, prev: tuple, activation: Any = None):
+    """A cell's own scalar equations (``cell.equations``) on SymPy column matrices.
+
+    ``gi``, ``gh``: (G*H, 1) matrices (input projection and recurrent term, biases included as the
+    caller wishes); ``prev``: the previous state components as (H, 1) matrices; ``activation``:
+    a name or a SymPy callable (default: the cell's own activation). Returns ``(state, parts)``:
+    the new state components and the cell's named intermediates (gates) as (H, 1) matrices.
+    """
+    if activation is None:
+        act = getattr(cell, "activation", None)
+        activation = act.name if act is not None else "identity"
+    state, parts = cell.equations(list(gi), list(gh), tuple(list(p) for p in prev), sympy_ops(activation))
+    return tuple(sp.Matrix(c) for c in state), {k: sp.Matrix(v) for k, v in parts.items()}
+
+
+def _make_cell(name: str, activation: str) -> Any:
+    from ..cells import get
+
+    spec = get(name)
+    return spec.cell(activation) if spec.nonlinearities else spec.cell()
 
 
 def _mp_sig(a):
@@ -39,53 +69,38 @@ def _mp_sig(a):
 
 @lru_cache(maxsize=None)
 def cell_step(family: str, hidden_size: int, input_size: int, activation: str = "tanh") -> dict[str, Any]:
-    """SymPy-derived one-step derivatives of a cell (cached), lambdified.
+    """SymPy-derived one-step derivatives of a registered cell (cached), lambdified.
 
-    ``fn(W_ih, W_hh, b_ih, b_hh, x, s_prev)`` (flat sequences) returns
-    ``(s, J_s, J_theta, J_x)`` with shapes (S,), (S, S), (S, P), (S, I); ``theta`` is
-    ``W_ih, W_hh, b_ih, b_hh`` flattened in that order (P entries), S = H or 2H (LSTM).
+    ``family`` is the cell's registry name (``rnn``, ``lstm``, ...). ``fn(W_ih, W_hh, b_ih, b_hh,
+    x, s_prev)`` (flat sequences) returns ``(s, J_s, J_theta, J_x)`` with shapes (S,), (S, S),
+    (S, P), (S, I); ``theta`` is ``W_ih, W_hh, b_ih, b_hh`` flattened in that order (P entries),
+    S = n_states * H. The state is the cell's own :meth:`equations`.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"family={family!r} is unknown; expected one of {sorted(FAMILIES)}")
-    H, I, G = hidden_size, input_size, FAMILIES[family]
-    hp = sp.Matrix(sp.symbols(f"hp0:{H}", real=True))
-    cp = sp.Matrix(sp.symbols(f"cp0:{H}", real=True))
+    cell = _make_cell(family, activation)
+    H, I, G = hidden_size, input_size, cell.gates
+    prev = [sp.Matrix(sp.symbols(f"{n}0:{H}", real=True)) for n in ("hp", "cp", "sp")[: cell.n_states]]
     x = sp.Matrix(sp.symbols(f"x0:{I}", real=True))
     W_ih = sp.Matrix(G * H, I, sp.symbols(f"Wi0:{G * H * I}", real=True))
-    W_hh = sp.Matrix(G * H, H, sp.symbols(f"Wh0:{G * H * H}", real=True))
+    hh_shape = cell.recurrence.weight_shape(G * H, H)
+    n_hh = int(np.prod(hh_shape))
+    W_hh_syms = sp.symbols(f"Wh0:{n_hh}", real=True)
+    W_hh = sp.Matrix(*hh_shape, W_hh_syms) if len(hh_shape) == 2 else list(W_hh_syms)
     b_ih = sp.Matrix(sp.symbols(f"bi0:{G * H}", real=True))
     b_hh = sp.Matrix(sp.symbols(f"bh0:{G * H}", real=True))
-    gi, gh = W_ih * x + b_ih, W_hh * hp + b_hh
-    a = gi + gh
-    act = lambda e: phi(activation, e)  # noqa: E731
-    one = sp.ones(H, 1)
-    em = lambda p, q: p.multiply_elementwise(q)  # noqa: E731
-    if family == "RNN":
-        state, prev = a.applyfunc(act), hp
-    elif family == "ResidualRNN":
-        state, prev = hp + a.applyfunc(act), hp
-    elif family == "HighwayRNN":
-        F, T = a[:H, :].applyfunc(act), a[H:, :].applyfunc(sig)
-        state, prev = em(T, F) + em(one - T, hp), hp
-    elif family == "LSTM":
-        i, f = a[:H, :].applyfunc(sig), a[H:2 * H, :].applyfunc(sig)
-        g, o = a[2 * H:3 * H, :].applyfunc(sp.tanh), a[3 * H:, :].applyfunc(sig)
-        c = em(f, cp) + em(i, g)
-        state, prev = sp.Matrix.vstack(em(o, c.applyfunc(sp.tanh)), c), sp.Matrix.vstack(hp, cp)
-    else:  # GRU, torch's form: r multiplies (W_hn h + b_hn)
-        r = (gi[:H, :] + gh[:H, :]).applyfunc(sig)
-        z = (gi[H:2 * H, :] + gh[H:2 * H, :]).applyfunc(sig)
-        n = (gi[2 * H:, :] + em(r, gh[2 * H:, :])).applyfunc(sp.tanh)
-        state, prev = em(one - z, n) + em(z, hp), hp
-    theta = list(W_ih) + list(W_hh) + list(b_ih) + list(b_hh)
-    exprs = [state.T.tolist()[0], state.jacobian(prev).tolist(), state.jacobian(theta).tolist(), state.jacobian(x).tolist()]
-    args = [list(W_ih), list(W_hh), list(b_ih), list(b_hh), list(x), list(prev)]
-    exact = family in ("RNN", "ResidualRNN") and activation in ("identity", "relu")
+    gi = W_ih * x + b_ih
+    gh = sp.Matrix(cell.recurrence.exact(W_hh.tolist() if len(hh_shape) == 2 else W_hh, list(prev[0]))) + b_hh
+    state_parts, _ = cell_equations(cell, gi, gh, tuple(prev), activation if cell.activation is not None else None)
+    state, prev_v = sp.Matrix.vstack(*state_parts), sp.Matrix.vstack(*prev)
+    theta = list(W_ih) + list(W_hh_syms) + list(b_ih) + list(b_hh)
+    exprs = [state.T.tolist()[0], state.jacobian(prev_v).tolist(), state.jacobian(theta).tolist(), state.jacobian(x).tolist()]
+    args = [list(W_ih), list(W_hh_syms), list(b_ih), list(b_hh), list(x), list(prev_v)]
+    exact = bool(getattr(cell, "rational", False))
     if exact:
         fn = sp.lambdify(args, exprs, modules=[{}])
     else:
         fn = sp.lambdify(args, exprs, modules=[{"sig": _mp_sig}, "mpmath"], cse=True)
-    return {"fn": fn, "exact": exact, "S": prev.rows, "P": len(theta), "state": state, "prev": prev}
+    return {"fn": fn, "exact": exact, "S": prev_v.rows, "P": len(theta), "state": state, "prev": prev_v,
+            "hh_shape": hh_shape}
 
 
 def model_gradient_by_formula(model: Any, x: Any, h0: Any = None, *, d_output: Any, d_h_n: Any = None,
@@ -100,12 +115,14 @@ def model_gradient_by_formula(model: Any, x: Any, h0: Any = None, *, d_output: A
     """
     import mpmath
 
-    family = type(model).__name__
-    if family not in FAMILIES or model.num_layers != 1 or model.bidirectional:
-        raise NotImplementedError("model_gradient_by_formula takes a single-layer unidirectional RNN, "
-                                  "ResidualRNN, HighwayRNN, LSTM or GRU")
-    H, I, G = model.hidden_size, model.input_size, FAMILIES[family]
-    step = cell_step(family, H, I, getattr(model, "nonlinearity", "tanh"))
+    from ..cells import spec_of
+
+    spec = spec_of(model.cell)
+    if spec is None or model.num_layers != 1 or model.bidirectional:
+        raise NotImplementedError("model_gradient_by_formula takes a single-layer unidirectional model of a "
+                                  "registered cell")
+    H, I, G = model.hidden_size, model.input_size, model.cell.gates
+    step = cell_step(spec.name, H, I, getattr(model, "nonlinearity", "tanh"))
     x = np.asarray(x, dtype=float)
     T = x.shape[0]
     S = step["S"]
@@ -117,9 +134,9 @@ def model_gradient_by_formula(model: Any, x: Any, h0: Any = None, *, d_output: A
         W_ih, W_hh = L(p["weight_ih_l0"]).ravel(), L(p["weight_hh_l0"]).ravel()
         b_ih = L(p["bias_ih_l0"] if model.bias else zeros)
         b_hh = L(p["bias_hh_l0"] if model.bias else zeros)
-        if family == "LSTM":
-            hh, cc = (np.zeros(H), np.zeros(H)) if h0 is None else h0
-            s0 = np.concatenate([np.asarray(hh, float).ravel(), np.asarray(cc, float).ravel()])
+        if model.num_states > 1:
+            parts0 = [np.zeros(H)] * model.num_states if h0 is None else h0
+            s0 = np.concatenate([np.asarray(v, float).ravel() for v in parts0])
         else:
             s0 = np.zeros(H) if h0 is None else np.asarray(h0, float).ravel()
         g = np.zeros((T, S))
@@ -148,13 +165,13 @@ def model_gradient_by_formula(model: Any, x: Any, h0: Any = None, *, d_output: A
                 dx[k] = dx[k] + v.dot(J_x)
                 v = v.dot(J_s)
             ds0 = ds0 + v
-    sizes = [G * H * I, G * H * H, G * H, G * H]
+    sizes = [G * H * I, int(np.prod(step["hh_shape"])), G * H, G * H]
     chunks = np.split(d_theta, np.cumsum(sizes)[:-1])
-    out = {"weight_ih_l0": chunks[0].reshape(G * H, I), "weight_hh_l0": chunks[1].reshape(G * H, H)}
+    out = {"weight_ih_l0": chunks[0].reshape(G * H, I), "weight_hh_l0": chunks[1].reshape(step["hh_shape"])}
     if model.bias:
         out["bias_ih_l0"], out["bias_hh_l0"] = chunks[2], chunks[3]
     out["x"] = dx
     out["h0"] = ds0[:H]
-    if family == "LSTM":
-        out["c0"] = ds0[H:]
+    if model.num_states > 1:
+        out["c0"] = ds0[H : 2 * H]
     return out

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .activation_bounds import phi
+from ..cells import get
+
 
 __all__ = ["elman_step", "bptt_by_formula", "EXACT_ACTIVATIONS"]
 
@@ -46,8 +47,10 @@ def elman_step(activation: str, hidden_size: int, input_size: int) -> dict[str, 
     W = sp.Matrix(H, H, sp.symbols(f"W0:{H * H}", real=True))
     U = sp.Matrix(H, I, sp.symbols(f"U0:{H * I}", real=True))
     b = sp.Matrix(sp.symbols(f"b0:{H}", real=True))
+    from ._cells import cell_equations  # (imports this module's _to_obj)
+
     a = W * h_prev + U * x + b
-    h = a.applyfunc(lambda e: phi(activation, e))
+    (h,), _ = cell_equations(get("rnn").cell(activation), U * x + b, W * h_prev, (h_prev,))  # the cell's own equations
     out = {
         "h_prev": h_prev, "x": x, "W": W, "U": U, "b": b, "a": a, "h": h,
         "J_h": h.jacobian(h_prev),

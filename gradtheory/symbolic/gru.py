@@ -7,6 +7,8 @@ from functools import lru_cache
 
 import sympy as sp
 
+from ..cells import get
+from ._cells import cell_equations
 from ._core import (LAMBDIFY_MODULES, M, Derivation, Diag, Hadamard, Partial, Step, assert_expand_zero, eq, sig,
                     text)
 
@@ -70,12 +72,10 @@ def gru_step(H: int):
     W = sp.Matrix(3 * H, H, sp.symbols(f"W0:{3 * H * H}", real=True))
     u = sp.Matrix(sp.symbols(f"u0:{3 * H}", real=True))
     bn = sp.Matrix(sp.symbols(f"bn0:{H}", real=True))
-    gh = W * hp
-    r = (u[:H, :] + gh[:H, :]).applyfunc(sig)
-    z = (u[H:2 * H, :] + gh[H:2 * H, :]).applyfunc(sig)
-    hn = gh[2 * H:, :] + bn
-    nn = (u[2 * H:, :] + r.multiply_elementwise(hn)).applyfunc(sp.tanh)
-    h = (sp.ones(H, 1) - z).multiply_elementwise(nn) + z.multiply_elementwise(hp)
+    gh = W * hp + sp.Matrix.vstack(sp.zeros(2 * H, 1), bn)
+    hn = gh[2 * H:, :]
+    (h,), gates = cell_equations(get("gru").cell(), u, gh, (hp,))  # the cell's own equations
+    r, z, nn = gates["r"], gates["z"], gates["n"]
     J = h.jacobian(hp)
     args = [list(W), list(u), list(bn), list(hp)]
     fn = sp.lambdify(args, J, modules=LAMBDIFY_MODULES)

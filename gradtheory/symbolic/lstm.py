@@ -7,6 +7,8 @@ from functools import lru_cache
 
 import sympy as sp
 
+from ..cells import get
+from ._cells import cell_equations
 from ._core import (LAMBDIFY_MODULES, M, Derivation, Diag, Hadamard, OrderedProduct, Partial, Step,
                     assert_expand_zero, eq, sig, text)
 
@@ -24,13 +26,8 @@ def lstm_step(H: int):
     cp = sp.Matrix(sp.symbols(f"cp0:{H}", real=True))
     W = sp.Matrix(4 * H, H, sp.symbols(f"W0:{4 * H * H}", real=True))
     u = sp.Matrix(sp.symbols(f"u0:{4 * H}", real=True))
-    a = W * hp + u
-    i = a[:H, :].applyfunc(sig)
-    f = a[H:2 * H, :].applyfunc(sig)
-    g = a[2 * H:3 * H, :].applyfunc(sp.tanh)
-    o = a[3 * H:, :].applyfunc(sig)
-    c = f.multiply_elementwise(cp) + i.multiply_elementwise(g)
-    h = o.multiply_elementwise(c.applyfunc(sp.tanh))
+    (h, c), gates = cell_equations(get("lstm").cell(), u, W * hp, (hp, cp))  # the cell's own equations
+    i, f, g, o = gates["i"], gates["f"], gates["g"], gates["o"]
     state, prev = sp.Matrix.vstack(h, c), sp.Matrix.vstack(hp, cp)
     J = state.jacobian(prev)
     fn = sp.lambdify([list(W), list(u), list(hp), list(cp)], J, modules=LAMBDIFY_MODULES)

@@ -7,6 +7,8 @@ from functools import lru_cache
 
 import sympy as sp
 
+from ..cells import get
+from ._cells import cell_equations
 from ._core import (LAMBDIFY_MODULES, M, Derivation, Diag, Hadamard, Norm, OrderedProduct, Partial, Step,
                     assert_expand_zero, assert_zero, eq, le, named, sig, text)
 
@@ -26,15 +28,11 @@ def product_bounds(gamma_value, spectral_norm, steps):
 def highway_step(H: int, activation: str = "tanh"):
     """SymPy Jacobian of one highway step h = T*F + (1-T)*h_prev (rows F then T), lambdified:
     fn(W_hh (2H,H), u (2H,), h_prev (H,)) -> (H, H)."""
-    from .activation_bounds import phi
-
     hp = sp.Matrix(sp.symbols(f"hp0:{H}", real=True))
     W = sp.Matrix(2 * H, H, sp.symbols(f"W0:{2 * H * H}", real=True))
     u = sp.Matrix(sp.symbols(f"u0:{2 * H}", real=True))
-    a = W * hp + u
-    F = a[:H, :].applyfunc(lambda e: phi(activation, e))
-    Tg = a[H:, :].applyfunc(sig)
-    h = Tg.multiply_elementwise(F) + (sp.ones(H, 1) - Tg).multiply_elementwise(hp)
+    (h,), parts = cell_equations(get("highway").cell(activation), u, W * hp, (hp,))  # the cell's own equations
+    a, F, Tg = parts["a"], parts["F"], parts["T"]
     J = h.jacobian(hp)
     fn = sp.lambdify([list(W), list(u), list(hp)], J, modules=LAMBDIFY_MODULES)
     return {"h_prev": hp, "W": W, "u": u, "F": F, "T": Tg, "a": a, "J": J, "fn": fn}
@@ -51,7 +49,8 @@ def derive() -> Derivation:
     hv = sp.Matrix(sp.symbols(f"h0:{n}"))
     uv = sp.Matrix(sp.symbols(f"u0:{n}"))
     a = Wm * hv + uv
-    J = (hv + a.applyfunc(phi)).jacobian(hv)
+    (h_res,), _ = cell_equations(get("residual").cell(), uv, Wm * hv, (hv,), activation=phi)  # generic phi
+    J = h_res.jacobian(hv)
     Dg = sp.diag(*[sp.Derivative(phi(sp.Symbol("_z")), sp.Symbol("_z")).subs(sp.Symbol("_z"), e) for e in a])
     assert_zero(J - (sp.eye(n) + Dg * Wm), "residual Jacobian - (I + diag(phi') W) (n = 2)")
     steps.append(Step(eq(Partial(h, hp), sp.Integer(1) * M("I") + JF),

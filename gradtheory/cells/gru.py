@@ -9,21 +9,33 @@ r"""GRU cell in torch's convention (gate rows r, z, n).
 
 r multiplies ``W_hn h + b_hn`` (the cuDNN form torch follows), so b_hn cannot be merged into
 b_in. The direct path gives ``diag(z)`` in the one-step Jacobian. Derived in ``proofs/gru.tex``.
+Twin: ``torch.nn.GRU``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .activations import sigmoid
+from ..models.activations import sigmoid
+from ..models.compose import RecurrentModel
+from ._base import DENSE, CellSpec
+
+__all__ = ["GRU", "SPEC", "GRUCell"]
 
 
 class GRUCell:
     """The torch GRU cell. Gates: 3 (r, z, n); state: (h,)."""
 
+    name = "gru"
     gates = 3
+    gate_names: tuple[str, ...] = ("r", "z", "n")
     n_states = 1
     additive = False  # r multiplies W_hn h + b_hn: gi and gh enter separately
+    recurrence = DENSE
+    activation = None
+    rational = False
 
     def step(self, gi, gh, state):
         (h_prev,) = state
@@ -60,3 +72,23 @@ class GRUCell:
         idx = np.arange(H)
         J[:, idx, idx] += z
         return J
+
+    def equations(self, gi: list, gh: list, prev: tuple, ops: Any) -> tuple[tuple[list, ...], dict]:
+        """Independent scalar form (oracles, SymPy), with the gates r, z, n."""
+        (h_prev,) = prev
+        H = len(h_prev)
+        r = [ops.sigmoid(gi[k] + gh[k]) for k in range(H)]
+        z = [ops.sigmoid(gi[H + k] + gh[H + k]) for k in range(H)]
+        n = [ops.tanh(gi[2 * H + k] + r[k] * gh[2 * H + k]) for k in range(H)]
+        h = [(1 - z[k]) * n[k] + z[k] * h_prev[k] for k in range(H)]
+        return (h,), {"r": r, "z": z, "n": n}
+
+
+class GRU(RecurrentModel):
+    """GRU, twin of ``torch.nn.GRU`` (gates r, z, n; h' = (1 - z) n + z h)."""
+
+    mode = "GRU"
+    cell_class = GRUCell
+
+
+SPEC = CellSpec("gru", GRUCell, GRU, torch_mode="GRU")

@@ -6,22 +6,33 @@ r"""LSTM cell in torch's convention (gate rows i, f, g, o; both b_ih and b_hh).
 
 The state is the pair (h, c); BPTT carries the gradient of the loss with respect to each
 component, with c's gradient taken at fixed h (the joint-state convention, so that products of
-the joint one-step Jacobians reproduce it). Derived in ``proofs/lstm.tex``.
+the joint one-step Jacobians reproduce it). Derived in ``proofs/lstm.tex``. Twin: ``torch.nn.LSTM``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .activations import sigmoid
+from ..models.activations import sigmoid
+from ..models.compose import RecurrentModel
+from ._base import DENSE, CellSpec
+
+__all__ = ["LSTM", "SPEC", "LSTMCell"]
 
 
 class LSTMCell:
     """The torch LSTM cell. Gates: 4 (i, f, g, o); state: (h, c)."""
 
+    name = "lstm"
     gates = 4
+    gate_names: tuple[str, ...] = ("i", "f", "g", "o")
     n_states = 2
     additive = True  # the step uses gi and gh only through gi + gh
+    recurrence = DENSE
+    activation = None
+    rational = False
 
     def step(self, gi, gh, state):
         h_prev, c_prev = state
@@ -67,3 +78,26 @@ class LSTMCell:
         top = np.concatenate([dh_dh, dh_dc], axis=2)
         bottom = np.concatenate([dc_dh, dc_dc], axis=2)
         return np.concatenate([top, bottom], axis=1)
+
+    def equations(self, gi: list, gh: list, prev: tuple, ops: Any) -> tuple[tuple[list, ...], dict]:
+        """Independent scalar form (oracles, SymPy), with the gates i, f, g, o and c."""
+        h_prev, c_prev = prev
+        H = len(h_prev)
+        a = [p + q for p, q in zip(gi, gh)]
+        i = [ops.sigmoid(v) for v in a[:H]]
+        f = [ops.sigmoid(v) for v in a[H : 2 * H]]
+        g = [ops.tanh(v) for v in a[2 * H : 3 * H]]
+        o = [ops.sigmoid(v) for v in a[3 * H :]]
+        c = [f[k] * c_prev[k] + i[k] * g[k] for k in range(H)]
+        h = [o[k] * ops.tanh(c[k]) for k in range(H)]
+        return (h, c), {"i": i, "f": f, "g": g, "o": o}
+
+
+class LSTM(RecurrentModel):
+    """LSTM, twin of ``torch.nn.LSTM`` (gates i, f, g, o; state (h, c))."""
+
+    mode = "LSTM"
+    cell_class = LSTMCell
+
+
+SPEC = CellSpec("lstm", LSTMCell, LSTM, torch_mode="LSTM")

@@ -1,0 +1,71 @@
+"""Log-space helpers shared by :mod:`gradtheory.flow` and its fast kernels.
+
+Vectors are carried as a unit vector and a running log-scale (Neumaier-compensated), so that
+products of ``T = 10**6`` Jacobians neither underflow nor overflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+__all__ = ["HI", "LO", "MAX_BLOCK", "add", "block_length", "norm", "single_threaded_blas"]
+
+# Window for unnormalised vectors inside a renormalisation block. A block of K steps is accepted
+# only if the final norm lies in [LO, HI] and G**K <= HI (G a bound on every ||J_t||), which
+# keeps every intermediate norm in [LO / HI, HI] = [1e-100, 1e50]: their squares neither
+# underflow nor overflow, so norms computed afterwards from sums of squares are accurate.
+LO = 1e-50
+HI = 1e50
+MAX_BLOCK = 128
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run the per-step loops with one BLAS thread (threadpoolctl; restored on exit).
+
+    A (64, 64) gemv is too small to share: with 2 threads each call pays a synchronisation that
+    doubled the wall time of gradient_flow in our measurements (benchmarks/bench_gradient_flow.py).
+    The setting is process-wide while the loop runs.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def add(total: float, comp: float, term: float) -> tuple[float, float]:
+    """Neumaier-compensated total + term: the running log-scale stays accurate to ~u * |total|
+    however many renormalisations it absorbs (plain summation would lose ~u * |total| each)."""
+    t = total + term
+    if abs(total) >= abs(term):
+        comp += (total - t) + term
+    else:
+        comp += (term - t) + total
+    return t, comp
+
+
+def norm(v: np.ndarray) -> float:
+    """Euclidean norm without underflow or overflow of the sum of squares."""
+    nrm = math.sqrt(float(np.vdot(v, v)))
+    if 1e-150 < nrm < 1e150:
+        return nrm
+    m = float(np.max(np.abs(v))) if v.size else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    w = v / m
+    return m * math.sqrt(float(np.vdot(w, w)))
+
+
+def block_length(G: float, requested: int = MAX_BLOCK) -> int:
+    """Largest K <= requested with G**K <= HI (G bounds every one-step gain)."""
+    if not np.isfinite(G):
+        return 1
+    if G <= 1.0:
+        return max(1, requested)
+    return int(max(1, min(requested, math.floor(math.log(HI) / math.log(G)))))
+
+

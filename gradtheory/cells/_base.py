@@ -1,0 +1,218 @@
+r"""The :class:`Cell` protocol, the two recurrence layouts, and the registry entry :class:`CellSpec`.
+
+A cell answers every question the tools ask about one recurrent step:
+
+* ``step(gi, gh, state) -> (new_state, cache)``, with ``gi = x_t W_ih^T + b_ih`` and
+  ``gh = R(h_{t-1}, W_hh) + b_hh`` (both (B, G*H)), ``R`` the cell's :class:`Recurrence`;
+* ``step_backward(d_state, cache) -> (d_gi, d_gh, direct)``: the gradients with respect to ``gi``
+  and ``gh`` and the part of the gradient with respect to the previous state that does not pass
+  through ``W_hh`` (``None`` for a zero part), given the gradient with respect to the new state;
+* ``step_jacobian(cache, W_hh) -> (B, S, S)``: the one-step Jacobian of the joint state;
+* ``equations(gi, gh, prev, ops) -> (new_state, parts)``: the same step written again,
+  independently, on plain lists of scalars, used only by the oracles and the SymPy derivations
+  (never by the numeric code). Only ``+``, ``-``, ``*`` between scalars, integer or exactly
+  representable constants, and the functions of ``ops`` (:class:`ScalarOps`) may be used, so that
+  the same code runs on Fractions, mpmath numbers, dual numbers and SymPy expressions;
+  ``parts`` names intermediate quantities (gates) for the derivations;
+* optionally ``torch_step(gi, gh, state)``: the step in torch operations (the torch twin).
+
+The time loop, stacking and bidirectionality live once in :mod:`gradtheory.models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..models.activations import Activation
+
+__all__ = [
+    "DENSE",
+    "DIAGONAL",
+    "Cell",
+    "CellSpec",
+    "Recurrence",
+    "ScalarOps",
+    "torch_activation",
+]
+
+
+class Recurrence:
+    """How a cell forms its recurrent term ``R(h, W_hh)`` from ``weight_hh`` (rows = G*H)."""
+
+    name = ""
+
+    def weight_shape(self, rows: int, hidden_size: int) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def apply(self, h: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """R(h, W) for h (B, H): shape (B, rows)."""
+        raise NotImplementedError
+
+    def input_grad(self, d_gh: np.ndarray, W: np.ndarray, hidden_size: int) -> np.ndarray:
+        """d_gh (B, rows) pulled back to h: (B, H)."""
+        raise NotImplementedError
+
+    def weight_grad(self, d_gh: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Gradient with respect to W from d_gh (N, rows) and the states h (N, H) summed over N."""
+        raise NotImplementedError
+
+    def exact(self, W: Sequence[Any], h: Sequence[Any]) -> list[Any]:
+        """R(h, W) on nested lists of scalars (any field: Fraction, mpmath, SymPy, dual numbers)."""
+        raise NotImplementedError
+
+    def torch(self, h: Any, W: Any) -> Any:
+        """R(h, W) on torch tensors (for the torch twin)."""
+        raise NotImplementedError
+
+
+class _Dense(Recurrence):
+    r"""A full matrix: :math:`R(h, W) = W h` with ``W`` of shape (G*H, H)."""
+
+    name = "dense"
+
+    def weight_shape(self, rows, hidden_size):
+        return (rows, hidden_size)
+
+    def apply(self, h, W):
+        return h @ W.T
+
+    def input_grad(self, d_gh, W, hidden_size):
+        return d_gh @ W
+
+    def weight_grad(self, d_gh, h):
+        return d_gh.T @ h
+
+    def exact(self, W, h):
+        out = []
+        for row in W:
+            acc = row[0] * h[0]
+            for w, e in zip(row[1:], h[1:]):
+                acc = acc + w * e
+            out.append(acc)
+        return out
+
+    def torch(self, h, W):
+        return h @ W.T
+
+
+class _Diagonal(Recurrence):
+    r"""One weight per row: :math:`R(h, u) = u \odot (h; \dots; h)` with ``u`` of shape (G*H,)."""
+
+    name = "diagonal"
+
+    def weight_shape(self, rows, hidden_size):
+        return (rows,)
+
+    def apply(self, h, W):
+        G = W.shape[0] // h.shape[-1]
+        return (np.tile(h, (1, G)) if G > 1 else h) * W
+
+    def input_grad(self, d_gh, W, hidden_size):
+        prod = d_gh * W
+        return prod if prod.shape[-1] == hidden_size else prod.reshape(prod.shape[0], -1, hidden_size).sum(axis=1)
+
+    def weight_grad(self, d_gh, h):
+        G = d_gh.shape[1] // h.shape[1]
+        return np.sum(d_gh * (np.tile(h, (1, G)) if G > 1 else h), axis=0)
+
+    def exact(self, W, h):
+        H = len(h)
+        return [w * h[r % H] for r, w in enumerate(W)]
+
+    def torch(self, h, W):
+        G = W.shape[0] // h.shape[-1]
+        return (h.repeat(1, G) if G > 1 else h) * W
+
+
+DENSE: Recurrence = _Dense()
+DIAGONAL: Recurrence = _Diagonal()
+
+
+@dataclass(frozen=True)
+class ScalarOps:
+    """Scalar functions for :meth:`Cell.equations`: the cell's activation ``phi``, ``sigmoid``, ``tanh``."""
+
+    phi: Callable[[Any], Any]
+    sigmoid: Callable[[Any], Any]
+    tanh: Callable[[Any], Any]
+
+
+@runtime_checkable
+class Cell(Protocol):
+    """What a recurrent cell provides (see the module docstring for each method's contract).
+
+    Attributes: ``name`` (registry key), ``gates`` (G: rows of W_ih are G*H), ``gate_names``,
+    ``n_states`` (1 for (h,), 2 for (h, c)), ``additive`` (gi and gh are used only through
+    gi + gh, so the scan may fold b_hh into the input projection), ``recurrence`` (:data:`DENSE`
+    or :data:`DIAGONAL`), ``activation`` (an :class:`Activation`, or None).
+    """
+
+    name: str
+    gates: int
+    gate_names: tuple[str, ...]
+    n_states: int
+    additive: bool
+    recurrence: Recurrence
+    activation: Activation | None
+
+    def step(self, gi: np.ndarray, gh: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], Any]: ...
+
+    def step_backward(
+        self, d_state: tuple[np.ndarray, ...], cache: Any
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray | None, ...]]: ...
+
+    def step_jacobian(self, cache: Any, W_hh: np.ndarray) -> np.ndarray: ...
+
+
+def check_cell(cell: Any, name: str = "cell") -> Cell:
+    """Validate that ``cell`` implements the :class:`Cell` protocol; return it."""
+    missing = [a for a in ("gates", "n_states", "additive", "recurrence", "step", "step_backward", "step_jacobian")
+               if not hasattr(cell, a)]
+    if missing:
+        raise TypeError(
+            f"{name} must implement gradtheory.cells.Cell, got {type(cell).__name__} without {missing}"
+        )
+    if not isinstance(cell.recurrence, Recurrence):
+        raise TypeError(f"{name}.recurrence must be gradtheory.cells.DENSE or DIAGONAL, got {cell.recurrence!r}")
+    for attr in ("gates", "n_states"):
+        value = getattr(cell, attr)
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name}.{attr} must be a positive int, got {value!r}")
+    if cell.n_states > 2:
+        raise NotImplementedError(
+            f"{name}.n_states={cell.n_states}: models carry the state (h,) or (h, c), not more components"
+        )
+    return cell
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One registry entry: a cell class and everything the tools read about it.
+
+    ``model``: the :class:`~gradtheory.models.RecurrentModel` subclass built on the cell;
+    ``nonlinearities``: the activations the cell accepts (empty: none); ``torch_mode``: the
+    ``torch.nn`` module that is the cell's native twin (``"RNN"``, ``"LSTM"``, ``"GRU"``) or None
+    (then the twin is built from the cell's ``torch_step``); ``fast_kernel``: optional
+    ``"module"`` or ``"module:attribute"`` naming a fast ``gradient_flow``/Lyapunov kernel for
+    exactly this cell (see :func:`gradtheory.flow`);
+    ``derivation``: optional ``derive() -> Derivation`` written to ``proofs/<name>.tex``.
+    """
+
+    name: str
+    cell: type
+    model: type
+    nonlinearities: tuple[str, ...] = ()
+    torch_mode: str | None = None
+    fast_kernel: str | None = None
+    derivation: Callable[[], Any] | None = None
+
+
+def torch_activation(name: str) -> Callable[[Any], Any]:
+    """The torch function for an activation name (for ``torch_step``)."""
+    import torch
+
+    return {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu, "identity": lambda a: a}[name]
