@@ -83,4 +83,4 @@ def test_derive_writes_proofs_in_the_current_directory_by_default(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     assert main(["derive"]) == 0
     assert sorted(p.name for p in (tmp_path / "proofs").iterdir()) == sorted(
-        [f"{n}.tex" for n in EXPECTED] + [_document.MAIN])
+        [f"{n}.tex" for n in NAMES] + [_document.MAIN])
