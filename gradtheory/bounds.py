@@ -33,9 +33,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from . import _gated_kernels
 from ._validation import as_float_array, check_choice, check_positive_int
 from .models.activations import ACTIVATIONS
-from .models.compose import RNN, RecurrentModel
+from .models.compose import GRU, LSTM, RNN, RecurrentModel
 
 __all__ = [
     "gamma",
@@ -185,6 +186,11 @@ def _layer(model: RecurrentModel):
 
 def _is_fast_rnn(model: RecurrentModel) -> bool:
     return type(model) is RNN
+
+
+def _fast_gated_kind(model: RecurrentModel) -> str | None:
+    """'lstm'/'gru' for the exact gradtheory LSTM/GRU classes (fast kernels), else None."""
+    return {LSTM: "lstm", GRU: "gru"}.get(type(model))
 
 
 def _add(total: float, comp: float, term: float) -> tuple[float, float]:
@@ -517,6 +523,9 @@ def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np
         _, W_hh, _, _ = _layer(model)
         D = _rnn_derivatives(model, x, states0[0])
         return _rnn_backward_log_norms(D, W_hh, r, _gain_bound(model))
+    if kind := _fast_gated_kind(model):
+        with _single_threaded_blas():
+            return _gated_kernels.gradient_flow(kind, _gated_kernels.GatedLayer(*_layer(model)), x, states0, r)
     cell, gi, states = _generic_forward(model, x, states0)
     return _generic_backward_log_norms(model, cell, gi, states, r)
 
@@ -575,6 +584,9 @@ def lyapunov_exponent(
         _, W_hh, _, _ = _layer(model)
         D = _rnn_derivatives(model, x, states0[0])
         return _rnn_forward_log_growth(D, W_hh, v, _block_length(_gain_bound(model), every)) / T
+    if kind := _fast_gated_kind(model):
+        with _single_threaded_blas():
+            return _gated_kernels.log_growth(kind, _gated_kernels.GatedLayer(*_layer(model)), x, states0, v, every) / T
     _, W_hh, _, b_hh = _layer(model)
     cell, gi, states = _generic_forward(model, x, states0)
     total, comp = 0.0, 0.0
