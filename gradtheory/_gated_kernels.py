@@ -290,8 +290,11 @@ class _LSTM(_Kernel):
         # 0 < i, f, o < 1, |g|, |tc| < 1 give |A| <= 1, |Bo|, |Bi| <= 1/4, |Bg| <= 1, |Bf| <= |c_{t-1}| / 4:
         # G^2 = ||W||^2 (1/16 + 2 (1/16 + 1 + max|c_{t-1}|^2 / 16)) + 2.
         c_max = float(np.max(np.abs(c_prev)))
-        return math.sqrt(
-            self.W_norm**2 * (1 / 16 + 2 * (1 / 16 + 1 + c_max**2 / 16)) + 2.0
+        W = self.W_norm  # the same bound as hypot(...): no intermediate overflow
+        return math.hypot(
+            W * math.sqrt(1 / 16 + 2 * (1 / 16 + 1)),
+            W * math.sqrt(2) * c_max / 4,
+            math.sqrt(2.0),
         )
 
     def backward(self, j_hi: int, j_lo: int, v: np.ndarray) -> np.ndarray:
@@ -437,9 +440,8 @@ class _GRU(_Kernel):
         gh_max = float(np.max(np.abs(gh_n)))
         h_max = float(np.max(np.abs(h_prev)))
         return (
-            self.W_norm * math.sqrt(gh_max**2 / 16 + (h_max + 1.0) ** 2 / 16 + 1.0)
-            + 1.0
-        )
+            self.W_norm * math.hypot(gh_max / 4, (h_max + 1.0) / 4, 1.0) + 1.0
+        )  # hypot: no overflow
 
     def backward(self, j_hi: int, j_lo: int, v: np.ndarray) -> np.ndarray:
         WTdot = self.W_augT.dot
@@ -501,26 +503,27 @@ def _gradient_flow(
             kern.set_state(state)
             n = _run_forward(kern, x, m)
             state = kern.get_state(n)
-    L, comp = math.log(r_norm), 0.0
-    out[T] = L
+    out[T] = math.log(r_norm)
     v = np.zeros(S)
     v[S - H :] = readout / r_norm  # (dc, dh) for LSTM, dh for GRU
-    logscale = np.empty(K)
+    carried = _Carried(v, math.log(r_norm), 0.0, np.empty(K))
     for m in range(n_chunks - 1, -1, -1):
         if kern.loaded != m:
             kern.set_state(checkpoints[m])
             with np.errstate(over="ignore", invalid="ignore"):
                 _run_forward(kern, x, m)
-        n = min(K, T - m * K)
-        G = kern.coefficients(n)
-        L, comp, v, zero_below = _backward_chunk(
-            kern, n, v, L, comp, _block_length(G, K), logscale
-        )
-        rows = kern.grad_rows[:n]
         lo = m * K
+        n = min(K, T - lo)
+        with np.errstate(
+            over="ignore", invalid="ignore"
+        ):  # non-finite norms are reported
+            zero_below = carried.backward_chunk(
+                kern, n, _block_length(kern.coefficients(n), K), lo
+            )
+        rows = kern.grad_rows[:n]
         with np.errstate(divide="ignore"):
             out[lo : lo + n] = (
-                0.5 * np.log(np.einsum("ij,ij->i", rows, rows)) + logscale[:n]
+                0.5 * np.log(np.einsum("ij,ij->i", rows, rows)) + carried.logscale[:n]
             )
         if zero_below >= 0:
             out[: lo + zero_below + 1] = -np.inf
@@ -528,38 +531,46 @@ def _gradient_flow(
     return out
 
 
-def _backward_chunk(
-    kern: _Kernel,
-    n: int,
-    v: np.ndarray,
-    L: float,
-    comp: float,
-    Kb: int,
-    logscale: np.ndarray,
-):
-    """Backward over rows n-1..0 of the loaded chunk in blocks of Kb steps; returns the new
-    (L, comp, unit vector, zero_below) with zero_below >= 0 if the gradient became exactly 0."""
-    k = n
-    while k > 0:
-        lo = max(0, k - Kb)
-        u = kern.backward(k, lo, v)
-        nrm = math.sqrt(float(np.dot(u, u)))
-        if _LO <= nrm <= _HI:
-            logscale[lo:k] = L + comp
-            v = u / nrm
-            L, comp = _compensated_add(L, comp, math.log(nrm))
-        else:  # redo the block one step at a time, renormalising each step
-            for j in range(k - 1, lo - 1, -1):
-                row = kern.backward(j + 1, j, v)
-                nrm = _safe_norm(row)
-                if nrm == 0.0:
-                    return L, comp, v, j
-                row /= nrm
-                L, comp = _compensated_add(L, comp, math.log(nrm))
-                logscale[j] = L + comp
-                v = row.copy()
-        k = lo
-    return L, comp, v, -1
+@dataclass
+class _Carried:
+    """The backward pass's unit vector v, its log-scale L (+ compensation comp), and the
+    log-scale of each row of the current chunk."""
+
+    v: np.ndarray
+    L: float
+    comp: float
+    logscale: np.ndarray
+
+    def backward_chunk(self, kern: _Kernel, n: int, Kb: int, offset: int) -> int:
+        """Rows n-1..0 of the loaded chunk (steps offset+n..offset+1) in blocks of Kb steps;
+        returns the row at which the gradient became exactly 0, or -1."""
+        k = n
+        while k > 0:
+            lo = max(0, k - Kb)
+            u = kern.backward(k, lo, self.v)
+            nrm = math.sqrt(float(np.dot(u, u)))
+            if _LO <= nrm <= _HI:
+                self.logscale[lo:k] = self.L + self.comp
+                self.v = u / nrm
+                self.L, self.comp = _compensated_add(self.L, self.comp, math.log(nrm))
+            else:  # redo the block one step at a time, renormalising each step
+                for j in range(k - 1, lo - 1, -1):
+                    row = kern.backward(j + 1, j, self.v)
+                    nrm = _safe_norm(row)
+                    if nrm == 0.0:
+                        return j
+                    if not math.isfinite(nrm):
+                        raise FloatingPointError(
+                            f"one backward step overflowed at t={offset + j + 1} (||J_t|| too large for float64)"
+                        )
+                    row /= nrm
+                    self.L, self.comp = _compensated_add(
+                        self.L, self.comp, math.log(nrm)
+                    )
+                    self.logscale[j] = self.L + self.comp
+                    self.v = row.copy()
+            k = lo
+        return -1
 
 
 def _log_growth(
@@ -569,30 +580,35 @@ def _log_growth(
     total, comp = 0.0, 0.0
     v = np.array(v0, dtype=np.float64)
     kern.set_state(np.asarray(state0, dtype=np.float64))
-    for m in range(-(-T // K)):
-        with np.errstate(over="ignore", invalid="ignore"):
+    # exp overflow is sigma's limit 0; non-finite states and norms are reported
+    with np.errstate(over="ignore", invalid="ignore"):
+        for m in range(-(-T // K)):
             n = _run_forward(kern, x, m)
-        Kb = _block_length(kern.coefficients(n), every)
-        t = 0
-        while t < n:
-            hi = min(n, t + Kb)
-            start = v.copy()
-            kern.tangent(t, hi, v)
-            nrm = math.sqrt(float(np.dot(v, v)))
-            if _LO <= nrm <= _HI:
-                total, comp = _compensated_add(total, comp, math.log(nrm))
-                v /= nrm
-            else:
-                v[...] = start
-                for j in range(t, hi):
-                    kern.tangent(j, j + 1, v)
-                    nrm = _safe_norm(v)
-                    if nrm == 0.0:
-                        return -math.inf
+            Kb = _block_length(kern.coefficients(n), every)
+            t = 0
+            while t < n:
+                hi = min(n, t + Kb)
+                start = v.copy()
+                kern.tangent(t, hi, v)
+                nrm = math.sqrt(float(np.dot(v, v)))
+                if _LO <= nrm <= _HI:
                     total, comp = _compensated_add(total, comp, math.log(nrm))
                     v /= nrm
-            t = hi
-        kern.set_state(kern.get_state(n))
+                else:
+                    v[...] = start
+                    for j in range(t, hi):
+                        kern.tangent(j, j + 1, v)
+                        nrm = _safe_norm(v)
+                        if nrm == 0.0:
+                            return -math.inf
+                        if not math.isfinite(nrm):
+                            raise FloatingPointError(
+                                f"one tangent step overflowed at t={m * K + j + 1} (||J_t|| too large for float64)"
+                            )
+                        total, comp = _compensated_add(total, comp, math.log(nrm))
+                        v /= nrm
+                t = hi
+            kern.set_state(kern.get_state(n))
     return total + comp
 
 
