@@ -509,13 +509,17 @@ def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np
     Computed in log space: a unit vector and a running log-scale are carried backward
     (:math:`u \leftarrow J_t^\top u`), so no horizon underflows or overflows. An exactly zero
     gradient (e.g. relu units all off, or ``readout = 0``) gives ``-inf``. Memory: the forward
-    pass keeps one (T, H) array (:math:`\phi'(a_t)` for the Elman RNN, the states for the other
-    cells, which recompute each step's gates during the backward pass); no Jacobian is stored.
+    pass keeps one (T, H) array (:math:`\phi'(a_t)` for the Elman RNN, the states for the
+    residual/highway cells, which recompute each step's gates during the backward pass); LSTM and
+    GRU keep only a checkpoint of the state every 256 steps and re-run each chunk's forward pass
+    during the backward pass (O(T H / 256) memory); no Jacobian is stored.
 
     Cost: the Elman RNN path does ~5 numpy calls per step (~7.6 us/step CPU for H = 64 measured
-    at T = 10**6, 488 MiB buffer; benchmarks/bench_gradient_flow.py) and runs its loops with one
-    OpenBLAS thread (restored afterwards); LSTM/GRU/residual/highway use the cells' own step code
-    (~50-180 us/step at H = 64). A forward pass that overflows raises FloatingPointError.
+    at T = 10**6, 488 MiB buffer; benchmarks/bench_gradient_flow.py); LSTM and GRU (exact classes
+    and torch modules) run dedicated kernels (~25-30 us/step at H = 64, vs ~100-160 for the cells'
+    own step code); all of them with one OpenBLAS thread (restored afterwards). Residual/highway
+    use the cells' own step code (~50-180 us/step at H = 64). A forward pass that overflows
+    raises FloatingPointError.
     """
     model, x, states0 = _prepare(model, x, h0, "gradient_flow")
     r = _readout(model, readout)
