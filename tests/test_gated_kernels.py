@@ -64,7 +64,9 @@ def assert_flows_agree(got: np.ndarray, ref: np.ndarray, H: int, I: int) -> None
     ok = np.isfinite(ref)
     err = np.abs(got[ok] - ref[ok])
     tol = allowed(ref, H, I)[ok]
-    assert np.all(err <= tol), f"max err/tol = {np.max(err / tol):.3g} at k = {np.argmax(err / tol)}"
+    assert np.all(err <= tol), (
+        f"max err/tol = {np.max(err / tol):.3g} at k = {np.argmax(err / tol)}"
+    )
 
 
 class GenericLSTM(gt.LSTM):
@@ -98,14 +100,18 @@ def log_norm(g: np.ndarray) -> float:
 def make_model(kind, I, H, *, scale, bias=True, seed=0):
     model = (gt.LSTM if kind == "lstm" else gt.GRU)(I, H, bias=bias)
     rng = np.random.default_rng(seed)
-    model.params = {k: rng.uniform(-scale, scale, size=s) for k, s in model.param_shapes().items()}
+    model.params = {
+        k: rng.uniform(-scale, scale, size=s) for k, s in model.param_shapes().items()
+    }
     return model
 
 
 # -- torch oracles ------------------------------------------------------------------------------
 def torch_cell(model):
     cls = torch.nn.LSTMCell if isinstance(model, gt.LSTM) else torch.nn.GRUCell
-    cell = cls(model.input_size, model.hidden_size, bias=model.bias, dtype=torch.float64)
+    cell = cls(
+        model.input_size, model.hidden_size, bias=model.bias, dtype=torch.float64
+    )
     p = model.params
     with torch.no_grad():
         cell.weight_ih.copy_(torch.from_numpy(p["weight_ih_l0"]))
@@ -138,7 +144,13 @@ def torch_per_step_log_norms(model, x, states0, r):
         state = tuple(s + z for s, z in zip(out, e))
     (state[0][0] @ torch.from_numpy(r)).backward()
     grads = [
-        np.concatenate([np.zeros(s.shape[1]) if s.grad is None else s.grad.numpy()[0] for s in leaf]) for leaf in leaves
+        np.concatenate(
+            [
+                np.zeros(s.shape[1]) if s.grad is None else s.grad.numpy()[0]
+                for s in leaf
+            ]
+        )
+        for leaf in leaves
     ]
     return np.array([log_norm(g) for g in grads])
 
@@ -155,7 +167,9 @@ def torch_renormalised_log_norms(model, x, states0, r):
             states.append(torch_step(cell, xs[t : t + 1], states[-1]))
     H = model.hidden_size
     r_norm = float(np.linalg.norm(r))
-    cot = (torch.from_numpy(r[None, :] / r_norm),) + ((torch.zeros(1, H, dtype=torch.float64),) if len(states0) == 2 else ())
+    cot = (torch.from_numpy(r[None, :] / r_norm),) + (
+        (torch.zeros(1, H, dtype=torch.float64),) if len(states0) == 2 else ()
+    )
     logs = [math.log(r_norm)]
     for t in range(T, 0, -1):
         prev = tuple(s.clone().requires_grad_() for s in states[t - 1])
@@ -165,7 +179,9 @@ def torch_renormalised_log_norms(model, x, states0, r):
         logs.append(nrm)
         cot = tuple(gi / math.exp(nrm) for gi in g)
     total, out = Fraction(0), np.empty(T + 1)
-    for k, term in enumerate(logs):  # out[T - k] = sum of the first k + 1 logs, rounded once
+    for k, term in enumerate(
+        logs
+    ):  # out[T - k] = sum of the first k + 1 logs, rounded once
         total += Fraction(term)
         out[T - k] = float(total)
     return out
@@ -188,7 +204,9 @@ def gated_cases(draw):
     elems = st.floats(-2, 2, width=64, allow_subnormal=False)
     r = draw(hnp.arrays(np.float64, H, elements=elems))
     n_states = 2 if isinstance(model, gt.LSTM) else 1
-    states0 = tuple(draw(hnp.arrays(np.float64, H, elements=elems)) for _ in range(n_states))
+    states0 = tuple(
+        draw(hnp.arrays(np.float64, H, elements=elems)) for _ in range(n_states)
+    )
     return model, x, r, states0
 
 
@@ -211,7 +229,12 @@ def test_gradient_flow_dispatches_lstm_and_gru_and_torch_modules_to_the_kernels(
     r = rng.standard_normal(5)
     for kind in ("lstm", "gru"):
         model = make_model(kind, 3, 5, scale=0.4)
-        layer = gk.GatedLayer(*(model.params[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")))
+        layer = gk.GatedLayer(
+            *(
+                model.params[k]
+                for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+            )
+        )
         states0 = tuple(np.zeros(5) for _ in range(2 if kind == "lstm" else 1))
         expected = gk.gradient_flow(kind, layer, x, states0, r)
         np.testing.assert_array_equal(gradient_flow(model, x, r), expected)
@@ -227,15 +250,21 @@ def test_fast_flow_equals_torch_autograd_per_step_gradients(kind, bias):
     rng = np.random.default_rng(2)
     x = rng.uniform(-1, 1, (T, I))
     r = rng.standard_normal(H)
-    states0 = tuple(rng.uniform(-0.5, 0.5, H) for _ in range(2 if kind == "lstm" else 1))
+    states0 = tuple(
+        rng.uniform(-0.5, 0.5, H) for _ in range(2 if kind == "lstm" else 1)
+    )
     fast = gradient_flow(model, x, r, states_for(model, states0))
     oracle = torch_per_step_log_norms(model, x, states0, r)
-    assert np.all(np.isfinite(oracle)) and oracle.min() > math.log(1e-290), "the scenario must stay in normal range"
+    assert np.all(np.isfinite(oracle)) and oracle.min() > math.log(1e-290), (
+        "the scenario must stay in normal range"
+    )
     assert_flows_agree(fast, oracle, H, I)
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_fast_flow_is_finite_where_torch_underflows_and_equals_a_renormalised_oracle(kind):
+def test_fast_flow_is_finite_where_torch_underflows_and_equals_a_renormalised_oracle(
+    kind,
+):
     """T = 4000, contracting weights: torch's per-step float64 gradients underflow (subnormal or
     zero: their ln-norms stick near ln(4.9e-324) = -744.4 while the true ones fall below -1500);
     the kernels' values are finite and equal the per-step renormalised torch VJP recursion."""
@@ -247,15 +276,23 @@ def test_fast_flow_is_finite_where_torch_underflows_and_equals_a_renormalised_or
     states0 = tuple(np.zeros(H) for _ in range(2 if kind == "lstm" else 1))
     fast = gradient_flow(model, x, r)
     naive = torch_per_step_log_norms(model, x, states0, r)
-    assert np.sum(naive < math.log(1e-300)) > T // 2, "the scenario must underflow torch's float64 gradients"
+    assert np.sum(naive < math.log(1e-300)) > T // 2, (
+        "the scenario must underflow torch's float64 gradients"
+    )
     assert np.all(np.isfinite(fast)) and fast[0] < -1500.0
     assert_flows_agree(fast, torch_renormalised_log_norms(model, x, states0, r), H, I)
-    normal = naive > math.log(1e-290)  # below, torch's vectors have subnormal entries: imprecise
-    np.testing.assert_array_less(np.abs(fast[normal] - naive[normal]), allowed(fast, H, I)[normal])
+    normal = naive > math.log(
+        1e-290
+    )  # below, torch's vectors have subnormal entries: imprecise
+    np.testing.assert_array_less(
+        np.abs(fast[normal] - naive[normal]), allowed(fast, H, I)[normal]
+    )
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_flow_does_not_depend_on_chunk_length_or_renormalisation_blocks(kind, monkeypatch):
+def test_flow_does_not_depend_on_chunk_length_or_renormalisation_blocks(
+    kind, monkeypatch
+):
     """Checkpoint chunks of 1, 7, 64 or > T steps, and per-step renormalisation forced everywhere
     (the fallback path), give the default result within the per-step bound."""
     T, I, H = 500, 3, 5
@@ -263,7 +300,12 @@ def test_flow_does_not_depend_on_chunk_length_or_renormalisation_blocks(kind, mo
     rng = np.random.default_rng(6)
     x = rng.uniform(-1, 1, (T, I))
     r = rng.standard_normal(H)
-    layer = gk.GatedLayer(*(model.params[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")))
+    layer = gk.GatedLayer(
+        *(
+            model.params[k]
+            for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+        )
+    )
     h0 = np.zeros(H)
     run = (
         (lambda chunk: gk.lstm_gradient_flow(layer, x, h0, h0, r, chunk=chunk))
@@ -271,10 +313,14 @@ def test_flow_does_not_depend_on_chunk_length_or_renormalisation_blocks(kind, mo
         else (lambda chunk: gk.gru_gradient_flow(layer, x, h0, r, chunk=chunk))
     )
     base = gradient_flow(model, x, r)
-    assert base[0] < math.log(1e-60), "the flow must span several renormalisation windows"
+    assert base[0] < math.log(1e-60), (
+        "the flow must span several renormalisation windows"
+    )
     for chunk in (1, 7, 64, T + 5):
         assert_flows_agree(run(chunk), base, H, I)
-    monkeypatch.setattr(gk, "_LO", math.inf)  # no block is ever accepted: every step renormalises
+    monkeypatch.setattr(
+        gk, "_LO", math.inf
+    )  # no block is ever accepted: every step renormalises
     assert_flows_agree(run(gk.CHUNK), base, H, I)
 
 
@@ -292,7 +338,10 @@ def test_fast_lyapunov_growth_equals_the_product_of_materialised_jacobians(kind,
     v0 /= np.linalg.norm(v0)
     fast = lyapunov_exponent(model, x, v0=v0, reorthonormalize_every=every)
     generic = lyapunov_exponent(generic_twin(model), x, v0=v0)
-    tol = (2 * PER_STEP_KAPPA * (4 * H + I + 12) * u * T + LOG_ROUNDING * u * abs(T * generic)) / T
+    tol = (
+        2 * PER_STEP_KAPPA * (4 * H + I + 12) * u * T
+        + LOG_ROUNDING * u * abs(T * generic)
+    ) / T
     assert fast == pytest.approx(generic, abs=tol)
     assert generic < -0.01  # a real contraction rate, not a degenerate zero
 
@@ -305,16 +354,24 @@ def test_lyapunov_growth_of_an_annihilating_product_is_minus_infinity(kind):
     model = make_model(kind, I, H, scale=0.5, seed=9)
     p = model.params
     if kind == "lstm":
-        p["bias_ih_l0"] = np.full(4 * H, -1000.0)  # sigmoid(-1000) = 0 exactly in float64
+        p["bias_ih_l0"] = np.full(
+            4 * H, -1000.0
+        )  # sigmoid(-1000) = 0 exactly in float64
     else:
         p["weight_hh_l0"] = np.zeros((3 * H, H))
-        p["bias_ih_l0"] = np.concatenate([np.zeros(H), np.full(H, -1000.0), np.full(H, 1000.0)])
+        p["bias_ih_l0"] = np.concatenate(
+            [np.zeros(H), np.full(H, -1000.0), np.full(H, 1000.0)]
+        )
     model.params = p
     x = np.random.default_rng(9).uniform(-1, 1, (T, I))
     flow = gradient_flow(model, x)
     assert flow[-1] == 0.0 and np.all(flow[:-1] == -np.inf)
     np.testing.assert_array_equal(flow, gradient_flow(generic_twin(model), x))
-    assert lyapunov_exponent(model, x) == -math.inf == lyapunov_exponent(generic_twin(model), x)
+    assert (
+        lyapunov_exponent(model, x)
+        == -math.inf
+        == lyapunov_exponent(generic_twin(model), x)
+    )
 
 
 def test_non_finite_forward_state_raises_naming_the_step():
@@ -325,7 +382,9 @@ def test_non_finite_forward_state_raises_naming_the_step():
     I, H = 2, 2
     model = make_model("gru", I, H, scale=0.5, seed=10)
     p = model.params
-    p["weight_hh_l0"] = np.array([[-10.0, -10.0]] * H + [[0.0, 0.0]] * H + [[10.0, 10.0]] * H)
+    p["weight_hh_l0"] = np.array(
+        [[-10.0, -10.0]] * H + [[0.0, 0.0]] * H + [[10.0, 10.0]] * H
+    )
     model.params = p
     x = np.ones((6, I))
     h0 = np.full(H, 1e308)
@@ -346,12 +405,16 @@ def test_backward_overflow_raises_as_the_generic_path(kind):
     model.params = p
     x = np.random.default_rng(1).uniform(-1, 1, (1, I))
     for m in (model, generic_twin(model)):
-        with pytest.raises(FloatingPointError, match=r"backward step overflowed at t=1 "):
+        with pytest.raises(
+            FloatingPointError, match=r"backward step overflowed at t=1 "
+        ):
             gradient_flow(m, x, np.ones(H))
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_a_wrong_backward_coefficient_makes_the_oracle_comparison_fail(kind, monkeypatch):
+def test_a_wrong_backward_coefficient_makes_the_oracle_comparison_fail(
+    kind, monkeypatch
+):
     """Test the tester: dropping one term of the one-step Jacobian in the kernel (LSTM: the
     forget-gate path Bf = c_{t-1} f (1 - f); GRU: the direct path z) moves the flow far outside
     the tolerance against torch autograd."""
@@ -364,7 +427,9 @@ def test_a_wrong_backward_coefficient_makes_the_oracle_comparison_fail(kind, mon
     oracle = torch_per_step_log_norms(model, x, states0, r)
     kernel = gk._LSTM if kind == "lstm" else gk._GRU
     original = kernel.coefficients
-    dropped = slice(3 * H, 4 * H)  # LSTM P = [A, Bo, Bi, Bf, Bg, f]; GRU P = [Cr, Cz, Cn, z]
+    dropped = slice(
+        3 * H, 4 * H
+    )  # LSTM P = [A, Bo, Bi, Bf, Bg, f]; GRU P = [Cr, Cz, Cn, z]
 
     def mutated(self, n):
         G = original(self, n)
