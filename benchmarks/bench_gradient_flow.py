@@ -89,12 +89,13 @@ class GenericGRU(gt.GRU):
 
 
 def min_cpu(repeats: int, fn, *args, **kwargs):
-    """(result, minimum process CPU seconds over `repeats` runs)."""
-    best, out = math.inf, None
+    """(result, minimum process CPU seconds over `repeats` runs, wall seconds of that run)."""
+    best, best_wall, out = math.inf, math.inf, None
     for _ in range(repeats):
-        out, _, cpu = timed(fn, *args, **kwargs)
-        best = min(best, cpu)
-    return out, best
+        out, wall, cpu = timed(fn, *args, **kwargs)
+        if cpu < best:
+            best, best_wall = cpu, wall
+    return out, best, best_wall
 
 
 def gated_rows(n: int, T_fast: int, T_generic: int, repeats: int, long: bool) -> None:
@@ -107,10 +108,10 @@ def gated_rows(n: int, T_fast: int, T_generic: int, repeats: int, long: bool) ->
         twin = generic_cls(n, n)
         twin.params = model.params
         xs = x[:T_generic]
-        fast_flow, cpu_fast = min_cpu(repeats, gradient_flow, model, xs)
-        slow_flow, cpu_slow = min_cpu(repeats, gradient_flow, twin, xs)
-        lam_fast, cpu_lf = min_cpu(repeats, lyapunov_exponent, model, xs)
-        lam_slow, cpu_ls = min_cpu(1, lyapunov_exponent, twin, xs)
+        fast_flow, cpu_fast, _ = min_cpu(repeats, gradient_flow, model, xs)
+        slow_flow, cpu_slow, _ = min_cpu(repeats, gradient_flow, twin, xs)
+        lam_fast, cpu_lf, _ = min_cpu(repeats, lyapunov_exponent, model, xs)
+        lam_slow, cpu_ls, _ = min_cpu(1, lyapunov_exponent, twin, xs)
         us_fast, us_slow = cpu_fast / T_generic * 1e6, cpu_slow / T_generic * 1e6
         print(f"    {name:4s} T = {T_generic}: gradient_flow fast {us_fast:6.2f} us/step, generic {us_slow:6.2f} us/step,"
               f" generic / fast = {us_slow / us_fast:.2f}; max |ln-norm diff| = {np.max(np.abs(fast_flow - slow_flow)):.2e}"
@@ -119,8 +120,8 @@ def gated_rows(n: int, T_fast: int, T_generic: int, repeats: int, long: bool) ->
               f" us/step (1 run), ratio {cpu_ls / cpu_lf:.2f}; |diff| = {abs(lam_fast - lam_slow):.2e} (lambda = {lam_fast:.6g})")
         horizons = [T_fast] + ([10**6] if long and T_fast != 10**6 else [])
         for Th, reps in zip(horizons, [repeats, 1]):
-            flow, cpu = min_cpu(reps, gradient_flow, model, x[:Th])
-            print(f"         fast gradient_flow at T = {Th}: {cpu:.2f} s CPU = {cpu / Th * 1e6:.2f} us/step"
+            flow, cpu, wall = min_cpu(reps, gradient_flow, model, x[:Th])
+            print(f"         fast gradient_flow at T = {Th}: {cpu:.2f} s CPU ({wall:.2f} s wall) = {cpu / Th * 1e6:.2f} us/step"
                   f" ({'min of ' + str(reps) if reps > 1 else '1 run'}); all finite: {bool(np.all(np.isfinite(flow)))},"
                   f" ln||dL/ds_0|| = {flow[0]:.6g}")
 

@@ -33,7 +33,8 @@ from hypothesis.extra import numpy as hnp
 import gradtheory as gt
 from gradtheory import _gated_kernels as gk
 from gradtheory import strategies as gst
-from gradtheory.bounds import gradient_flow, lyapunov_exponent
+
+gradient_flow, lyapunov_exponent = gt.gradient_flow, gt.lyapunov_exponent
 
 u = 2.0**-53
 
