@@ -1,6 +1,7 @@
 """Benchmark: gradient_flow over 10^6 steps, its slope against the Lyapunov exponent, and torch.
 
 Run:  python benchmarks/bench_gradient_flow.py [--steps 1000000] [--hidden 64] [--torch-steps 10000]
+      [--gated-steps 100000] [--generic-steps 10000] [--gated-long] [--only-gated] [--repeats 3]
 
 Reports (wall and process CPU seconds; the CPU figure is the one to compare when other jobs
 share the 2 cores):
@@ -79,17 +80,71 @@ def log_norm(g: np.ndarray) -> float:
     return math.log(m) + 0.5 * math.log(float(np.sum((g / m) ** 2)))
 
 
+class GenericLSTM(gt.LSTM):
+    """Not the exact LSTM class: gradient_flow/lyapunov_exponent take the generic path."""
+
+
+class GenericGRU(gt.GRU):
+    """Not the exact GRU class: gradient_flow/lyapunov_exponent take the generic path."""
+
+
+def min_cpu(repeats: int, fn, *args, **kwargs):
+    """(result, minimum process CPU seconds over `repeats` runs, wall seconds of that run)."""
+    best, best_wall, out = math.inf, math.inf, None
+    for _ in range(repeats):
+        out, wall, cpu = timed(fn, *args, **kwargs)
+        if cpu < best:
+            best, best_wall = cpu, wall
+    return out, best, best_wall
+
+
+def gated_rows(n: int, T_fast: int, T_generic: int, repeats: int, long: bool) -> None:
+    """Section 4: fast LSTM/GRU kernels vs the generic path, side by side."""
+    print(f"\n[4] LSTM / GRU, H = {n}: fast kernels vs the generic path (CPU us/step, min of {repeats} runs;"
+          f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    x = 0.5 * np.random.default_rng(3).standard_normal((max(T_fast, T_generic, 10**6 if long else 0), n))
+    for name, cls, generic_cls in (("LSTM", gt.LSTM, GenericLSTM), ("GRU", gt.GRU, GenericGRU)):
+        model = cls(n, n, seed=0)
+        twin = generic_cls(n, n)
+        twin.params = model.params
+        xs = x[:T_generic]
+        fast_flow, cpu_fast, _ = min_cpu(repeats, gradient_flow, model, xs)
+        slow_flow, cpu_slow, _ = min_cpu(repeats, gradient_flow, twin, xs)
+        lam_fast, cpu_lf, _ = min_cpu(repeats, lyapunov_exponent, model, xs)
+        lam_slow, cpu_ls, _ = min_cpu(1, lyapunov_exponent, twin, xs)
+        us_fast, us_slow = cpu_fast / T_generic * 1e6, cpu_slow / T_generic * 1e6
+        print(f"    {name:4s} T = {T_generic}: gradient_flow fast {us_fast:6.2f} us/step, generic {us_slow:6.2f} us/step,"
+              f" generic / fast = {us_slow / us_fast:.2f}; max |ln-norm diff| = {np.max(np.abs(fast_flow - slow_flow)):.2e}"
+              f" (ln||dL/ds_0|| = {fast_flow[0]:.6g})")
+        print(f"         lyapunov_exponent fast {cpu_lf / T_generic * 1e6:6.2f} us/step, generic {cpu_ls / T_generic * 1e6:6.2f}"
+              f" us/step (1 run), ratio {cpu_ls / cpu_lf:.2f}; |diff| = {abs(lam_fast - lam_slow):.2e} (lambda = {lam_fast:.6g})")
+        horizons = [T_fast] + ([10**6] if long and T_fast != 10**6 else [])
+        for Th, reps in zip(horizons, [repeats, 1]):
+            flow, cpu, wall = min_cpu(reps, gradient_flow, model, x[:Th])
+            print(f"         fast gradient_flow at T = {Th}: {cpu:.2f} s CPU ({wall:.2f} s wall) = {cpu / Th * 1e6:.2f} us/step"
+                  f" ({'min of ' + str(reps) if reps > 1 else '1 run'}); all finite: {bool(np.all(np.isfinite(flow)))},"
+                  f" ln||dL/ds_0|| = {flow[0]:.6g}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10**6)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--torch-steps", type=int, default=10**4)
+    parser.add_argument("--gated-steps", type=int, default=10**5)
+    parser.add_argument("--generic-steps", type=int, default=10**4)
+    parser.add_argument("--gated-long", action="store_true", help="also time LSTM/GRU at T = 10^6 (one run each)")
+    parser.add_argument("--only-gated", action="store_true", help="run section 4 only")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     T, n, Tt = args.steps, args.hidden, args.torch_steps
     import torch
 
     torch.set_num_threads(1)
     print(f"numpy {np.__version__}, torch {torch.__version__}, T = {T}, H = {n}")
+    if args.only_gated:
+        gated_rows(n, args.gated_steps, args.generic_steps, args.repeats, args.gated_long)
+        return
 
     # 1. gradient_flow at long horizon
     model = tanh_model(n, 1.5)
@@ -149,6 +204,8 @@ def main() -> None:
           f"{zeros} of {Tt + 1}, NaN: {nans} (first zero at distance T-k = {first_zero});"
           f" gradient_flow: {int(np.sum(np.isfinite(ref_c)))} finite, ln||dL/dh_0|| = {ref_c[0]:.6g}"
           f" (||.|| = 10^{ref_c[0] / math.log(10):.6g})")
+
+    gated_rows(n, args.gated_steps, args.generic_steps, args.repeats, args.gated_long)
 
 
 if __name__ == "__main__":

@@ -91,4 +91,4 @@ class GRU(RecurrentModel):
     cell_class = GRUCell
 
 
-SPEC = CellSpec("gru", GRUCell, GRU, torch_mode="GRU")
+SPEC = CellSpec("gru", GRUCell, GRU, torch_mode="GRU", fast_kernel="gradtheory._gated_kernels:GRU")

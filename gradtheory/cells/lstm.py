@@ -100,4 +100,4 @@ class LSTM(RecurrentModel):
     cell_class = LSTMCell
 
 
-SPEC = CellSpec("lstm", LSTMCell, LSTM, torch_mode="LSTM")
+SPEC = CellSpec("lstm", LSTMCell, LSTM, torch_mode="LSTM", fast_kernel="gradtheory._gated_kernels:LSTM")
