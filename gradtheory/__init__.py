@@ -38,11 +38,14 @@ from .models import (
     LSTM,
     RNN,
     Activation,
+    CellForwardResult,
     ForwardResult,
     Gradients,
     HighwayRNN,
     RecurrentModel,
     ResidualRNN,
+    TorchCellModel,
+    from_torch_cell,
     get_activation,
 )
 from .models.torch_interop import from_torch, to_torch
@@ -64,6 +67,9 @@ __all__ = [
     "Gradients",
     "from_torch",
     "to_torch",
+    "from_torch_cell",
+    "TorchCellModel",
+    "CellForwardResult",
     # bounds and gradient flow
     "spectral_norm",
     "spectral_radius",

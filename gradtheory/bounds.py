@@ -34,6 +34,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ._validation import as_float_array, check_choice, check_positive_int
+from .models import torch_cell as _torch_cell
 from .models.activations import ACTIVATIONS
 from .models.compose import RNN, RecurrentModel
 
@@ -118,13 +119,14 @@ def envelope(W_hh: Any, activation: str, steps: int) -> np.ndarray:
 # -- input preparation --------------------------------------------------------------------------
 def _as_model(model: Any, func: str) -> RecurrentModel:
     if not isinstance(model, RecurrentModel):
-        if type(model).__module__.startswith("torch"):
+        if _torch_cell.is_torch_rnn(model):
             from .models.torch_interop import from_torch
 
             model = from_torch(model)  # TypeError for torch objects that are not RNN/LSTM/GRU
         else:
             raise TypeError(
-                f"model must be a gradtheory RNN/LSTM/GRU/ResidualRNN/HighwayRNN or a torch.nn.RNN/LSTM/GRU, "
+                f"model must be a gradtheory RNN/LSTM/GRU/ResidualRNN/HighwayRNN, a torch.nn.RNN/LSTM/GRU "
+                "or a torch cell (gradtheory.from_torch_cell), "
                 f"got {type(model).__name__}"
             )
     if model.num_layers != 1:
@@ -511,6 +513,8 @@ def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np
     OpenBLAS thread (restored afterwards); LSTM/GRU/residual/highway use the cells' own step code
     (~50-180 us/step at H = 64). A forward pass that overflows raises FloatingPointError.
     """
+    if _torch_cell.is_torch_cell(model):
+        return _torch_cell.torch_cell_gradient_flow(model, x, readout=readout, h0=h0)
     model, x, states0 = _prepare(model, x, h0, "gradient_flow")
     r = _readout(model, readout)
     if _is_fast_rnn(model):
@@ -566,6 +570,8 @@ def lyapunov_exponent(
     same :math:`\lambda_1` (P and :math:`P^\top` have the same singular values) and agree to O(1/T).
     Returns ``-inf`` if the product annihilates ``v0``.
     """
+    if _torch_cell.is_torch_cell(model):
+        return _torch_cell.torch_cell_lyapunov_exponent(model, x, h0, reorthonormalize_every=reorthonormalize_every, v0=v0)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_exponent")
     every = _check_every(reorthonormalize_every)
     S = model.hidden_size * model._n_states
@@ -646,6 +652,8 @@ def lyapunov_spectrum(
     ``k`` defaults to S. A zero ``R_ii`` gives ``-inf``. With ``reorthonormalize_every > 1`` the
     columns are not protected against overflow or alignment between factorisations.
     """
+    if _torch_cell.is_torch_cell(model):
+        return _torch_cell.torch_cell_lyapunov_spectrum(model, x, k, h0, reorthonormalize_every=reorthonormalize_every)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_spectrum")
     every = _check_every(reorthonormalize_every)
     S = model.hidden_size * model._n_states

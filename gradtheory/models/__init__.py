@@ -2,6 +2,7 @@
 
 from .activations import ACTIVATIONS, Activation, get_activation
 from .compose import GRU, LSTM, RNN, ForwardResult, Gradients, HighwayRNN, RecurrentModel, ResidualRNN
+from .torch_cell import CellForwardResult, TorchCellModel, from_torch_cell
 
 __all__ = [
     "ACTIVATIONS",
@@ -15,4 +16,7 @@ __all__ = [
     "HighwayRNN",
     "ForwardResult",
     "Gradients",
+    "from_torch_cell",
+    "TorchCellModel",
+    "CellForwardResult",
 ]

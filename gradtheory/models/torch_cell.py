@@ -25,8 +25,9 @@ from __future__ import annotations
 import copy
 import math
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,14 +35,15 @@ from .._validation import as_float_array, check_bool, check_positive_int
 from .compose import Gradients
 
 __all__ = [
-    "TorchCellModel",
     "CellForwardResult",
+    "TorchCellModel",
     "from_torch_cell",
     "is_torch_cell",
+    "is_torch_rnn",
+    "torch_cell_check_stability",
     "torch_cell_gradient_flow",
     "torch_cell_lyapunov_exponent",
     "torch_cell_lyapunov_spectrum",
-    "torch_cell_check_stability",
 ]
 
 # Steps of one chunk of the chunked backward pass. Between chunks the cotangent is renormalised
@@ -86,7 +88,11 @@ def is_torch_cell(obj: Any) -> bool:
     if isinstance(obj, TorchCellModel):
         return True
     torch = sys.modules.get("torch")
-    return torch is not None and isinstance(obj, torch.nn.Module) and not isinstance(obj, torch.nn.RNNBase)
+    return (
+        torch is not None
+        and isinstance(obj, torch.nn.Module)
+        and not isinstance(obj, torch.nn.RNNBase)
+    )
 
 
 def is_torch_rnn(obj: Any) -> bool:
@@ -99,7 +105,9 @@ def is_torch_rnn(obj: Any) -> bool:
 class _FlatCell:
     """A float64 copy of the user's cell seen as ``s' = f(x, s)`` on flattened states (B, S)."""
 
-    def __init__(self, cell: Any, state_sizes: tuple[int, ...], tuple_state: bool, where: str) -> None:
+    def __init__(
+        self, cell: Any, state_sizes: tuple[int, ...], tuple_state: bool, where: str
+    ) -> None:
         torch = _torch()
         self.where = where
         if isinstance(cell, torch.nn.Module):
@@ -139,7 +147,9 @@ def _describe(obj: Any) -> str:
 def _probe(flat: _FlatCell, input_size: int, hidden_size: int) -> None:
     """One step on two random rows: checks the returned structure, dtype, shape and row independence."""
     torch = _torch()
-    g = torch.Generator().manual_seed(0)  # a private generator: torch's global RNG is not touched
+    g = torch.Generator().manual_seed(
+        0
+    )  # a private generator: torch's global RNG is not touched
     x = torch.randn(2, input_size, generator=g, dtype=torch.float64)
     s = 0.5 * torch.randn(2, flat.S, generator=g, dtype=torch.float64)
     with torch.no_grad():
@@ -151,10 +161,17 @@ def _probe(flat: _FlatCell, input_size: int, hidden_size: int) -> None:
                 f"{_describe(flat.unpack(s))}: {type(exc).__name__}: {exc} (check input_size, hidden_size, state_sizes)"
             ) from exc
         if flat.tuple_state:
-            ok = isinstance(out, (tuple, list)) and len(out) == len(flat.state_sizes) and all(
-                isinstance(o, torch.Tensor) and tuple(o.shape) == (2, n) for o, n in zip(out, flat.state_sizes)
+            ok = (
+                isinstance(out, (tuple, list))
+                and len(out) == len(flat.state_sizes)
+                and all(
+                    isinstance(o, torch.Tensor) and tuple(o.shape) == (2, n)
+                    for o, n in zip(out, flat.state_sizes)
+                )
             )
-            expected = "a tuple of tensors of shapes " + ", ".join(f"(2, {n})" for n in flat.state_sizes)
+            expected = "a tuple of tensors of shapes " + ", ".join(
+                f"(2, {n})" for n in flat.state_sizes
+            )
         else:
             ok = isinstance(out, torch.Tensor) and tuple(out.shape) == (2, flat.S)
             expected = f"a tensor of shape (2, {flat.S})"
@@ -162,9 +179,13 @@ def _probe(flat: _FlatCell, input_size: int, hidden_size: int) -> None:
             hint = ""
             if not flat.tuple_state and isinstance(out, (tuple, list)):
                 hint = f"; a cell whose state is a tuple (like LSTMCell's (h, c)) needs state_sizes=(H, ...), e.g. ({hidden_size}, {hidden_size})"
-            raise ValueError(f"cell {flat.where} must return the next state as {expected}, got {_describe(out)}{hint}")
+            raise ValueError(
+                f"cell {flat.where} must return the next state as {expected}, got {_describe(out)}{hint}"
+            )
         if flat.state_sizes[0] != hidden_size:
-            raise ValueError(f"state_sizes[0] (the size of h) must equal hidden_size={hidden_size}, got {flat.state_sizes[0]}")
+            raise ValueError(
+                f"state_sizes[0] (the size of h) must equal hidden_size={hidden_size}, got {flat.state_sizes[0]}"
+            )
         both = flat(x, s)
         if both.dtype != torch.float64:
             raise TypeError(
@@ -173,7 +194,9 @@ def _probe(flat: _FlatCell, input_size: int, hidden_size: int) -> None:
             )
         alone = torch.cat([flat(x[i : i + 1], s[i : i + 1]) for i in range(2)])
     if not torch.all(torch.isfinite(both)):
-        raise ValueError(f"cell {flat.where} returned a non-finite state on a standard normal probe input")
+        raise ValueError(
+            f"cell {flat.where} returned a non-finite state on a standard normal probe input"
+        )
     err = float((both - alone).abs().max())
     if err > _ROW_INDEPENDENCE_RTOL * (1.0 + float(both.abs().max())):
         raise ValueError(
@@ -210,9 +233,19 @@ class TorchCellModel:
     ``state_size`` (S, their sum).
     """
 
-    def __init__(self, cells, input_size: int, hidden_size: int, state_sizes: tuple[int, ...],
-                 tuple_state: bool, bidirectional: bool, names: dict) -> None:
-        self._cells = cells  # [layer][direction] -> _FlatCell (shared cells are the same object)
+    def __init__(
+        self,
+        cells,
+        input_size: int,
+        hidden_size: int,
+        state_sizes: tuple[int, ...],
+        tuple_state: bool,
+        bidirectional: bool,
+        names: dict,
+    ) -> None:
+        self._cells = (
+            cells  # [layer][direction] -> _FlatCell (shared cells are the same object)
+        )
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = len(cells)
@@ -225,8 +258,10 @@ class TorchCellModel:
 
     def __repr__(self) -> str:
         kinds = sorted({type(c.fn).__name__ for layer in self._cells for c in layer})
-        return (f"TorchCellModel({'/'.join(kinds)}, input_size={self.input_size}, hidden_size={self.hidden_size}, "
-                f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, state_sizes={self.state_sizes})")
+        return (
+            f"TorchCellModel({'/'.join(kinds)}, input_size={self.input_size}, hidden_size={self.hidden_size}, "
+            f"num_layers={self.num_layers}, bidirectional={self.bidirectional}, state_sizes={self.state_sizes})"
+        )
 
     def cell(self, layer: int = 0, direction: int = 0) -> Callable:
         """The float64 step ``s' = f(x, s)`` on flattened states (B, S) of one layer and direction."""
@@ -246,7 +281,11 @@ class TorchCellModel:
         Names are the cell's own, suffixed ``_l{layer}`` (``_reverse``) like torch's stacked
         modules when there are several distinct cells; unsuffixed when one cell is used throughout.
         """
-        return [(n + self._names[id(c)], p) for c in self._unique_cells() for n, p in c.named_parameters()]
+        return [
+            (n + self._names[id(c)], p)
+            for c in self._unique_cells()
+            for n, p in c.named_parameters()
+        ]
 
     # -- input handling ---------------------------------------------------------------------
     def _prepare_x(self, x):
@@ -259,11 +298,15 @@ class TorchCellModel:
             x = x[:, None, :]
         T, B, n_in = x.shape
         if T == 0:
-            raise ValueError(f"x must contain at least one time step, got shape {x.shape} (T = 0)")
+            raise ValueError(
+                f"x must contain at least one time step, got shape {x.shape} (T = 0)"
+            )
         if B == 0:
             raise ValueError("x must contain at least one sequence, got batch size 0")
         if n_in != self.input_size:
-            raise ValueError(f"x must have input_size={self.input_size} features in its last axis, got {n_in}")
+            raise ValueError(
+                f"x must have input_size={self.input_size} features in its last axis, got {n_in}"
+            )
         return torch.from_numpy(np.ascontiguousarray(x)), batched
 
     def _initial_states(self, h0, B: int, batched: bool):
@@ -274,11 +317,15 @@ class TorchCellModel:
             return torch.zeros(LD, B, self.state_size, dtype=torch.float64)
         if self.tuple_state:
             if not (isinstance(h0, tuple) and len(h0) == len(self.state_sizes)):
-                raise TypeError(f"h0 must be a tuple of {len(self.state_sizes)} arrays (the state's entries), got {_describe(h0)}")
+                raise TypeError(
+                    f"h0 must be a tuple of {len(self.state_sizes)} arrays (the state's entries), got {_describe(h0)}"
+                )
             parts, names = h0, [f"h0[{i}]" for i in range(len(h0))]
         else:
             if isinstance(h0, tuple):
-                raise TypeError(f"h0 must be an array for a cell whose state is a single tensor, got {_describe(h0)}")
+                raise TypeError(
+                    f"h0 must be an array for a cell whose state is a single tensor, got {_describe(h0)}"
+                )
             parts, names = (h0,), ["h0"]
         out = []
         for value, name, n in zip(parts, names, self.state_sizes):
@@ -337,7 +384,9 @@ class TorchCellModel:
         for k, st in enumerate(states):
             if not np.all(np.isfinite(st)):
                 bad = int(np.argwhere(~np.all(np.isfinite(st), axis=(1, 2)))[0, 0])
-                raise FloatingPointError(f"the forward pass overflowed at step t={bad} of layer/direction {k} (state not finite)")
+                raise FloatingPointError(
+                    f"the forward pass overflowed at step t={bad} of layer/direction {k} (state not finite)"
+                )
         finals = np.stack([st[-1] for st in states])
         H = self.hidden_size
         out = output.numpy()
@@ -345,13 +394,25 @@ class TorchCellModel:
         if not batched:
             out, h_n = out[:, 0], h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]
-        return CellForwardResult(output=out, h_n=h_n, c_n=c_n, states=states,
-                                 inputs=tuple(i.numpy() for i in inputs), batched=batched)
+        return CellForwardResult(
+            output=out,
+            h_n=h_n,
+            c_n=c_n,
+            states=states,
+            inputs=tuple(i.numpy() for i in inputs),
+            batched=batched,
+        )
 
     __call__ = forward
 
     # -- backward -----------------------------------------------------------------------------
-    def backward(self, result: CellForwardResult, d_output: Any, d_h_n: Any = None, d_c_n: Any = None) -> Gradients:
+    def backward(
+        self,
+        result: CellForwardResult,
+        d_output: Any,
+        d_h_n: Any = None,
+        d_c_n: Any = None,
+    ) -> Gradients:
         r"""Gradients of :math:`L = \langle d_{output}, output\rangle + \langle d_{h_n}, h_n\rangle
         + \langle d_{c_n}, c_n\rangle` by torch autograd through the unrolled cell.
 
@@ -362,12 +423,20 @@ class TorchCellModel:
         """
         torch = _torch()
         if not isinstance(result, CellForwardResult):
-            raise TypeError(f"result must be the CellForwardResult of this model's forward, got {type(result).__name__}")
-        H, S, LD = self.hidden_size, self.state_size, self.num_layers * self.num_directions
+            raise TypeError(
+                f"result must be the CellForwardResult of this model's forward, got {type(result).__name__}"
+            )
+        H, S, LD = (
+            self.hidden_size,
+            self.state_size,
+            self.num_layers * self.num_directions,
+        )
         d_out = as_float_array(d_output, "d_output", shape=result.output.shape)
         batched = result.batched
         x = torch.from_numpy(result.inputs[0].copy()).requires_grad_(True)
-        s0 = torch.from_numpy(np.stack([st[0] for st in result.states])).requires_grad_(True)
+        s0 = torch.from_numpy(np.stack([st[0] for st in result.states])).requires_grad_(
+            True
+        )
         if not batched:
             d_out = d_out[:, None]
 
@@ -375,7 +444,9 @@ class TorchCellModel:
             if value is None:
                 return None
             if size == 0:
-                raise TypeError(f"{name} is only defined for a cell with a tuple state (h, ...)")
+                raise TypeError(
+                    f"{name} is only defined for a cell with a tuple state (h, ...)"
+                )
             shape = (LD, x.shape[1], size) if batched else (LD, size)
             arr = as_float_array(value, name, shape=shape)
             return torch.from_numpy(arr if batched else arr[:, None])
@@ -391,7 +462,9 @@ class TorchCellModel:
             if dc_n is not None:
                 loss = loss + (finals[..., H:] * dc_n).sum()
             steps = [s for tr in trajectories for s in tr[1:]]
-            grads = torch.autograd.grad(loss, [x, s0, *steps, *(p for _, p in params)], allow_unused=True)
+            grads = torch.autograd.grad(
+                loss, [x, s0, *steps, *(p for _, p in params)], allow_unused=True
+            )
         T = x.shape[0]
         zero = torch.zeros(x.shape[1], S, dtype=torch.float64)
         step_grads = [zero if g is None else g for g in grads[2 : 2 + len(steps)]]
@@ -401,16 +474,26 @@ class TorchCellModel:
                 d_states[ld] = d_states[ld][::-1]
         dx = grads[0].numpy() if grads[0] is not None else np.zeros(x.shape)
         d0 = grads[1].numpy() if grads[1] is not None else np.zeros(s0.shape)
-        pgrads = {n: (np.zeros(tuple(p.shape)) if g is None else g.numpy())
-                  for (n, p), g in zip(params, grads[2 + len(steps):])}
+        pgrads = {
+            n: (np.zeros(tuple(p.shape)) if g is None else g.numpy())
+            for (n, p), g in zip(params, grads[2 + len(steps) :])
+        }
         if not batched:
             dx, d0, d_states = dx[:, 0], d0[:, 0], d_states[:, :, 0]
         rest = S > H
-        return Gradients(params=pgrads, x=dx, h0=d0[..., :H], c0=d0[..., H:] if rest else None,
-                         dh=d_states[..., :H], dc=d_states[..., H:] if rest else None)
+        return Gradients(
+            params=pgrads,
+            x=dx,
+            h0=d0[..., :H],
+            c0=d0[..., H:] if rest else None,
+            dh=d_states[..., :H],
+            dc=d_states[..., H:] if rest else None,
+        )
 
     # -- Jacobians ----------------------------------------------------------------------------
-    def jacobians(self, result: CellForwardResult, layer: int = 0, direction: int = 0) -> np.ndarray:
+    def jacobians(
+        self, result: CellForwardResult, layer: int = 0, direction: int = 0
+    ) -> np.ndarray:
         r"""One-step Jacobians :math:`\partial s_t/\partial s_{t-1}` of one layer and direction.
 
         Shape (T, B, S, S) (or (T, S, S) unbatched), formed with ``torch.func.jacrev`` of the
@@ -421,16 +504,24 @@ class TorchCellModel:
         layer = check_positive_int(layer, "layer", minimum=0)
         direction = check_positive_int(direction, "direction", minimum=0)
         if layer >= self.num_layers:
-            raise ValueError(f"layer must be < num_layers={self.num_layers}, got {layer}")
+            raise ValueError(
+                f"layer must be < num_layers={self.num_layers}, got {layer}"
+            )
         if direction >= self.num_directions:
-            raise ValueError(f"direction must be < {self.num_directions}, got {direction}")
+            raise ValueError(
+                f"direction must be < {self.num_directions}, got {direction}"
+            )
         torch = _torch()
         ld = layer * self.num_directions + direction
         states = torch.from_numpy(result.states[ld][:-1])
         inp = torch.from_numpy(result.inputs[ld])
         T, B, S = states.shape
         with torch.random.fork_rng(devices=[]):
-            J = _row_jacobians(self._cells[layer][direction], inp.reshape(T * B, -1), states.reshape(T * B, S))
+            J = _row_jacobians(
+                self._cells[layer][direction],
+                inp.reshape(T * B, -1),
+                states.reshape(T * B, S),
+            )
         J = J.reshape(T, B, S, S).numpy()
         if direction == 1:
             J = J[::-1]
@@ -440,8 +531,10 @@ class TorchCellModel:
     def _joint_step(self) -> tuple[Callable, int]:
         """(f, S_joint): s' = f(x, s) on the concatenated flattened states of all layers."""
         if self.bidirectional:
-            raise NotImplementedError("the flow and Lyapunov functions need a unidirectional model (a bidirectional "
-                                      "model has no single state that evolves forward in time)")
+            raise NotImplementedError(
+                "the flow and Lyapunov functions need a unidirectional model (a bidirectional "
+                "model has no single state that evolves forward in time)"
+            )
         cells = [layer[0] for layer in self._cells]
         if len(cells) == 1:
             return cells[0], cells[0].S
@@ -479,7 +572,9 @@ def _row_jacobians(step: Callable, x, s):
             for i in range(S):
                 e = torch.zeros_like(out)
                 e[:, i] = 1.0
-                (g,) = torch.autograd.grad(out, st, e, retain_graph=True, allow_unused=True)
+                (g,) = torch.autograd.grad(
+                    out, st, e, retain_graph=True, allow_unused=True
+                )
                 rows.append(torch.zeros_like(st) if g is None else g)
             J = torch.stack(rows)
     return J.permute(1, 0, 2).detach()
@@ -491,18 +586,24 @@ def _size_of(cell: Any, attr: str, given: int | None) -> int:
         return check_positive_int(given, attr)
     value = getattr(cell, attr, None)
     if value is None:
-        raise ValueError(f"{attr} must be given for cell {type(cell).__name__} (it has no {attr} attribute)")
+        raise ValueError(
+            f"{attr} must be given for cell {type(cell).__name__} (it has no {attr} attribute)"
+        )
     return check_positive_int(value, f"cell.{attr}")
 
 
 def _check_cell(cell: Any, name: str) -> None:
     torch = _torch()
     if isinstance(cell, torch.nn.RNNBase):
-        raise TypeError(f"{name} must be a cell (one step), got the sequence module {type(cell).__name__}: "
-                        "use gradtheory.from_torch for nn.RNN/LSTM/GRU")
+        raise TypeError(
+            f"{name} must be a cell (one step), got the sequence module {type(cell).__name__}: "
+            "use gradtheory.from_torch for nn.RNN/LSTM/GRU"
+        )
     if not (isinstance(cell, torch.nn.Module) or callable(cell)):
-        raise TypeError(f"{name} must be a torch.nn.Module or a callable forward(x_t, state) -> next state, "
-                        f"got {type(cell).__name__}")
+        raise TypeError(
+            f"{name} must be a torch.nn.Module or a callable forward(x_t, state) -> next state, "
+            f"got {type(cell).__name__}"
+        )
 
 
 def from_torch_cell(
@@ -554,9 +655,15 @@ def from_torch_cell(
     D = 2 if bidirectional else 1
     if isinstance(cell, (list, tuple)):
         if len(cell) == 0:
-            raise ValueError("cell must be a cell or a non-empty sequence of cells, got an empty sequence")
-        if num_layers is not None and check_positive_int(num_layers, "num_layers") != len(cell):
-            raise ValueError(f"num_layers={num_layers} must equal the number of cells given ({len(cell)})")
+            raise ValueError(
+                "cell must be a cell or a non-empty sequence of cells, got an empty sequence"
+            )
+        if num_layers is not None and check_positive_int(
+            num_layers, "num_layers"
+        ) != len(cell):
+            raise ValueError(
+                f"num_layers={num_layers} must equal the number of cells given ({len(cell)})"
+            )
         layers = list(cell)
     else:
         n = 1 if num_layers is None else check_positive_int(num_layers, "num_layers")
@@ -565,27 +672,45 @@ def from_torch_cell(
     for i, entry in enumerate(layers):
         pair = isinstance(entry, (list, tuple))
         if pair and not (bidirectional and len(entry) == 2):
-            raise ValueError(f"cell[{i}] is a sequence of {len(entry)}: a (forward, reverse) pair is only "
-                             "allowed with bidirectional=True")
+            raise ValueError(
+                f"cell[{i}] is a sequence of {len(entry)}: a (forward, reverse) pair is only "
+                "allowed with bidirectional=True"
+            )
         dirs = list(entry) if pair else [entry] * D
         for d, c in enumerate(dirs):
-            _check_cell(c, f"cell[{i}]" + (f"[{d}]" if pair else "") if len(layers) > 1 or pair else "cell")
+            _check_cell(
+                c,
+                f"cell[{i}]" + (f"[{d}]" if pair else "")
+                if len(layers) > 1 or pair
+                else "cell",
+            )
         per_position.append(dirs)
     first = per_position[0][0]
     I = _size_of(first, "input_size", input_size)
     H = _size_of(first, "hidden_size", hidden_size)
     if state_sizes is None:
-        sizes: tuple[int, ...] = (H, H) if isinstance(first, torch.nn.LSTMCell) else (H,)
+        sizes: tuple[int, ...] = (
+            (H, H) if isinstance(first, torch.nn.LSTMCell) else (H,)
+        )
         tuple_state = isinstance(first, torch.nn.LSTMCell)
-    elif isinstance(state_sizes, (int, np.integer)) and not isinstance(state_sizes, bool):
+    elif isinstance(state_sizes, (int, np.integer)) and not isinstance(
+        state_sizes, bool
+    ):
         sizes, tuple_state = (check_positive_int(state_sizes, "state_sizes"),), False
     elif isinstance(state_sizes, (list, tuple)) and len(state_sizes) > 0:
-        sizes = tuple(check_positive_int(v, f"state_sizes[{k}]") for k, v in enumerate(state_sizes))
+        sizes = tuple(
+            check_positive_int(v, f"state_sizes[{k}]")
+            for k, v in enumerate(state_sizes)
+        )
         tuple_state = True
     else:
-        raise TypeError(f"state_sizes must be an int or a non-empty sequence of ints, got {state_sizes!r}")
+        raise TypeError(
+            f"state_sizes must be an int or a non-empty sequence of ints, got {state_sizes!r}"
+        )
     if sizes[0] != H:
-        raise ValueError(f"state_sizes[0] (the size of h) must equal hidden_size={H}, got {sizes[0]}")
+        raise ValueError(
+            f"state_sizes[0] (the size of h) must equal hidden_size={H}, got {sizes[0]}"
+        )
     wrapped: dict[int, _FlatCell] = {}
     names: dict[int, str] = {}
     distinct = len({id(c) for dirs in per_position for c in dirs}) > 1
@@ -596,13 +721,21 @@ def from_torch_cell(
             row = []
             for d, c in enumerate(dirs):
                 if id(c) not in wrapped:
-                    where = type(c).__name__ + (f" (layer {layer}" + (", reverse)" if d else ")") if distinct else "")
+                    where = type(c).__name__ + (
+                        f" (layer {layer}" + (", reverse)" if d else ")")
+                        if distinct
+                        else ""
+                    )
                     flat = _FlatCell(c, sizes, tuple_state, where)
                     _probe(flat, n_in, H)
                     wrapped[id(c)] = flat
-                    names[id(flat)] = (f"_l{layer}" + ("_reverse" if d else "")) if distinct else ""
+                    names[id(flat)] = (
+                        (f"_l{layer}" + ("_reverse" if d else "")) if distinct else ""
+                    )
                 elif layer > 0 and n_in != I:
-                    _probe(wrapped[id(c)], n_in, H)  # a shared cell must also accept the stacked input width
+                    _probe(
+                        wrapped[id(c)], n_in, H
+                    )  # a shared cell must also accept the stacked input width
                 row.append(wrapped[id(c)])
             cells.append(row)
     return TorchCellModel(cells, I, H, sizes, tuple_state, bidirectional, names)
@@ -621,8 +754,10 @@ def _sequence(model: TorchCellModel, x: Any):
         x = x.detach().cpu().numpy()
     x = as_float_array(x, "x", copy=False)
     if x.ndim != 2 or x.shape[1] != model.input_size or x.shape[0] == 0:
-        raise ValueError(f"x must be one unbatched sequence of shape (T, {model.input_size}) with T >= 1, got shape {x.shape}"
-                         + (" (batched input: call once per sequence)" if x.ndim == 3 else ""))
+        raise ValueError(
+            f"x must be one unbatched sequence of shape (T, {model.input_size}) with T >= 1, got shape {x.shape}"
+            + (" (batched input: call once per sequence)" if x.ndim == 3 else "")
+        )
     return torch.from_numpy(np.ascontiguousarray(x)).unsqueeze(1)  # (T, 1, I)
 
 
@@ -689,7 +824,9 @@ def _params_frozen(model: TorchCellModel):
     return ctx()
 
 
-def torch_cell_gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np.ndarray:
+def torch_cell_gradient_flow(
+    model: Any, x: Any, readout: Any = None, h0: Any = None
+) -> np.ndarray:
     r"""``ln||dL/ds_k||`` for k = 0..T, :math:`L = \langle r, h_T\rangle`, for a torch cell model.
 
     Same contract as :func:`gradtheory.gradient_flow` (entry T is ``ln||r||``; -inf for an
@@ -757,7 +894,9 @@ def _flow_forward(step, xs, s, keep: bool) -> list:
                 for t in range(t0, min(t0 + _CHUNK, T)):
                     s = step(xs[t], s)
         if not bool(torch.isfinite(s).all()):
-            raise FloatingPointError(f"the forward pass overflowed before step t={min(t0 + _CHUNK, T)} (state not finite)")
+            raise FloatingPointError(
+                f"the forward pass overflowed before step t={min(t0 + _CHUNK, T)} (state not finite)"
+            )
     return chunks
 
 
@@ -769,8 +908,12 @@ def _flow_chunk(states, v, t0: int, log_scale: _Sum, out: np.ndarray):
     """
     torch = _torch()
     K = len(states) - 1
-    grads = torch.autograd.grad(states[-1], states[:-1], v, retain_graph=True, allow_unused=True)
-    G = torch.stack([torch.zeros_like(v) if g is None else g for g in grads]).reshape(K, -1)
+    grads = torch.autograd.grad(
+        states[-1], states[:-1], v, retain_graph=True, allow_unused=True
+    )
+    G = torch.stack([torch.zeros_like(v) if g is None else g for g in grads]).reshape(
+        K, -1
+    )
     norms = torch.linalg.vector_norm(G, dim=1).numpy()
     if np.all((norms >= _CHUNK_LO) & (norms <= _CHUNK_HI)):
         base = log_scale.value
@@ -778,12 +921,16 @@ def _flow_chunk(states, v, t0: int, log_scale: _Sum, out: np.ndarray):
         log_scale.add(math.log(norms[0]))
         return G[0].reshape(v.shape) / norms[0]
     for j in range(K - 1, -1, -1):  # one step at a time, renormalising after each
-        (g,) = torch.autograd.grad(states[j + 1], states[j], v, retain_graph=True, allow_unused=True)
+        (g,) = torch.autograd.grad(
+            states[j + 1], states[j], v, retain_graph=True, allow_unused=True
+        )
         nrm = 0.0 if g is None else float(_safe_norm(g))
         if nrm == 0.0:
             return None
         if not math.isfinite(nrm):
-            raise FloatingPointError(f"one backward step overflowed at t={t0 + j + 1} (||J_t|| too large for float64)")
+            raise FloatingPointError(
+                f"one backward step overflowed at t={t0 + j + 1} (||J_t|| too large for float64)"
+            )
         log_scale.add(math.log(nrm))
         out[t0 + j] = log_scale.value
         v = g / nrm
@@ -814,14 +961,18 @@ def _jacobian_blocks(model: TorchCellModel, x: Any, h0: Any):
                     states.append(step(xs[t], states[-1]))
             s = states[-1]
             if not bool(torch.isfinite(s).all()):
-                raise FloatingPointError(f"the forward pass overflowed before step t={t1} (state not finite)")
+                raise FloatingPointError(
+                    f"the forward pass overflowed before step t={t1} (state not finite)"
+                )
             prev = torch.cat(states[:-1])  # (K, S): rows are the states each step reads
             yield _row_jacobians(step, xs[t0:t1, 0], prev).numpy()
 
 
 def _start_vector(S: int, v0: Any) -> np.ndarray:
     if v0 is None:
-        v = np.random.default_rng(0).standard_normal(S)  # the numpy models' default (same draw)
+        v = np.random.default_rng(0).standard_normal(
+            S
+        )  # the numpy models' default (same draw)
     else:
         v = as_float_array(v0, "v0", shape=(S,))
     nrm = float(np.linalg.norm(v))
@@ -830,8 +981,14 @@ def _start_vector(S: int, v0: Any) -> np.ndarray:
     return v / nrm
 
 
-def torch_cell_lyapunov_exponent(model: Any, x: Any, h0: Any = None, *, reorthonormalize_every: int = 1,
-                                 v0: Any = None) -> float:
+def torch_cell_lyapunov_exponent(
+    model: Any,
+    x: Any,
+    h0: Any = None,
+    *,
+    reorthonormalize_every: int = 1,
+    v0: Any = None,
+) -> float:
     r""":math:`\frac1T\ln\|J_T\cdots J_1 v_0\|` for a torch cell model (see :func:`gradtheory.lyapunov_exponent`).
 
     The Jacobians come from ``torch.func.jacrev`` of the step (blocks of ``_JAC_BLOCK`` steps at
@@ -856,8 +1013,14 @@ def torch_cell_lyapunov_exponent(model: Any, x: Any, h0: Any = None, *, reorthon
     return total.value / T
 
 
-def torch_cell_lyapunov_spectrum(model: Any, x: Any, k: int | None = None, h0: Any = None, *,
-                                 reorthonormalize_every: int = 1) -> np.ndarray:
+def torch_cell_lyapunov_spectrum(
+    model: Any,
+    x: Any,
+    k: int | None = None,
+    h0: Any = None,
+    *,
+    reorthonormalize_every: int = 1,
+) -> np.ndarray:
     r"""The k largest finite-T Lyapunov exponents by the QR method, shape (k,), for a torch cell model.
 
     As :func:`gradtheory.lyapunov_spectrum`: the basis starts as the first k columns of the
@@ -890,21 +1053,54 @@ def torch_cell_lyapunov_spectrum(model: Any, x: Any, k: int | None = None, h0: A
     return out
 
 
-def torch_cell_check_stability(model: Any, x: Any, *, readout: Any = None, neutral_band: float = 1e-2):
+def torch_cell_check_stability(
+    model: Any, x: Any, *, readout: Any = None, neutral_band: float = 1e-2
+):
     """:func:`gradtheory.check_stability` for a torch cell model: regime, measured rate and Lyapunov
     exponent (no envelope: that theorem is for the Elman cell; those fields are None)."""
     from ..check import StabilityReport
 
-    if not (isinstance(neutral_band, (int, float)) and not isinstance(neutral_band, bool) and neutral_band >= 0):
+    if not (
+        isinstance(neutral_band, (int, float))
+        and not isinstance(neutral_band, bool)
+        and neutral_band >= 0
+    ):
         raise ValueError(f"neutral_band must be a float >= 0, got {neutral_band!r}")
     model = _as_cell_model(model)
     flow = torch_cell_gradient_flow(model, x, readout=readout)
     T = flow.shape[0] - 1
     s = T - np.arange(T + 1)
     finite = np.isfinite(flow)
-    rate = float(np.polyfit(s[finite], flow[finite], 1)[0]) if finite.sum() >= 2 else -math.inf
+    rate = (
+        float(np.polyfit(s[finite], flow[finite], 1)[0])
+        if finite.sum() >= 2
+        else -math.inf
+    )
     lyap = float(torch_cell_lyapunov_exponent(model, x))
-    regime = "vanishing" if lyap < -neutral_band else "exploding" if lyap > neutral_band else "neutral"
-    kind = "TorchCell(" + "/".join(sorted({type(c.fn).__name__ for layer in model._cells for c in layer})) + ")"
-    return StabilityReport(regime=regime, rate=rate, lyapunov=lyap, kind=kind, gamma=None, spectral_norm=None,
-                           bound_rate=None, distance=None, envelope_ok=None, flow=flow, envelope=None)
+    regime = (
+        "vanishing"
+        if lyap < -neutral_band
+        else "exploding"
+        if lyap > neutral_band
+        else "neutral"
+    )
+    kind = (
+        "TorchCell("
+        + "/".join(
+            sorted({type(c.fn).__name__ for layer in model._cells for c in layer})
+        )
+        + ")"
+    )
+    return StabilityReport(
+        regime=regime,
+        rate=rate,
+        lyapunov=lyap,
+        kind=kind,
+        gamma=None,
+        spectral_norm=None,
+        bound_rate=None,
+        distance=None,
+        envelope_ok=None,
+        flow=flow,
+        envelope=None,
+    )
