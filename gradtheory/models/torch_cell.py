@@ -158,7 +158,7 @@ def _probe(flat: _FlatCell, input_size: int, hidden_size: int) -> None:
         except Exception as exc:
             raise ValueError(
                 f"cell {flat.where} failed on x_t of shape (2, {input_size}) and a state of "
-                f"{_describe(flat.unpack(s))}: {type(exc).__name__}: {exc} (check input_size, hidden_size, state_sizes)"
+                f"{_describe(flat.unpack(s))}: {type(exc).__name__}: {exc} (check input_size, hidden_size, state_sizes; a plain function must compute in float64)"
             ) from exc
         if flat.tuple_state:
             ok = (
@@ -470,7 +470,7 @@ class TorchCellModel:
         step_grads = [zero if g is None else g for g in grads[2 : 2 + len(steps)]]
         d_states = torch.stack(step_grads).reshape(LD, T, x.shape[1], S).numpy()
         for ld in range(LD):
-            if ld % 2 == 1:
+            if ld % self.num_directions == 1:  # reverse direction: reading order -> sequence positions
                 d_states[ld] = d_states[ld][::-1]
         dx = grads[0].numpy() if grads[0] is not None else np.zeros(x.shape)
         d0 = grads[1].numpy() if grads[1] is not None else np.zeros(s0.shape)
