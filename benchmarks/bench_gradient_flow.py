@@ -125,7 +125,7 @@ def torch_cell_row(n: int, T: int, repeats: int) -> None:
         for name, fn in runs.items():
             _, _, cpu = timed(fn)
             best[name] = min(best[name], cpu)
-    _, wall_c, cpu_c = timed(gt.from_torch_cell, cell32)
+    _, _, cpu_c = timed(gt.from_torch_cell, cell32)
     flow = torch_cell_gradient_flow(model, x)
     ours = best["gradient_flow(from_torch_cell(GRUCell))"]
     print(f"\n[4] torch cell GRUCell({n}, {n}) at T = {T}, 1 thread, min CPU s of {repeats} interleaved runs"

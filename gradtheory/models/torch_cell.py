@@ -470,7 +470,9 @@ class TorchCellModel:
         step_grads = [zero if g is None else g for g in grads[2 : 2 + len(steps)]]
         d_states = torch.stack(step_grads).reshape(LD, T, x.shape[1], S).numpy()
         for ld in range(LD):
-            if ld % self.num_directions == 1:  # reverse direction: reading order -> sequence positions
+            if (
+                ld % self.num_directions == 1
+            ):  # reverse direction: reading order -> sequence positions
                 d_states[ld] = d_states[ld][::-1]
         dx = grads[0].numpy() if grads[0] is not None else np.zeros(x.shape)
         d0 = grads[1].numpy() if grads[1] is not None else np.zeros(s0.shape)
