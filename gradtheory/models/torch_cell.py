@@ -596,6 +596,8 @@ def _size_of(cell: Any, attr: str, given: int | None) -> int:
 
 def _check_cell(cell: Any, name: str) -> None:
     torch = _torch()
+    if isinstance(cell, TorchCellModel):
+        raise TypeError(f"{name} must be a cell, got a TorchCellModel (it is already wrapped: use it directly)")
     if isinstance(cell, torch.nn.RNNBase):
         raise TypeError(
             f"{name} must be a cell (one step), got the sequence module {type(cell).__name__}: "

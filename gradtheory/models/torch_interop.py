@@ -24,8 +24,8 @@ def from_torch(module: Any) -> RecurrentModel:
 
     if not isinstance(module, torch.nn.RNNBase):
         raise TypeError(
-            f"module must be a torch.nn.RNN, LSTM or GRU instance (or subclass), got {type(module).__name__}"
-            " (for a cell stepping one x_t at a time use gradtheory.from_torch_cell)"
+            f"module must be a torch.nn.RNN, LSTM or GRU instance, got {type(module).__name__}"
+            " (subclasses are accepted; for a cell stepping one x_t at a time use gradtheory.from_torch_cell)"
         )
     mode = module.mode
     if getattr(module, "proj_size", 0):
