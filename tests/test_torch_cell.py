@@ -553,3 +553,18 @@ def test_plot_model_factory_writes_the_flow(tmp_path):
     )
     png = (out / "model_flow.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_jacobians_without_torch_func_equal_jacrev(monkeypatch):
+    """Cells torch.func cannot transform fall back to S plain autograd passes: the same Jacobians
+    (each entry is the same vector-Jacobian product, evaluated by the same autograd kernels)."""
+    torch.manual_seed(0)
+    model = gt.from_torch_cell(MinimalGatedCell(3, 5), input_size=3, hidden_size=5)
+    res = model.forward(_x(20, 3))
+    J = model.jacobians(res)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("torch.func cannot transform this cell")
+
+    monkeypatch.setattr(torch.func, "jacrev", refuse)
+    assert np.max(np.abs(model.jacobians(res) - J)) <= 8 * 8 * U * (1 + np.abs(J).max())
