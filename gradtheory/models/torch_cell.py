@@ -111,7 +111,14 @@ class _FlatCell:
         torch = _torch()
         self.where = where
         if isinstance(cell, torch.nn.Module):
-            self.module = copy.deepcopy(cell).to(torch.float64).eval()
+            try:
+                self.module = (
+                    copy.deepcopy(cell).to(device="cpu", dtype=torch.float64).eval()
+                )
+            except Exception as exc:
+                raise TypeError(
+                    f"cell {where} could not be copied to float64 (copy.deepcopy, .to): {exc}"
+                ) from exc
             self.fn: Callable = self.module
         else:
             self.module = None
@@ -420,6 +427,25 @@ class TorchCellModel:
         (names of :meth:`named_parameters`), ``x``, ``h0``/``c0`` (c0: the state entries after h),
         ``dh``/``dc`` (num_layers*D, T, B, ·) time-major, the derivative with respect to the state
         after reading ``x_t`` with the other state entries held fixed (LSTM: dc at fixed h).
+
+        Parameters
+        ----------
+        result : CellForwardResult
+            This model's forward result.
+        d_output : array
+            Same shape as ``result.output``.
+        d_h_n, d_c_n : array, optional
+            Same shapes as ``result.h_n`` and ``result.c_n`` (zeros if None).
+
+        Returns
+        -------
+        gradtheory.Gradients
+
+        Raises
+        ------
+        TypeError, ValueError
+            A result of another kind, arrays of the wrong shape, ``d_c_n`` for a cell whose state
+            is h alone.
         """
         torch = _torch()
         if not isinstance(result, CellForwardResult):
@@ -502,6 +528,21 @@ class TorchCellModel:
         step with respect to the flattened state. Indices follow sequence positions as in
         :meth:`gradtheory.RecurrentModel.jacobians` (reverse direction: ``J[t]`` is the
         derivative of the state at position t with respect to the one at t + 1).
+
+        Parameters
+        ----------
+        result : CellForwardResult
+        layer, direction : int
+            Which layer (0-based) and direction (0 forward, 1 reverse).
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        ValueError
+            ``layer`` or ``direction`` out of range.
         """
         layer = check_positive_int(layer, "layer", minimum=0)
         direction = check_positive_int(direction, "direction", minimum=0)
@@ -597,7 +638,9 @@ def _size_of(cell: Any, attr: str, given: int | None) -> int:
 def _check_cell(cell: Any, name: str) -> None:
     torch = _torch()
     if isinstance(cell, TorchCellModel):
-        raise TypeError(f"{name} must be a cell, got a TorchCellModel (it is already wrapped: use it directly)")
+        raise TypeError(
+            f"{name} must be a cell, got a TorchCellModel (it is already wrapped: use it directly)"
+        )
     if isinstance(cell, torch.nn.RNNBase):
         raise TypeError(
             f"{name} must be a cell (one step), got the sequence module {type(cell).__name__}: "
