@@ -568,3 +568,33 @@ def test_jacobians_without_torch_func_equal_jacrev(monkeypatch):
 
     monkeypatch.setattr(torch.func, "jacrev", refuse)
     assert np.max(np.abs(model.jacobians(res) - J)) <= 8 * 8 * U * (1 + np.abs(J).max())
+
+
+def test_one_cell_with_num_layers_shares_its_weights():
+    """num_layers=2 with one cell is a stacked nn.GRU whose two layers both hold that cell's
+    weights; the shared cell's parameter gradient is the sum of the two layers' gradients."""
+    H, T, B = 5, 10, 2
+    torch.manual_seed(1)
+    cell = torch.nn.GRUCell(H, H)
+    gru = torch.nn.GRU(H, H, num_layers=2)
+    with torch.no_grad():
+        for layer in range(2):
+            for n, p in cell.named_parameters():
+                getattr(gru, f"{n}_l{layer}").copy_(p)
+    model, twin = gt.from_torch_cell(cell, num_layers=2), gt.from_torch(gru)
+    x = np.random.default_rng(0).standard_normal((T, B, H))
+    res, ref = model.forward(x), twin.forward(x)
+    tol = 8 * T * 2 * H * U
+    assert np.max(np.abs(res.output - ref.output)) <= tol
+    d = np.random.default_rng(1).standard_normal(res.output.shape)
+    g, gr = model.backward(res, d), twin.backward(ref, d)
+    assert sorted(g.params) == ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]
+    for n, value in g.params.items():
+        expected = gr.params[n + "_l0"] + gr.params[n + "_l1"]
+        assert np.max(np.abs(value - expected)) <= B * tol * (
+            1 + np.abs(expected).max()
+        ), n
+    with pytest.raises(ValueError, match=r"failed on x_t of shape \(2, 5\)"):
+        gt.from_torch_cell(
+            torch.nn.GRUCell(3, 5), num_layers=2
+        )  # layer 1 reads width 5, not 3

@@ -699,6 +699,20 @@ def from_torch_cell(
     """
     torch = _torch()
     bidirectional = check_bool(bidirectional, "bidirectional")
+    per_position = _cells_by_position(cell, num_layers, bidirectional)
+    first = per_position[0][0]
+    I = _size_of(first, "input_size", input_size)
+    H = _size_of(first, "hidden_size", hidden_size)
+    sizes, tuple_state = _state_layout(first, H, state_sizes)
+    with torch.random.fork_rng(devices=[]):
+        cells, names = _wrap(per_position, I, H, sizes, tuple_state)
+    return TorchCellModel(cells, I, H, sizes, tuple_state, bidirectional, names)
+
+
+def _cells_by_position(
+    cell: Any, num_layers: int | None, bidirectional: bool
+) -> list[list[Any]]:
+    """The user's cells laid out [layer][direction] (the same object where one is shared)."""
     D = 2 if bidirectional else 1
     if isinstance(cell, (list, tuple)):
         if len(cell) == 0:
@@ -725,21 +739,22 @@ def from_torch_cell(
             )
         dirs = list(entry) if pair else [entry] * D
         for d, c in enumerate(dirs):
-            _check_cell(
-                c,
-                f"cell[{i}]" + (f"[{d}]" if pair else "")
-                if len(layers) > 1 or pair
-                else "cell",
+            name = (
+                "cell"
+                if len(layers) == 1 and not pair
+                else f"cell[{i}]" + (f"[{d}]" if pair else "")
             )
+            _check_cell(c, name)
         per_position.append(dirs)
-    first = per_position[0][0]
-    I = _size_of(first, "input_size", input_size)
-    H = _size_of(first, "hidden_size", hidden_size)
+    return per_position
+
+
+def _state_layout(first: Any, H: int, state_sizes: Any) -> tuple[tuple[int, ...], bool]:
+    """(sizes of the state's entries, whether the state is a tuple) from state_sizes or the cell type."""
+    torch = _torch()
     if state_sizes is None:
-        sizes: tuple[int, ...] = (
-            (H, H) if isinstance(first, torch.nn.LSTMCell) else (H,)
-        )
-        tuple_state = isinstance(first, torch.nn.LSTMCell)
+        is_lstm = isinstance(first, torch.nn.LSTMCell)
+        sizes, tuple_state = ((H, H) if is_lstm else (H,)), is_lstm
     elif isinstance(state_sizes, (int, np.integer)) and not isinstance(
         state_sizes, bool
     ):
@@ -758,34 +773,38 @@ def from_torch_cell(
         raise ValueError(
             f"state_sizes[0] (the size of h) must equal hidden_size={H}, got {sizes[0]}"
         )
+    return sizes, tuple_state
+
+
+def _wrap(per_position, I: int, H: int, sizes: tuple[int, ...], tuple_state: bool):
+    """Float64 copies of the distinct cells, each probed at its input width; parameter-name suffixes."""
+    D = len(per_position[0])
     wrapped: dict[int, _FlatCell] = {}
     names: dict[int, str] = {}
     distinct = len({id(c) for dirs in per_position for c in dirs}) > 1
     cells = []
-    with torch.random.fork_rng(devices=[]):
-        for layer, dirs in enumerate(per_position):
-            n_in = I if layer == 0 else D * H
-            row = []
-            for d, c in enumerate(dirs):
-                if id(c) not in wrapped:
-                    where = type(c).__name__ + (
-                        f" (layer {layer}" + (", reverse)" if d else ")")
-                        if distinct
-                        else ""
-                    )
-                    flat = _FlatCell(c, sizes, tuple_state, where)
-                    _probe(flat, n_in, H)
-                    wrapped[id(c)] = flat
-                    names[id(flat)] = (
-                        (f"_l{layer}" + ("_reverse" if d else "")) if distinct else ""
-                    )
-                elif layer > 0 and n_in != I:
-                    _probe(
-                        wrapped[id(c)], n_in, H
-                    )  # a shared cell must also accept the stacked input width
-                row.append(wrapped[id(c)])
-            cells.append(row)
-    return TorchCellModel(cells, I, H, sizes, tuple_state, bidirectional, names)
+    for layer, dirs in enumerate(per_position):
+        n_in = I if layer == 0 else D * H
+        row = []
+        for d, c in enumerate(dirs):
+            position = f"_l{layer}" + ("_reverse" if d else "")
+            if id(c) not in wrapped:
+                where = type(c).__name__ + (
+                    f" (layer {layer}" + (", reverse)" if d else ")")
+                    if distinct
+                    else ""
+                )
+                flat = _FlatCell(c, sizes, tuple_state, where)
+                _probe(flat, n_in, H)
+                wrapped[id(c)] = flat
+                names[id(flat)] = position if distinct else ""
+            elif layer > 0 and n_in != I:
+                _probe(
+                    wrapped[id(c)], n_in, H
+                )  # a shared cell must also accept the stacked input width
+            row.append(wrapped[id(c)])
+        cells.append(row)
+    return cells, names
 
 
 # -- measurements -------------------------------------------------------------------------------
