@@ -16,7 +16,11 @@ share the 2 cores):
    and an unrolled per-step loop with retain_grad (gives every dL/dh_k), seconds per step and the
    extrapolation to 10^6 steps (labelled as an extrapolation), ratios to gradient_flow; then the
    per-step norms under strong contraction (||W_hh||_2 = 0.5): torch's underflow to exact zeros
-   against gradient_flow's finite values.
+   against gradient_flow's finite values;
+4. a torch cell (gradtheory.from_torch_cell(nn.GRUCell(H, H))) at --torch-steps: gradient_flow
+   (chunked autograd, log renormalisation) against torch's own forward + backward of the same
+   cell unrolled over the same T, min of --repeats runs each, interleaved, and the ratio
+   (target <= 1.5). ``--torch-cell-only`` runs this section alone.
 """
 
 from __future__ import annotations
@@ -126,6 +130,60 @@ def gated_rows(n: int, T_fast: int, T_generic: int, repeats: int, long: bool) ->
                   f" ln||dL/ds_0|| = {flow[0]:.6g}")
 
 
+def torch_cell_row(n: int, T: int, repeats: int) -> None:
+    """Section 5: gradient_flow of from_torch_cell(nn.GRUCell(n, n)) vs torch's own unrolled loop."""
+    import torch
+
+    from gradtheory.models.torch_cell import torch_cell_gradient_flow
+
+    torch.manual_seed(0)
+    cell32 = torch.nn.GRUCell(n, n)
+    cell64 = torch.nn.GRUCell(n, n).double()
+    cell64.load_state_dict(cell32.state_dict())
+    x = np.random.default_rng(3).standard_normal((T, n))
+    model = gt.from_torch_cell(cell32)
+
+    def own(cell, dtype, params_grad: bool):
+        """torch's own: h = cell(x_t, h) for t < T, then backward of L = h_T[0]."""
+        xt = torch.from_numpy(x).to(dtype).unsqueeze(1)
+        h0 = torch.zeros(1, n, dtype=dtype, requires_grad=True)
+        for p in cell.parameters():
+            p.requires_grad_(params_grad)
+        h = h0
+        for t in range(T):
+            h = cell(xt[t], h)
+        if params_grad:
+            h[0, 0].backward()
+        else:
+            torch.autograd.grad(h[0, 0], h0)
+        for p in cell.parameters():
+            p.requires_grad_(True)
+            p.grad = None
+        return h0
+
+    runs = {
+        "gradient_flow(from_torch_cell(GRUCell))": lambda: torch_cell_gradient_flow(model, x),
+        "torch float64: loop + L.backward() (param grads too)": lambda: own(cell64, torch.float64, True),
+        "torch float64: loop + autograd.grad(L, h_0) only": lambda: own(cell64, torch.float64, False),
+        "torch float32 (the user's cell): loop + L.backward()": lambda: own(cell32, torch.float32, True),
+    }
+    best = {k: math.inf for k in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            _, _, cpu = timed(fn)
+            best[name] = min(best[name], cpu)
+    _, _, cpu_c = timed(gt.from_torch_cell, cell32)
+    flow = torch_cell_gradient_flow(model, x)
+    ours = best["gradient_flow(from_torch_cell(GRUCell))"]
+    print(f"\n[5] torch cell GRUCell({n}, {n}) at T = {T}, 1 thread, min CPU s of {repeats} interleaved runs"
+          f"  (load average {os.getloadavg()[0]:.1f})")
+    for name, cpu in best.items():
+        print(f"    {name:55s}: {cpu:.3f} s = {cpu / T * 1e6:6.1f} us/step   ours / this = {ours / cpu:.2f}")
+    print(f"    from_torch_cell construction (deep copy, float64, probe): {cpu_c * 1e3:.1f} ms CPU")
+    print(f"    all {T + 1} entries finite: {bool(np.all(np.isfinite(flow)))}; ln||dL/ds_0|| = {flow[0]:.6g}"
+          f" (||.|| = 10^{flow[0] / math.log(10):.6g}: plain float64 autograd gives exactly 0 here)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10**6)
@@ -136,11 +194,15 @@ def main() -> None:
     parser.add_argument("--gated-long", action="store_true", help="also time LSTM/GRU at T = 10^6 (one run each)")
     parser.add_argument("--only-gated", action="store_true", help="run section 4 only")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--torch-cell-only", action="store_true", help="run section 5 (torch cell) only")
     args = parser.parse_args()
     T, n, Tt = args.steps, args.hidden, args.torch_steps
     import torch
 
     torch.set_num_threads(1)
+    if args.torch_cell_only:
+        torch_cell_row(n, Tt, args.repeats)
+        return
     print(f"numpy {np.__version__}, torch {torch.__version__}, T = {T}, H = {n}")
     if args.only_gated:
         gated_rows(n, args.gated_steps, args.generic_steps, args.repeats, args.gated_long)
@@ -206,6 +268,7 @@ def main() -> None:
           f" (||.|| = 10^{ref_c[0] / math.log(10):.6g})")
 
     gated_rows(n, args.gated_steps, args.generic_steps, args.repeats, args.gated_long)
+    torch_cell_row(n, Tt, args.repeats)
 
 
 if __name__ == "__main__":

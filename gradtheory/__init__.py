@@ -19,11 +19,14 @@ from .models import (  # first: the models package loads the cell registry
     LSTM,
     RNN,
     Activation,
+    CellForwardResult,
     ForwardResult,
     Gradients,
     HighwayRNN,
     RecurrentModel,
     ResidualRNN,
+    TorchCellModel,
+    from_torch_cell,
     get_activation,
 )
 from . import cells
@@ -64,6 +67,9 @@ __all__ = [
     "Gradients",
     "from_torch",
     "to_torch",
+    "from_torch_cell",
+    "TorchCellModel",
+    "CellForwardResult",
     # bounds and gradient flow
     "spectral_norm",
     "spectral_radius",

@@ -10,6 +10,12 @@ Writes two PNG files into ``--out`` (default ``./plots``):
   :math:`\|W_{hh}\|_2` for tanh and sigmoid RNNs, with the bound :math:`\ln(\gamma\|W_{hh}\|_2)`
   and the thresholds :math:`1/\gamma` marked.
 
+With ``--model MODULE:FACTORY`` (``MODULE`` a module name or a ``.py`` path, as for
+``gradtheory check``) it writes ``model_flow.png`` instead: the gradient flow of the model the
+factory returns (a gradtheory model, a ``torch.nn.RNN/LSTM/GRU``, a torch cell or a
+:func:`gradtheory.from_torch_cell` model; or a pair ``(model, x)`` with one sequence ``x``,
+else ``x ~ N(0, 1)`` of ``--steps`` steps), with the line of slope its Lyapunov exponent.
+
 matplotlib's object API with the Agg canvas is used (no pyplot state, no display needed).
 matplotlib is an optional dependency (``pip install 'gradtheory[plot]'``); without it the command
 exits with status 2 and a message naming the extra.
@@ -36,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=1000, metavar="T", help="sequence length T (default: 1000)")
     parser.add_argument("--hidden", type=int, default=32, metavar="H", help="hidden size (default: 32)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default: 0)")
+    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                        help="plot the gradient flow of your own model or cell instead (factory returns it, or (it, x))")
 
 
 def _direction(n: int, seed: int) -> np.ndarray:
@@ -135,6 +143,36 @@ def plot_phase_diagram(path: Path, T: int, n: int, seed: int) -> None:
     fig.savefig(path)
 
 
+def plot_model_flow(path: Path, target: str, T: int, seed: int) -> None:
+    from ._check_cli import _load
+    from .models.torch_cell import is_torch_cell, torch_cell_gradient_flow, torch_cell_lyapunov_exponent
+
+    obj = _load(target)
+    model, x = obj if isinstance(obj, tuple) and len(obj) == 2 else (obj, None)
+    n_in = getattr(model, "input_size", None)
+    if x is None:
+        if not isinstance(n_in, int):
+            raise ValueError(f"--model {target}: the factory must return (model, x) for a model without input_size")
+        x = np.random.default_rng(seed).standard_normal((T, n_in))
+    if is_torch_cell(model):
+        flow, lam = torch_cell_gradient_flow(model, x), torch_cell_lyapunov_exponent(model, x)
+    else:
+        flow, lam = gradient_flow(model, x), lyapunov_exponent(model, x)
+    steps = flow.shape[0] - 1
+    dist = np.arange(steps + 1)[::-1]
+    fig = _figure(7, 4.4)
+    ax = fig.subplots(1, 1)
+    ax.plot(dist, flow, lw=1.6, label="measured")
+    ax.plot(dist, flow[-1] + lam * dist, "--", lw=1, label=rf"slope $\lambda_1 = {lam:.4g}$ (Lyapunov exponent)")
+    ax.set_xlabel(r"distance $T - k$ (steps back in time)")
+    ax.set_ylabel(r"$\ln\|\partial L/\partial s_k\|$,  $L = \langle e_0, h_T\rangle$")
+    ax.set_title(f"{target}: {type(model).__name__}, T = {steps}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         T = check_positive_int(args.steps, "--steps")
@@ -146,6 +184,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    if args.model is not None:
+        path = out / "model_flow.png"
+        plot_model_flow(path, args.model, T, args.seed)
+        print(f"wrote {path}")
+        return 0
     path = out / "gradient_flow.png"
     plot_gradient_flow(path, T, n, args.seed)
     written.append(path)

@@ -1007,6 +1007,10 @@ def check_stability(model_or_module: Any, x: Any, *, readout: Any = None, neutra
     from . import bounds
     from . import flow as _flow
     from .models import RNN
+    from .models.torch_cell import is_torch_cell, torch_cell_check_stability
+
+    if is_torch_cell(model_or_module):
+        return torch_cell_check_stability(model_or_module, x, readout=readout, neutral_band=neutral_band)
 
     if not (isinstance(neutral_band, (int, float)) and not isinstance(neutral_band, bool) and neutral_band >= 0):
         raise ValueError(f"neutral_band must be a float >= 0, got {neutral_band!r}")

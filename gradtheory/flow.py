@@ -32,6 +32,7 @@ import numpy as np
 from ._logspace import add as _add
 from ._logspace import norm as _norm
 from ._validation import as_float_array, check_positive_int
+from .models import torch_cell as _torch_cell
 from .models import (
     LayerParams,
     RecurrentModel,
@@ -53,13 +54,14 @@ def as_single_layer_model(model: Any, func: str) -> RecurrentModel:
     """``model`` as a single-layer unidirectional gradtheory model (a torch module is converted),
     or TypeError/NotImplementedError naming ``func``."""
     if not isinstance(model, RecurrentModel):
-        if type(model).__module__.startswith("torch"):
+        if _torch_cell.is_torch_rnn(model):
             from .models.torch_interop import from_torch
 
             model = from_torch(model)  # TypeError for torch objects that are not RNN/LSTM/GRU
         else:
             raise TypeError(
-                f"model must be a gradtheory RecurrentModel (any cell) or a torch.nn.RNN/LSTM/GRU, "
+                f"model must be a gradtheory RecurrentModel (any cell), a torch.nn.RNN/LSTM/GRU "
+                "or a torch cell (gradtheory.from_torch_cell), "
                 f"got {type(model).__name__}"
             )
     if model.num_layers != 1:
@@ -237,6 +239,8 @@ def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np
     OpenBLAS thread (restored afterwards); LSTM/GRU/residual/highway use the cells' own step code
     (~50-180 us/step at H = 64). A forward pass that overflows raises FloatingPointError.
     """
+    if _torch_cell.is_torch_cell(model):
+        return _torch_cell.torch_cell_gradient_flow(model, x, readout=readout, h0=h0)
     model, x, states0 = _prepare(model, x, h0, "gradient_flow")
     r = _readout(model, readout)
     kernel = _fast_kernel(model)
@@ -290,6 +294,10 @@ def lyapunov_exponent(
     same :math:`\lambda_1` (P and :math:`P^\top` have the same singular values) and agree to O(1/T).
     Returns ``-inf`` if the product annihilates ``v0``.
     """
+    if _torch_cell.is_torch_cell(model):
+        return _torch_cell.torch_cell_lyapunov_exponent(
+            model, x, h0, reorthonormalize_every=reorthonormalize_every, v0=v0
+        )
     model, x, states0 = _prepare(model, x, h0, "lyapunov_exponent")
     every = _check_every(reorthonormalize_every)
     v = _start_vector(model.state_size, v0)
@@ -326,6 +334,10 @@ def lyapunov_spectrum(
     ``k`` defaults to S. A zero ``R_ii`` gives ``-inf``. With ``reorthonormalize_every > 1`` the
     columns are not protected against overflow or alignment between factorisations.
     """
+    if _torch_cell.is_torch_cell(model):
+        return _torch_cell.torch_cell_lyapunov_spectrum(
+            model, x, k, h0, reorthonormalize_every=reorthonormalize_every
+        )
     model, x, states0 = _prepare(model, x, h0, "lyapunov_spectrum")
     every = _check_every(reorthonormalize_every)
     S = model.state_size

@@ -22,6 +22,7 @@ from .compose import (
     LayerParams,
     RecurrentModel,
 )
+from .torch_cell import CellForwardResult, TorchCellModel, from_torch_cell
 
 # every registered cell's model class (the built-ins above, and any cell added to the registry)
 _MODELS: dict[str, Any] = {spec.model.__name__: spec.model for spec in _cells.REGISTRY.values()}
@@ -45,5 +46,8 @@ __all__ = [
     "GRU",
     "ResidualRNN",
     "HighwayRNN",
+    "from_torch_cell",
+    "TorchCellModel",
+    "CellForwardResult",
 ]
 __all__ += [name for name in _MODELS if name not in __all__]  # models of cells registered beyond the built-ins

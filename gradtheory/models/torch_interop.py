@@ -33,6 +33,7 @@ def from_torch(module: Any) -> RecurrentModel:
     if not isinstance(module, torch.nn.RNNBase):
         raise TypeError(
             f"module must be a torch.nn.RNN, LSTM or GRU instance, got {type(module).__name__}"
+            " (subclasses are accepted; for a cell stepping one x_t at a time use gradtheory.from_torch_cell)"
         )
     mode = module.mode
     if getattr(module, "proj_size", 0):
@@ -41,7 +42,11 @@ def from_torch(module: Any) -> RecurrentModel:
         raise NotImplementedError(
             f"dropout={module.dropout} in training mode is not supported (call module.eval() or use dropout=0)"
         )
-    params = {name: p.detach().cpu().to(torch.float64).numpy().copy() for name, p in module.named_parameters()}
+    # getattr, not named_parameters(): with torch.nn.utils.parametrize (orthogonal, spectral_norm)
+    # the parameters are stored as parametrizations.<name>.original while <name> is the value used.
+    with torch.no_grad():
+        params = {name: getattr(module, name).detach().cpu().to(torch.float64).numpy().copy()
+                  for name in _weight_names(module)}
     kwargs: dict[str, Any] = dict(
         bias=module.bias,
         batch_first=module.batch_first,
@@ -72,6 +77,16 @@ def _from_twin(module: Any) -> RecurrentModel:
     extra = {} if module.nonlinearity is None else {"nonlinearity": module.nonlinearity}
     return spec.model(module.input_size, module.hidden_size, module.num_layers, bias=module.bias,
                       batch_first=module.batch_first, bidirectional=module.bidirectional, params=params, **extra)
+
+
+def _weight_names(module: Any) -> list[str]:
+    """torch's parameter names of an nn.RNN/LSTM/GRU (also when parametrized), in torch's order."""
+    names = []
+    for layer in range(module.num_layers):
+        for d in range(2 if module.bidirectional else 1):
+            sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+            names += ["weight_ih" + sfx, "weight_hh" + sfx] + (["bias_ih" + sfx, "bias_hh" + sfx] if module.bias else [])
+    return names
 
 
 def to_torch(model: RecurrentModel) -> Any:
