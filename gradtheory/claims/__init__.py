@@ -41,6 +41,7 @@ __all__ = [
     "Findings",
     "Verdict",
     "all_claims",
+    "audit_results",
     "get_claim",
     "run_audit",
     "run_claim",
@@ -183,3 +184,21 @@ def run_audit(ids: str | Iterable[str] | None = None, settings: AuditSettings | 
         claims = [c for c in claims if c.id in wanted]
     with _global_random_states_kept():
         return [run_claim(c, settings) for c in claims]
+
+
+_DEFAULT_RESULTS: list[ClaimResult] = []
+
+
+def audit_results() -> list[ClaimResult]:
+    """The full audit with default settings, run once per process and then reused (the audit is
+    deterministic: derandomized searches, stored examples first). The proofs' audit chapter and the
+    test suite read it.
+
+    Returns
+    -------
+    list of ClaimResult
+        In registry order.
+    """
+    if not _DEFAULT_RESULTS:
+        _DEFAULT_RESULTS.extend(run_audit())
+    return list(_DEFAULT_RESULTS)

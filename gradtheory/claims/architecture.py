@@ -786,3 +786,49 @@ def check_gru_update_gate(settings: AuditSettings) -> Findings:
     prop = holds(_gru_cases(), gru_saturated_update_keeps_state, 20, settings)
     ev.update(examples=prop.examples, counterexample=prop.found)
     return Findings(proof_or_property(ok, not prop.ok), None, ev)
+
+
+# ---------------------------------------------------------------------------------------------
+# bidirectional-output-concatenates
+
+
+def bidirectional_output_is_concatenation(case) -> bool:
+    """A one-layer bidirectional model's output at t is [forward h_t, reverse h_t]: the first half equals the
+    forward-direction model run on x, the second the reverse-direction model run on x reversed (then
+    reversed back), exactly (the same arithmetic in the same order)."""
+    model, x = case
+    H, p = model.hidden_size, model.params
+    cls = type(model)
+    fwd = cls(x.shape[1], H, params={k: v for k, v in p.items() if not k.endswith("_reverse")})
+    rev = cls(x.shape[1], H, params={k.replace("_reverse", ""): v for k, v in p.items() if k.endswith("_reverse")})
+    out = model.forward(x).output
+    return bool(
+        np.array_equal(out[:, :H], fwd.forward(x).output)
+        and np.array_equal(out[:, H:], rev.forward(x[::-1]).output[::-1])
+    )
+
+
+@st.composite
+def _one_layer_bidirectional(draw):
+    model, x = draw(bidirectional_cases())
+    cls = type(model)
+    return cls(model.input_size, model.hidden_size, bidirectional=True, seed=draw(st.integers(0, 2**16))), x
+
+
+@claim(
+    "bidirectional-output-concatenates",
+    quotes=[
+        Quote(
+            "003",
+            "Concatenated hidden states can be regarded as the outputs of the bidirectional RNN:",
+            "Bidirectional RNNs",
+        )
+    ],
+    precise="The output of a bidirectional RNN/LSTM/GRU layer at step t is the concatenation [h^fwd_t, h^rev_t] of the "
+    "forward direction's state (run on x_1..x_t) and the reverse direction's (run on x_T..x_t), exactly (the model "
+    "against its two directions run as separate unidirectional models).",
+    proofs=("bidirectional_stacked",),
+)
+def check_bidirectional_output_concatenates(settings: AuditSettings) -> Findings:
+    prop = holds(_one_layer_bidirectional(), bidirectional_output_is_concatenation, 15, settings)
+    return Findings(property_held(not prop.ok), None, {"counterexample": None if not prop.ok else repr(prop.found[0])})

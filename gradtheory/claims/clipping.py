@@ -8,6 +8,7 @@ gradient keeps its direction. Clipping by value clamps each entry and does not
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -23,6 +24,7 @@ from ._core import (
     claim,
     counterexample,
     derived,
+    exact_witness,
     holds,
     negation_derived,
     proof_or_property,
@@ -453,3 +455,51 @@ def check_sgd_step_proportional_to_gradient(settings: AuditSettings) -> Findings
             "oracle": "torch.optim.SGD",
         },
     )
+
+
+def overshoot_witness(steps: int = 12) -> tuple[bool, bool, dict]:
+    """Exact: SGD on L(w) = w^2 / 2 (gradient w) with a step lr = 10 maps w to -9 w: from w = 1 the loss is
+    81^k / 2 after k steps (rationals); in float64 the iterate overflows after ~323 steps and the loss becomes Inf, then
+    NaN (inf - inf); the first ``steps`` losses agree with the exact ones to rounding."""
+    from fractions import Fraction
+
+    w, lr = Fraction(1), Fraction(10)
+    exact_losses = []
+    for _ in range(steps):
+        w = w - lr * w
+        exact_losses.append(w * w / 2)
+    grows = all(b > a for a, b in itertools.pairwise(exact_losses))
+    v, losses = 1.0, []
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(400):
+            v = v - 10.0 * v
+            losses.append(v * v / 2)
+    # each float step rounds once (|w| <= 9^12 is exact; w^2/2 rounds): relative error <= 2u per loss
+    agree = all(abs(float(e) - f) <= 2 * UNIT_ROUNDOFF * float(e) for e, f in zip(exact_losses, losses))
+    return (
+        bool(grows and exact_losses[-1] > 1),
+        bool(agree and not np.isfinite(losses[-1])),
+        {
+            "loss": "L(w) = w^2/2, gradient w, lr = 10, w_0 = 1",
+            "exact_losses_first_5": [str(x) for x in exact_losses[:5]],
+            "float64_loss_after_400_steps": str(losses[-1]),
+        },
+    )
+
+
+@claim(
+    "big-step-bad-configuration",
+    quotes=[
+        Quote(
+            "003",
+            "We take too large a step and reach a bad parameter configuration (with large loss, e.g. Inf or NaN).",
+            "Exploding gradient as a problem",
+        )
+    ],
+    precise="A too-large step can make things worse: for L(w) = w^2/2 and lr = 10 every SGD step multiplies w by -9, so "
+    "the loss grows like 81^k (exact rationals) and overflows to Inf in float64 (an existence statement; how often it "
+    "happens in training is not checked).",
+)
+def check_big_step_bad_configuration(settings: AuditSettings) -> Findings:
+    exact, numeric, ev = overshoot_witness()
+    return Findings(exact_witness(exact, numeric), None, ev)

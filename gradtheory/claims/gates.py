@@ -480,3 +480,56 @@ def check_gated_more_resilient(settings: AuditSettings) -> Findings:
         proof_or_property(lstm_sym and gru_sym, lstm_held and not gru_prop.ok),
         {**ev, "gru_update_gate": gru_ev},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# cell-state-not-passed
+
+
+def cell_reaches_output_only_through_h(case) -> bool:
+    """Two-layer LSTM: the output sequence is the top layer's h_t; the second layer reads only the first
+    layer's h (the model's output equals a second LSTM run on layer 1's h sequence); changing c_0 of layer 1
+    with o saturated closed (h = 0) leaves every output unchanged."""
+    params, x, h0, c0 = case
+    H, In = h0.size, x.shape[1]
+    two = LSTM(In, H, num_layers=2, seed=5)
+    p = dict(two.params)
+    p.update({k: v for k, v in params.items()})  # layer 0 drawn, layer 1 default-initialised
+    two = LSTM(In, H, num_layers=2, params=p)
+    res = two.forward(x)
+    lower = LSTM(In, H, params={k: v for k, v in p.items() if k.endswith("l0")})
+    upper = LSTM(H, H, params={k.replace("l1", "l0"): v for k, v in p.items() if k.endswith("l1")})
+    h1 = lower.forward(x).output
+    stacked = upper.forward(h1).output
+    ok = np.allclose(res.output, stacked, rtol=0, atol=1e-15)
+    q = {k: np.array(v, copy=True) for k, v in params.items()}
+    q["bias_ih_l0"][3 * H :] = -SATURATION  # o = 0: h_t = 0 whatever c_t
+    q["bias_hh_l0"][3 * H :] = 0.0
+    closed = LSTM(In, H, params=q)
+    a = closed.forward(x, (h0[None, :], c0[None, :])).output
+    b = closed.forward(x, (h0[None, :], 1.0 + c0[None, :])).output
+    return bool(ok and np.allclose(a, b, rtol=0, atol=1e-15))
+
+
+@claim(
+    "cell-state-not-passed",
+    quotes=[
+        Quote(
+            "003",
+            "Hidden states \\(h^{(t)}\\) are the *outputs* from the RNN, cell states \\(c^{(t)}\\) are not accessible "
+            "(not passed)",
+            "Long Short-Term Memory (LSTM)",
+        ),
+        Quote("003", "\\(h^{(t)}\\) hidden state (output) read content from the cell", "Long Short-Term Memory (LSTM)"),
+    ],
+    precise="The LSTM's output at every step is h_t = o_t tanh(c_t) and a stacked layer reads only h: the cell state "
+    "reaches the outputs only through h (SymPy: with o = 0, h_t = 0 has no c atom; the model: a two-layer LSTM "
+    "equals the upper layer run on the lower layer's h sequence, and with o closed changing c_0 changes no output). "
+    "(torch still returns the final c_n to the caller.)",
+    proofs=("lstm",),
+)
+def check_cell_state_not_passed(settings: AuditSettings) -> Findings:
+    z = gate_substitution("o", 0)
+    no_c = z["h"] == sp.zeros(z["H"], 1)
+    prop = holds(_CASES, cell_reaches_output_only_through_h, 10, settings)
+    return Findings(derived(no_c, not prop.ok), None, {"o=0: h_t": str(z["h"].T), "counterexample": prop.found})

@@ -455,3 +455,39 @@ def sigmoid_chain_witness(layers: int = LAYERS) -> tuple[bool, bool, dict]:
 def check_deep_chain_vanishes(settings: AuditSettings) -> Findings:
     exact, numeric, ev = sigmoid_chain_witness()
     return Findings(exact_witness(exact, numeric), None, ev)
+
+
+# ---------------------------------------------------------------------------------------------
+# gradient-problems-occur
+
+
+@functools.cache
+def both_problems_witness(steps: int = STEPS) -> tuple[bool, bool, dict]:
+    r"""Exact: a tanh RNN at its fixed point 0 (x = 0) has dh_T/dh_0 = W_hh^T (tanh'(0) = 1): W_hh = 2I
+    gives 2^T I (explodes), W_hh = I/2 gives 2^-T I (vanishes); powers of two are exact in float64,
+    so the model's products must equal them exactly."""
+    a = sp.Symbol("a", real=True)
+    slope = sp.diff(sp.tanh(a), a).subs(a, 0)
+    exact = bool(slope == 1 and (2 * slope) ** steps == 2**steps)
+    out, numeric = {}, True
+    for name, w in (("exploding", 2.0), ("vanishing", 0.5)):
+        P = jacobian_products(rnn(w * np.eye(2)), np.zeros((steps, 2)), np.zeros((1, 2)))
+        numeric &= bool(np.array_equal(P[-1], np.eye(2) * w**steps))
+        out[name] = {"W_hh": w * np.eye(2), f"dh_{steps}/dh_0": P[-1]}
+    return exact, numeric, out
+
+
+@claim(
+    "gradient-problems-occur",
+    quotes=[
+        Quote("000", "But, the gradient flow in RNNs often lead to the following problems:", "RNN"),
+        Quote("001", "But, the gradient flow in RNNs often lead to the following problems:"),
+    ],
+    precise="Both problems occur in RNNs: there are tanh RNNs with exploding and with vanishing gradients (exact "
+    "witnesses at the fixed point 0: W_hh = 2I gives dh_60/dh_0 = 2^60 I, W_hh = I/2 gives 2^-60 I). ('Often' is a "
+    "statement about practice and is not checked.)",
+    proofs=("linear_rnn",),
+)
+def check_gradient_problems_occur(settings: AuditSettings) -> Findings:
+    exact, numeric, ev = both_problems_witness()
+    return Findings(exact_witness(exact, numeric), None, ev)

@@ -5,16 +5,25 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from hypothesis import strategies as st
-
 import pytest
+from hypothesis import strategies as st
 
 from gradtheory import cli
 from gradtheory._tolerances import TOLERANCES, UNIT_ROUNDOFF
-from gradtheory.claims import CLAIMS_MD_IDS, STATUSES, Claim, Findings, Verdict, all_claims, get_claim, run_audit, run_claim
-from gradtheory.claims import _core
-from gradtheory.claims._core import Quote
+from gradtheory.claims import (
+    CLAIMS_MD_IDS,
+    STATUSES,
+    Claim,
+    Findings,
+    Verdict,
+    _core,
+    all_claims,
+    get_claim,
+    run_audit,
+    run_claim,
+)
 from gradtheory.claims._cli import format_markdown, format_table
+from gradtheory.claims._core import Quote
 
 # The expected status of every claim: the specification this suite pins down. The audit computes
 # them; these tests fail if a check's outcome changes.
@@ -47,6 +56,7 @@ EXPECTED = {
     "simple-rnn-causes-vanishing": "refined",
     "faraway-signal-smaller": "refined",
     "deep-chain-vanishes": "proved",
+    "gradient-problems-occur": "proved",
     "rnn-shares-weights": "proved",
     "recurrent-weights-tweaked": "proved",
     "error-gradient-single-chain": "refined",
@@ -71,14 +81,17 @@ EXPECTED = {
     "tanh-pushes-to-minus-one-one": "proved",
     "lstm-avoids-exploding": "refined",
     "gated-more-resilient": "refined",
+    "cell-state-not-passed": "proved",
     "value-clipping-preserves-direction": "refuted",
     "clipping-solves-exploding": "refined",
     "clipping-fixes-vanishing": "refuted",
     "sgd-step-proportional-to-gradient": "proved",
+    "big-step-bad-configuration": "proved",
     "skip-connections-fix-vanishing": "refined",
     "highway-gate-controls-identity": "proved",
     "gru-quicker-to-compute": "proved",
     "gru-update-gate-remembers-or-updates": "proved",
+    "bidirectional-output-concatenates": "verified",
 }
 
 
@@ -136,7 +149,10 @@ def test_status_rule_computes_every_status_from_outcomes_only():
     assert _core.status_of(plain_claim, Findings(_core.negation_derived(True)))[0] == "refuted"
     assert _core.status_of(plain_claim, Findings(_core.counterexample(True, False)))[0] == "unsettled"
     assert _core.status_of(refinable, Findings(_core.counterexample(True, True), ok))[0] == "refined"
-    assert _core.status_of(refinable, Findings(_core.counterexample(True, True), _core.property_held(False)))[0] == "unsettled"
+    assert (
+        _core.status_of(refinable, Findings(_core.counterexample(True, True), _core.property_held(False)))[0]
+        == "unsettled"
+    )
     assert _core.status_of(refinable, Findings(_core.property_held(False), ok))[0] == "unsettled"
     with pytest.raises(TypeError, match="registers refinement but its check did not report"):
         _core.status_of(refinable, Findings(_core.counterexample(True, True)))
@@ -152,8 +168,14 @@ def test_status_rule_computes_every_status_from_outcomes_only():
 def test_every_status_of_the_registry_is_the_rule_applied_to_its_check(audit):
     """No status is typed: re-applying the rule to a re-run check's findings gives the recorded status,
     and every refuted claim registers no refinement, every refined one does."""
-    for claim_id in ("forget-gate-exceeds-one", "tanh-squashes-to-unit-interval", "lstm-solves-vanishing",
-                     "clipping-solves-exploding", "bptt-jacobian-product", "strong-weights-can-explode"):
+    for claim_id in (
+        "forget-gate-exceeds-one",
+        "tanh-squashes-to-unit-interval",
+        "lstm-solves-vanishing",
+        "clipping-solves-exploding",
+        "bptt-jacobian-product",
+        "strong-weights-can-explode",
+    ):
         c = get_claim(claim_id)
         findings = c.check(_core.AuditSettings())
         assert _core.status_of(c, findings)[0] == audit(claim_id).status == EXPECTED[claim_id]
@@ -191,7 +213,10 @@ def test_fresh_search_finds_a_valid_counterexample_without_the_stored_one(capsys
     clipped = np.clip(g, -found["clip_value"], found["clip_value"])
     cosine = g @ clipped / (np.linalg.norm(g) * np.linalg.norm(clipped))
     # 1 - cos computed to ~4u; a real turn of the direction is far above that
-    assert 1.0 - cosine > 1e-12 and abs(cosine - found["cosine"]) <= TOLERANCES["audit_cosine_recomputed"].rtol * UNIT_ROUNDOFF
+    assert (
+        1.0 - cosine > 1e-12
+        and abs(cosine - found["cosine"]) <= TOLERANCES["audit_cosine_recomputed"].rtol * UNIT_ROUNDOFF
+    )
 
 
 def test_table_and_markdown_render_every_entry(audit):
@@ -261,3 +286,22 @@ def test_audit_settings_are_an_argument_not_a_module_flag():
     record: dict = {}
     found = _core.search(st.integers(0, 100), lambda v: v >= 7, 50, _core.AuditSettings(record=record), key="k")
     assert found.found == 7 and record == {"k": 7} and settings != _core.AuditSettings()
+
+
+def test_the_audit_chapter_of_the_proofs_quotes_every_claim_with_status_source_and_evidence(audit):
+    """proofs/audit.tex is generated from the registry (the same results): every claim as a subsection with
+    its status and basis, its quotes and readable sources, its refinement, its derivations cross-referenced;
+    no timings or search statistics (derive --check compares it byte for byte)."""
+    from gradtheory.claims import audit_results
+    from gradtheory.symbolic.audit_chapter import latex_escape, render_chapter
+
+    results = [audit(c.id) for c in all_claims()]
+    tex = render_chapter(results)
+    assert tex == render_chapter(results) and tex.startswith("% Generated")
+    for r in results:
+        assert f"\\subsection*{{{latex_escape(r.claim.id)}}}" in tex
+        assert f"\\textbf{{{r.status}}} --- {latex_escape(r.verdict.basis)}." in tex
+    assert "jinhaochan, 2019-06-23" in tex and ".txt" not in tex and "searched" not in tex
+    assert "Section~\\ref{sec:rnn-bptt}" in tex and "\\begin{pmatrix}" in tex
+    assert latex_escape("a_b $x$ \\(W\\) 50% \u2019") == "a\\_b \\$x\\$ \\textbackslash{}(W\\textbackslash{}) 50\\% '"
+    assert callable(audit_results)

@@ -20,8 +20,12 @@ from gradtheory.symbolic.lstm import lstm_step
 
 
 def _params(W_ih, W_hh, b_ih, b_hh):
-    return {"weight_ih_l0": np.array(W_ih, float), "weight_hh_l0": np.array(W_hh, float),
-            "bias_ih_l0": np.array(b_ih, float), "bias_hh_l0": np.array(b_hh, float)}
+    return {
+        "weight_ih_l0": np.array(W_ih, float),
+        "weight_hh_l0": np.array(W_hh, float),
+        "bias_ih_l0": np.array(b_ih, float),
+        "bias_hh_l0": np.array(b_hh, float),
+    }
 
 
 # --- lstm-cell-gradient-only-forget-gate -----------------------------------------------------
@@ -88,8 +92,12 @@ def test_sigmoid_gates_never_leave_the_unit_interval(case):
 
 # Found by the audit's search (_stored.py 'cell-change-above-one'): H = I = 1, W_ih = (0, 0, 1, 0)^T (only g
 # reads x), W_hh = 0, b_hh = (1, 0, 0, 0) (input gate bias), x = (2, -2), h_0 = c_0 = 0.
-COUNTER = (_params([[0.0], [0.0], [1.0], [0.0]], [[0.0]] * 4, [0.0] * 4, [1.0, 0.0, 0.0, 0.0]),
-           np.array([[2.0], [-2.0]]), np.zeros(1), np.zeros(1))
+COUNTER = (
+    _params([[0.0], [0.0], [1.0], [0.0]], [[0.0]] * 4, [0.0] * 4, [1.0, 0.0, 0.0, 0.0]),
+    np.array([[2.0], [-2.0]]),
+    np.zeros(1),
+    np.zeros(1),
+)
 
 
 def test_cell_counter_claim_is_refined(audit):
@@ -194,7 +202,9 @@ def test_lstm_gradients_vanish_too_but_not_always_less_than_an_rnns_and_the_caro
     assert audit("lstm-still-vanishes").status == "verified"
     assert audit("lstm-vanishes-less-than-rnn").status == "refined"
     r = audit("lstm-solves-vanishing")
-    assert r.status == "refined" and r.verdict.basis == "statement fails (counterexample); refinement proved (derivation)"
+    assert (
+        r.status == "refined" and r.verdict.basis == "statement fails (counterexample); refinement proved (derivation)"
+    )
     assert r.verdict.evidence["counterexample"]["norm_dsT_ds0_every_10_steps"][-1] < 1e-6
 
 

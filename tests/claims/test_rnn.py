@@ -98,7 +98,9 @@ def test_spectral_radius_below_one_does_not_imply_vanishing():
     assert spectral_radius(W_BELOW) == pytest.approx(0.5, abs=TOLERANCES["eigvals_2x2_abs"].rtol)
     run = C.fixed_point_run(W_BELOW, A_BELOW)
     J = C.fixed_point_jacobian(W_BELOW, A_BELOW)
-    assert spectral_radius(J) == pytest.approx(2.0 - 1.5 * (1 - np.tanh(1.0) ** 2), rel=TOLERANCES["fixed_point_radius_trace"].rtol)  # trace; det = 0
+    assert spectral_radius(J) == pytest.approx(
+        2.0 - 1.5 * (1 - np.tanh(1.0) ** 2), rel=TOLERANCES["fixed_point_radius_trace"].rtol
+    )  # trace; det = 0
     assert run["norms"][-1] == pytest.approx(3.46194e8, rel=TOLERANCES["printed_six_digits"].rtol)
     assert np.all(np.diff(run["norms"][1:]) > 0)  # grows at every step
     assert C._oracle_agrees(run)
@@ -115,7 +117,10 @@ def test_gradient_at_a_fixed_point_grows_like_the_spectral_radius_of_its_jacobia
     for t, n in enumerate(run["norms"]):
         # powers of a fixed 2x2 matrix: relative round-off ~ t * 4u per factor, plus the drift
         # of an unstable trajectory ~ u * ||J*||^t (see rnn._oracle_agrees)
-        slack = TOLERANCES["fixed_point_power_per_factor"].rtol * (t + 1) + TOLERANCES["fixed_point_trajectory_drift"].rtol * norm**t
+        slack = (
+            TOLERANCES["fixed_point_power_per_factor"].rtol * (t + 1)
+            + TOLERANCES["fixed_point_trajectory_drift"].rtol * norm**t
+        )
         assert rho**t * (1 - slack) <= n <= norm**t * (1 + slack) + 1e-300
 
 
@@ -241,5 +246,6 @@ def test_sigmoid_fixed_point_at_one_half_multiplies_gradients_by_w_over_four(W, 
     np.testing.assert_array_equal(C.fixed_point_jacobian(W, a_star, "sigmoid"), W / 4)
     run = C.fixed_point_run(W, a_star, "sigmoid", steps=5)
     tol = TOLERANCES["sigmoid_fixed_point_product"].rtol
-    np.testing.assert_allclose(run["P"][-1], np.linalg.matrix_power(W / 4, 5), rtol=tol,
-                               atol=tol * np.linalg.norm(W / 4, 2) ** 5)
+    np.testing.assert_allclose(
+        run["P"][-1], np.linalg.matrix_power(W / 4, 5), rtol=tol, atol=tol * np.linalg.norm(W / 4, 2) ** 5
+    )
