@@ -348,7 +348,7 @@ def check_clipping_solves_exploding(settings: AuditSettings) -> Findings:
 
 
 # ---------------------------------------------------------------------------------------------
-# clipping-fixes-vanishing (refuted), sgd-step-proportional-to-gradient (proved)
+# clipping-fixes-vanishing, sgd-step-proportional-to-gradient
 
 
 def clipping_never_enlarges(case) -> bool:

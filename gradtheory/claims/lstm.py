@@ -171,7 +171,7 @@ def lstm_cases(draw, *, H=(1, 3), I=(1, 2), steps=(1, 5), scale=(0.5, 3.0), stat
 
 
 # ---------------------------------------------------------------------------------------------
-# lstm-cell-gradient-only-forget-gate (refined)
+# lstm-cell-gradient-only-forget-gate
 
 
 def cell_path_is_forget_gate(case) -> bool:
@@ -278,7 +278,7 @@ def check_lstm_cell_gradient_only_forget_gate(settings: AuditSettings) -> Findin
 
 
 # ---------------------------------------------------------------------------------------------
-# forget-gate-exceeds-one (refuted: the negation holds), lstm-gates-in-unit-interval
+# forget-gate-exceeds-one, lstm-gates-in-unit-interval
 
 
 @functools.cache
@@ -381,7 +381,7 @@ def check_lstm_gates_in_unit_interval(settings: AuditSettings) -> Findings:
 
 
 # ---------------------------------------------------------------------------------------------
-# cell-counter-by-one (refined), tanh-squashes-to-unit-interval (refined)
+# cell-counter-by-one, tanh-squashes-to-unit-interval
 
 
 def max_cell_change(case) -> float:
@@ -549,7 +549,7 @@ def check_tanh_squashes_to_unit_interval(settings: AuditSettings) -> Findings:
 
 
 # ---------------------------------------------------------------------------------------------
-# lstm-constant-error-carousel (proved / verified)
+# lstm-constant-error-carousel
 
 SATURATION = 60.0  # pre-activations stay >= 60 - 14 = 46: sigma(46) == 1.0 in float64, sigma(-46) ~ 1e-20
 
@@ -678,7 +678,7 @@ def check_lstm_constant_error_carousel(settings: AuditSettings) -> Findings:
 
 
 # ---------------------------------------------------------------------------------------------
-# lstm-still-vanishes (refined), lstm-solves-vanishing (refuted)
+# lstm-still-vanishes, lstm-solves-vanishing
 
 HORIZON = 60
 

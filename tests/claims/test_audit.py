@@ -102,6 +102,7 @@ def test_registry_keeps_every_claims_md_id_in_order_then_the_seed_claims():
     for c in all_claims():
         assert c.source and c.statement and c.precise and callable(c.check) and c.quotes
         assert ".txt" not in c.source, c.source  # a readable source, not a file name
+        assert c.check.__name__.startswith("check_"), (c.id, c.check.__name__)  # metadata sits on its check
 
 
 @pytest.mark.parametrize("claim_id", list(EXPECTED))

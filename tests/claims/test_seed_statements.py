@@ -215,7 +215,9 @@ def test_sgd_step_scales_with_the_gradient_and_too_large_steps_reach_inf_proved(
     assert audit("big-step-bad-configuration").status == "proved"
 
 
-def test_gru_and_bidirectional_structure(audit):
+def test_gru_does_three_quarters_of_the_lstm_arithmetic_its_update_gate_keeps_or_replaces_and_bidirectional_outputs_concatenate(
+    audit,
+):
     for claim_id in ("gru-quicker-to-compute", "gru-update-gate-remembers-or-updates"):
         assert audit(claim_id).status == "proved", claim_id
     assert audit("bidirectional-output-concatenates").status == "verified"
