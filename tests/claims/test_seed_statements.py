@@ -43,6 +43,7 @@ def test_every_seed_quote_occurs_verbatim_in_its_seed():
 
 
 def test_sources_are_cited_by_title_author_date_and_section_never_by_file_name():
+    """A source reads as title, author, date, section (gradtheory/claims/_sources.py), never as a seed file name."""
     assert (
         cite("002", "Summary")
         == "\u201cRNN and Vanishing/Exploding Gradients\u201d, jinhaochan, 2019-06-23, \u00a7 Summary"
@@ -53,6 +54,7 @@ def test_sources_are_cited_by_title_author_date_and_section_never_by_file_name()
 
 
 def test_every_seed_has_checkable_statements_in_the_registry():
+    """Each of the five seeds contributes at least 10 quotes, and more than 55 claims quote a seed."""
     per_seed = {k: sum(1 for c in all_claims() for q in c.quotes if q.doc == k) for k in SEED_KEYS}
     assert all(n >= 10 for n in per_seed.values()), per_seed
     assert sum(1 for c in all_claims() if any(q.doc in SEED_KEYS for q in c.quotes)) > 55
@@ -77,6 +79,8 @@ def test_bptt_weight_gradient_equals_the_sum_of_untied_per_step_gradients(case):
 
 
 def test_rnn_shares_weights_and_recurrent_weights_get_a_gradient_proved(audit):
+    """One parameter set for every length T (21 gradient entries for RNN(2, 3) at T = 1, 10, 100); the shared
+    gradient is the sum of the per-step ones (proofs/rnn_bptt.tex)."""
     assert audit("rnn-shares-weights").status == "proved"
     assert audit("recurrent-weights-tweaked").status == "proved"
     assert audit("rnn-shares-weights").verdict.evidence["gradient_entries_for_T_1_10_100"] == {1: 21, 10: 21, 100: 21}
@@ -114,6 +118,7 @@ def test_one_step_reading_does_not_make_memory_short_refined(audit):
 
 
 def test_the_recurrent_input_adds_h_squared_weights_not_one_refined(audit):
+    """#RNN - #Linear = H^2 (+ H bias): 4 for H = 2, one weight only for a single neuron (torch as oracle)."""
     r = audit("one-additional-weight")
     assert r.status == "refined"
     assert r.verdict.evidence["H=2, I=3, no bias: RNN - Linear"] == 4
@@ -122,6 +127,7 @@ def test_the_recurrent_input_adds_h_squared_weights_not_one_refined(audit):
 
 
 def test_concatenated_weight_matrix_is_the_bias_free_sigmoid_rnn_proved(audit):
+    """[W_rec, W_in][c; x] = W_rec c + W_in x; dc_t/dc_{t-1} = diag(sigma') W_rec (proofs/seed004_sigmoid.tex)."""
     assert audit("concatenated-weights").status == "proved"
 
 
@@ -146,10 +152,12 @@ def test_orthogonal_recurrence_neither_explodes_nor_vanishes_so_many_steps_claim
 
 @given(P._small_factor_lists())
 def test_product_of_small_factors_is_bounded_by_the_product_of_their_norms(factors):
+    """||J_T ... J_1||_2 <= prod ||J_t||_2 for different factors, exact rational product as oracle (proofs/norm_bound.tex)."""
     assert P.product_bound_holds(factors)
 
 
 def test_twenty_sigmoid_layers_scale_the_gradient_by_exactly_four_to_the_minus_twenty(audit):
+    """y_l = sigma(y_{l-1} - 1/2) at y = 1/2: dy_20/dy_0 = 4^-20 I exactly (proofs/activation_bounds.tex)."""
     exact, numeric, _ = P.sigmoid_chain_witness()
     assert exact and numeric and audit("deep-chain-vanishes").status == "proved"
     assert audit("gradient-problems-occur").status == "proved"
@@ -180,16 +188,19 @@ def test_each_gate_does_what_the_seed_says_at_its_limits_proved(audit, claim_id)
 
 @given(G._CASES)
 def test_a_saturated_forget_gate_erases_or_keeps_the_cell(case):
+    """Forget bias -60: c_t = i_t g_t; +60: c_t = c_{t-1} + i_t g_t, in the model (proofs/lstm.tex)."""
     assert G.saturated_gate_holds(case, "f", 0) and G.saturated_gate_holds(case, "f", 1)
 
 
 def test_the_candidate_sets_what_is_written_and_the_input_gate_how_much_refined(audit):
+    """With i = 0 nothing is written whatever g; the write i g ranges over (-1, 1), never +-1 (proofs/lstm.tex)."""
     assert audit("candidate-gate-controls-amount").status == "refined"
     assert audit("cell-counts-by-plus-minus-one").status == "refined"
 
 
 @given(st.floats(-0.99, 0.99))
 def test_every_value_in_minus_one_one_is_a_possible_write(w):
+    """i = sigma(10), g = tanh(atanh(w / i)) writes w, for every w in (-0.99, 0.99)."""
     assert G.write_attains(w)
 
 
@@ -206,11 +217,13 @@ def test_an_lstm_gradient_can_explode_so_avoiding_exploding_is_refined_to_the_ce
 
 
 def test_clipping_never_enlarges_a_component_so_it_is_no_fix_for_vanishing_refuted(audit):
+    """Norm clipping multiplies by min(1, theta/(N + 1e-6)) <= 1 (proofs/clipping.tex): no fix for vanishing."""
     r = audit("clipping-fixes-vanishing")
     assert r.status == "refuted" and r.verdict.basis.startswith("statement fails (negation derived)")
 
 
 def test_sgd_step_scales_with_the_gradient_and_too_large_steps_reach_inf_proved(audit):
+    """||lr g|| = lr ||g|| (torch.optim.SGD as oracle); lr = 10 on w^2/2 multiplies w by -9 each step until Inf."""
     assert audit("sgd-step-proportional-to-gradient").status == "proved"
     assert audit("big-step-bad-configuration").status == "proved"
 
@@ -218,6 +231,8 @@ def test_sgd_step_scales_with_the_gradient_and_too_large_steps_reach_inf_proved(
 def test_gru_does_three_quarters_of_the_lstm_arithmetic_its_update_gate_keeps_or_replaces_and_bidirectional_outputs_concatenate(
     audit,
 ):
+    """GRU multiply-adds = 3/4 of LSTM's (proofs/gru.tex); z = 1 keeps h, z = 0 replaces it by n; a
+    bidirectional output is [forward run, reverse run]; a skip connection bounds the decay (proofs/residual_highway.tex)."""
     for claim_id in ("gru-quicker-to-compute", "gru-update-gate-remembers-or-updates"):
         assert audit(claim_id).status == "proved", claim_id
     assert audit("bidirectional-output-concatenates").status == "verified"
