@@ -394,6 +394,10 @@ def check_clipping_fixes_vanishing(settings: AuditSettings) -> Findings:
     )
 
 
+# torch's SGD step -lr g rounds once per entry (relative u), the two norms once more each: 4u bounds both.
+SGD_STEP_ROUNDING = 4 * UNIT_ROUNDOFF
+
+
 def sgd_step_scales_with_gradient(case) -> bool:
     r"""The SGD step -lr g has norm lr ||g|| (torch.optim.SGD as the oracle: one step from zeros)."""
     import torch
@@ -405,8 +409,8 @@ def sgd_step_scales_with_gradient(case) -> bool:
     step = p.detach().numpy()
     # step = fl(-lr g_k) entry by entry: relative error <= u per entry, so the norms agree to ~2u
     return bool(
-        np.allclose(step, -lr * g, rtol=4 * UNIT_ROUNDOFF, atol=0)
-        and abs(np.linalg.norm(step) - lr * np.linalg.norm(g)) <= 4 * UNIT_ROUNDOFF * lr * np.linalg.norm(g) + 1e-300
+        np.allclose(step, -lr * g, rtol=SGD_STEP_ROUNDING, atol=0)
+        and abs(np.linalg.norm(step) - lr * np.linalg.norm(g)) <= SGD_STEP_ROUNDING * lr * np.linalg.norm(g) + 1e-300
     )
 
 

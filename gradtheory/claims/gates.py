@@ -49,6 +49,13 @@ from .lstm import (
 __all__ = ["exploding_lstm_witness", "gate_substitution", "saturated_gate_holds"]
 
 _ROWS = {"i": 0, "f": 1, "g": 2, "o": 3}
+# i g, then w / i, arctanh and tanh: four roundings of O(1) quantities, relative error <= 4 eps.
+WRITE_ROUNDING = 4 * np.finfo(float).eps
+# Complex step (h = 1e-30) along 20 steps of a 2x2 product: exact to round-off, ~20 * 4u ~ 1e-14 relative.
+WITNESS_AGREEMENT = 1e-12
+# The stacked model and the two single-layer models do the same float operations: outputs (|.| <= 1) agree
+# to the last bit; 1e-15 allows one rounding of summation order.
+SAME_ARITHMETIC = 1e-15
 SATURATION = 60.0  # |W_ih x + W_hh h| <= 2 (2 + 3) = 10 with the scales drawn below: sigma(+-50) is 1.0 or < 2e-22
 
 
@@ -319,7 +326,7 @@ def write_attains(w: float) -> bool:
     """Every w in (-0.99, 0.99) is a write i g: i = sigma(10), g = tanh(atanh(w / i)) gives i g = w to 4u."""
     i = 1 / (1 + np.exp(-10.0))
     g = np.tanh(np.arctanh(w / i))
-    return bool(abs(i * g - w) <= 4 * np.finfo(float).eps * max(abs(w), 1e-300) + 1e-300)
+    return bool(abs(i * g - w) <= WRITE_ROUNDING * max(abs(w), 1e-300) + 1e-300)
 
 
 @claim(
@@ -413,7 +420,9 @@ def exploding_lstm_witness() -> tuple[bool, bool, dict]:
     oracle = total_dc_dc0(model, x, np.zeros(1), np.zeros(1))
     lam_f = float(lam)
     n = float(np.linalg.norm(P[-1], 2))
-    numeric = bool(abs(P[-1][1, 1] - oracle[0, 0]) <= 1e-12 * abs(oracle[0, 0]) and n >= lam_f**EXPLODE_STEPS / 10)
+    numeric = bool(
+        abs(P[-1][1, 1] - oracle[0, 0]) <= WITNESS_AGREEMENT * abs(oracle[0, 0]) and n >= lam_f**EXPLODE_STEPS / 10
+    )
     return (
         exact,
         numeric,
@@ -501,14 +510,14 @@ def cell_reaches_output_only_through_h(case) -> bool:
     upper = LSTM(H, H, params={k.replace("l1", "l0"): v for k, v in p.items() if k.endswith("l1")})
     h1 = lower.forward(x).output
     stacked = upper.forward(h1).output
-    ok = np.allclose(res.output, stacked, rtol=0, atol=1e-15)
+    ok = np.allclose(res.output, stacked, rtol=0, atol=SAME_ARITHMETIC)
     q = {k: np.array(v, copy=True) for k, v in params.items()}
     q["bias_ih_l0"][3 * H :] = -SATURATION  # o = 0: h_t = 0 whatever c_t
     q["bias_hh_l0"][3 * H :] = 0.0
     closed = LSTM(In, H, params=q)
     a = closed.forward(x, (h0[None, :], c0[None, :])).output
     b = closed.forward(x, (h0[None, :], 1.0 + c0[None, :])).output
-    return bool(ok and np.allclose(a, b, rtol=0, atol=1e-15))
+    return bool(ok and np.allclose(a, b, rtol=0, atol=SAME_ARITHMETIC))
 
 
 @claim(
