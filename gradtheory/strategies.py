@@ -32,6 +32,7 @@ __all__ = [
     "reals",
     "matrices",
     "orthogonal_matrices",
+    "vectors",
     "sequences",
     "models",
     "parameters",
@@ -158,6 +159,14 @@ def orthogonal_matrices(draw: Any, n: int) -> np.ndarray:
     """(n, n) orthogonal matrices (Q of a QR factorisation, signs fixed so that R has a positive diagonal)."""
     A = draw(hnp.arrays(np.float64, (n, n), elements=_ENTRY))
     return _qr_orthogonal(A + 2.0 * np.eye(n))
+
+
+def vectors(n: int, *, bound: float = 1.0) -> st.SearchStrategy[np.ndarray]:
+    """Float64 vectors of shape (n,) with entries in [-bound, bound] (tiny magnitudes flushed to 0,
+    see :func:`reals`): states, biases, fixed-point targets."""
+    from ._validation import check_positive_int
+
+    return hnp.arrays(np.float64, (check_positive_int(n, "n"),), elements=reals(bound))
 
 
 def sequences(

@@ -11,7 +11,8 @@ import pytest
 
 import gradtheory
 from gradtheory import cli
-from gradtheory.claims import Claim, Verdict
+from gradtheory.claims import Claim
+from gradtheory.claims._core import Findings, Quote, counterexample, property_held
 from gradtheory.claims._cli import JSON_SCHEMA, exit_status
 
 
@@ -61,7 +62,10 @@ def test_audit_exit_status_distinguishes_failure_from_inconclusive():
 def test_an_unsettled_claim_makes_the_audit_exit_3_and_its_json_follows_the_schema(monkeypatch, capsys):
     import gradtheory.claims as registry
 
-    unsettled = Claim("open-question", "test", "as written", "precisely", lambda: Verdict("unsettled", {"x": 1.5}))
+    def check(settings):  # fails as written; its refinement is not established
+        return Findings(counterexample(True, True), property_held(False), {"x": 1.5})
+
+    unsettled = Claim("open-question", (Quote("000", "as written"),), "precisely", check, refinement="a refinement")
     monkeypatch.setattr(registry, "all_claims", lambda: [unsettled])
     assert cli.main(["audit", "--json"]) == 3
     entries = json.loads(capsys.readouterr().out)
@@ -70,7 +74,8 @@ def test_an_unsettled_claim_makes_the_audit_exit_3_and_its_json_follows_the_sche
     for entry in entries:
         assert set(entry) == set(item["required"]) == set(item["properties"])
         assert entry["status"] in item["properties"]["status"]["enum"]
-        assert all(isinstance(entry[k], str) for k in ("id", "source", "statement", "precise", "status"))
+        assert all(isinstance(entry[k], str) for k in ("id", "source", "statement", "precise", "status", "basis"))
+        assert entry["status"] == "unsettled" and entry["refinement"] == "a refinement"
         assert entry["evidence"] == {"x": 1.5}
 
 

@@ -1,21 +1,27 @@
 r"""Numeric helpers shared by the claim checks: small models from explicit matrices, products of
-one-step Jacobians, an independent complex-step oracle for them, and the optional hooks into
-``gradtheory.symbolic``, ``gradtheory.bounds`` and ``gradtheory.clipping``.
+one-step Jacobians, an independent complex-step oracle for them, and the derivations of
+``gradtheory.symbolic`` the checks substitute into.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
-from ..models import RNN
+from .. import RNN
 from ..oracles import jacobian as _fd_jacobian
+from ..symbolic import Derivation, derive, gamma
 
 
-def rnn(W_hh: Any, W_ih: Any | None = None, nonlinearity: str = "tanh", b: Any | None = None,
-        cls: type = RNN) -> Any:
+def rnn(
+    W_hh: Any,
+    W_ih: Any | None = None,
+    nonlinearity: str = "tanh",
+    b: Any | None = None,
+    cls: type = RNN,
+) -> Any:
     """A one-layer unidirectional RNN (or ResidualRNN) with the given matrices.
 
     ``W_ih`` defaults to the identity (input_size = hidden_size); ``b`` (if given) is bias_ih,
@@ -67,52 +73,39 @@ def spectral_norm(W: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Optional modules written in parallel (symbolic/, bounds.py, clipping.py). Each hook returns None
-# when the module (or name) does not exist yet, and the checks say which path they took.
+# The derivations of gradtheory.symbolic the checks substitute into
 
 
-def optional(module: str, name: str) -> Any:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
+def derivation(name: str) -> Derivation:
+    """The SymPy :class:`Derivation` ``name`` (``gradtheory.symbolic.derive(name)``, cached there);
+    running it re-checks every identity it asserts."""
+    return derive(name)
 
 
-_DERIVATIONS: dict[str, Any] = {}
-
-
-def derivation(name: str) -> Any:
-    """The SymPy :class:`Derivation` ``name`` (``gradtheory.symbolic.derive(name)``), or None if that
-    derivation does not exist (yet). Running it re-checks every identity it asserts."""
-    if name not in _DERIVATIONS:
-        derive = optional("gradtheory.symbolic", "derive")
-        names = optional("gradtheory.symbolic", "NAMES") or ()
-        if derive is None or name not in names:
-            return None
-        try:
-            _DERIVATIONS[name] = derive(name)
-        except ImportError:  # that topic module is not written yet
-            return None
-    return _DERIVATIONS[name]
+def vanishes(expr: Any) -> bool:
+    """A SymPy scalar or matrix is identically 0: ``expand`` first (enough for identities polynomial
+    in derivatives and gate atoms), ``simplify`` only if that does not settle it."""
+    items = list(expr) if isinstance(expr, sp.MatrixBase) else [expr]
+    for e in items:
+        e = sp.sympify(e).doit()
+        if sp.expand(e) != 0 and sp.simplify(e) != 0:
+            return False
+    return True
 
 
 def symbolic_gamma(name: str) -> Any:
-    """:math:`\\gamma` derived by SymPy (``gradtheory.symbolic.gamma``), or None if unavailable."""
-    fn = optional("gradtheory.symbolic", "gamma")
-    if fn is None:
-        fn = optional("gradtheory.symbolic.activation_bounds", "gamma")
-    return None if fn is None else fn(name)
+    """:math:`\\gamma = \\sup|\\phi'|` derived by SymPy (``gradtheory.symbolic.gamma``)."""
+    return gamma(name)
 
 
 __all__ = [
-    "rnn",
+    "complex_step_state_jacobian",
+    "derivation",
     "jacobian_products",
     "norms",
-    "complex_step_state_jacobian",
-    "spectral_radius",
+    "rnn",
     "spectral_norm",
-    "optional",
-    "derivation",
+    "spectral_radius",
     "symbolic_gamma",
+    "vanishes",
 ]

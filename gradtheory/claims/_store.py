@@ -25,13 +25,15 @@ def _code(value) -> str:
 def main() -> int:
     from . import run_audit
 
-    _core.USE_STORED_EXAMPLES = False
-    _core.RECORD = {}
-    results = run_audit()
+    record: dict = {}
+    results = run_audit(settings=_core.AuditSettings(use_stored_examples=False, record=record))
     path = Path(__file__).with_name("_stored.py")
     head = path.read_text().split("STORED: dict = ")[0]
-    body = "STORED: dict = {\n" + "".join(
-        f"    {k!r}: [\n        {_code(v)},\n    ],\n" for k, v in sorted(_core.RECORD.items())) + "}\n"
+    body = (
+        "STORED: dict = {\n"
+        + "".join(f"    {k!r}: [\n        {_code(v)},\n    ],\n" for k, v in sorted(record.items()))
+        + "}\n"
+    )
     path.write_text(head + body)
     for r in results:
         print(f"{r.claim.id:45s} {r.status}")

@@ -17,15 +17,37 @@ import numpy as np
 import sympy as sp
 from hypothesis import strategies as st
 
+from .. import ACTIVATIONS, LSTM, RNN
 from .. import strategies as gst
 from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
-from ..models import LSTM, RNN
-from ..models.activations import sigmoid
 from ..oracles import jacobian as fd_jacobian
-from ._core import Claim, Verdict, decide, holds, search
-from ._numeric import derivation, jacobian_products, norms, optional
+from ..symbolic.lstm import lstm_step
+from ._core import (
+    AuditSettings,
+    Findings,
+    Quote,
+    claim,
+    counterexample,
+    derived,
+    exact_witness,
+    holds,
+    negation_derived,
+    proof_or_property,
+    property_held,
+    search,
+)
+from ._numeric import complex_step_state_jacobian, derivation, jacobian_products, norms
 
-__all__ = ["CLAIMS", "lstm", "gates", "cell_states", "total_dc_dc0", "forget_product", "carousel_substitution"]
+sigmoid = ACTIVATIONS["sigmoid"].phi
+
+__all__ = [
+    "carousel_substitution",
+    "cell_states",
+    "forget_product",
+    "gates",
+    "lstm",
+    "total_dc_dc0",
+]
 
 # absolute round-off of one float64 gate value (sigmoid/tanh <= 1) and of a gate product i g
 _GATE_ROUNDING = TOLERANCES["gate_value_roundoff"].rtol * UNIT_ROUNDOFF
@@ -50,7 +72,12 @@ def gates(params: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> dict:
     out = {k: [] for k in "ifgo"}
     for t in range(x.shape[0]):
         a = W_ih @ x[t] + W_hh @ h[-1] + b
-        i, f, g, o = sigmoid(a[:H]), sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), sigmoid(a[3 * H:])
+        i, f, g, o = (
+            sigmoid(a[:H]),
+            sigmoid(a[H : 2 * H]),
+            np.tanh(a[2 * H : 3 * H]),
+            sigmoid(a[3 * H :]),
+        )
         c.append(f * c[-1] + i * g)
         h.append(o * np.tanh(c[-1]))
         for k, v in zip("ifgo", (i, f, g, o)):
@@ -74,10 +101,22 @@ def one_step_gates(params: dict, x: np.ndarray, hs: np.ndarray) -> tuple[dict, n
     da = []
     for t in range(x.shape[0]):
         a = W_ih @ x[t] + W_hh @ hs[t] + b
-        for k, v in zip("ifgo", (sigmoid(a[:H]), sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), sigmoid(a[3 * H:]))):
+        for k, v in zip(
+            "ifgo",
+            (
+                sigmoid(a[:H]),
+                sigmoid(a[H : 2 * H]),
+                np.tanh(a[2 * H : 3 * H]),
+                sigmoid(a[3 * H :]),
+            ),
+        ):
             out[k].append(v)
-        da.append(TOLERANCES["gate_preactivation_roundoff"].rtol * n * UNIT_ROUNDOFF
-                  * (np.abs(W_ih) @ np.abs(x[t]) + np.abs(W_hh) @ np.abs(hs[t]) + b_abs))
+        da.append(
+            TOLERANCES["gate_preactivation_roundoff"].rtol
+            * n
+            * UNIT_ROUNDOFF
+            * (np.abs(W_ih) @ np.abs(x[t]) + np.abs(W_hh) @ np.abs(hs[t]) + b_abs)
+        )
     return {k: np.array(v) for k, v in out.items()}, np.array(da)
 
 
@@ -86,7 +125,11 @@ def model_trace(model: LSTM, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> d
     res = model.forward(x, (h0[None, :], c0[None, :]))
     tr = res.traces[0]
     out = {k: np.array([cache[j][0] for cache in tr.caches]) for j, k in enumerate("ifgo")}
-    out["h"], out["c"], out["result"] = tr.states[0][:, 0, :], tr.states[1][:, 0, :], res
+    out["h"], out["c"], out["result"] = (
+        tr.states[0][:, 0, :],
+        tr.states[1][:, 0, :],
+        res,
+    )
     return out
 
 
@@ -110,10 +153,6 @@ def forget_product(params: dict, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) 
     return np.diag(np.prod(gates(params, x, h0, c0)["f"], axis=0))
 
 
-def _vec(n: int, lo: float, hi: float):
-    return st.lists(st.floats(lo, hi, allow_nan=False, allow_subnormal=False), min_size=n, max_size=n).map(np.array)
-
-
 @st.composite
 def lstm_cases(draw, *, H=(1, 3), I=(1, 2), steps=(1, 5), scale=(0.5, 3.0), state=1.0):
     """(params, x, h0, c0) for a one-layer LSTM with weights in [-scale, scale]."""
@@ -123,11 +162,16 @@ def lstm_cases(draw, *, H=(1, 3), I=(1, 2), steps=(1, 5), scale=(0.5, 3.0), stat
     model = LSTM(In, Hn)
     params = draw(gst.parameters(model, scale=s))
     x = draw(gst.sequences(steps=st.integers(*steps), input_size=In, scale=2.0))
-    return params, x, draw(_vec(Hn, -state, state)), draw(_vec(Hn, -state, state))
+    return (
+        params,
+        x,
+        draw(gst.vectors(Hn, bound=state)),
+        draw(gst.vectors(Hn, bound=state)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
-# lstm-cell-gradient-only-forget-gate (refined)
+# lstm-cell-gradient-only-forget-gate
 
 
 def cell_path_is_forget_gate(case) -> bool:
@@ -145,10 +189,10 @@ def cell_path_is_forget_gate(case) -> bool:
     for t in range(x.shape[0]):
         if not np.array_equal(J[t, H:, H:], np.diag(M["f"][t])):
             return False
-        if not np.all(np.abs(G["f"][t] - M["f"][t]) <= da[t, H:2 * H] / 4 + _GATE_ROUNDING):
+        if not np.all(np.abs(G["f"][t] - M["f"][t]) <= da[t, H : 2 * H] / 4 + _GATE_ROUNDING):
             return False
         # complex step through one step of the model from its (h_{t-1}, c_{t-1}), h held fixed
-        one = total_dc_dc0(model, x[t:t + 1], M["h"][t], M["c"][t])
+        one = total_dc_dc0(model, x[t : t + 1], M["h"][t], M["c"][t])
         if not np.allclose(one, np.diag(M["f"][t]), rtol=0, atol=tol):
             return False
     p0 = dict(params)
@@ -167,9 +211,38 @@ def w_path_share(case) -> float:
     return float(np.linalg.norm(total - direct, 2) / max(np.linalg.norm(direct, 2), 1e-300))
 
 
-def check_lstm_cell_gradient_only_forget_gate() -> Verdict:
-    found = search(lstm_cases(H=(1, 2), I=(1, 1), steps=(2, 4)), lambda c: w_path_share(c) >= 1.0, 300,
-                   key="lstm-W-path")
+@claim(
+    "lstm-cell-gradient-only-forget-gate",
+    quotes=[
+        Quote(
+            "000",
+            "In LSTM, the backpropagation only involves element-wise multiplication by $$f$$, and no matrix "
+            "multiplication by $$W$$ i.e. the cell state gradient is multiplied only by the forget gate "
+            "element-wise",
+            "LSTM",
+        ),
+        Quote(
+            "001",
+            "In LSTM, the backpropagation only involves element-wise multiplication by \\(f\\), and no matrix "
+            "multiplication by \\(W\\) i.e. the cell state gradient is multiplied only by the forget gate "
+            "element-wise",
+        ),
+    ],
+    precise="The total derivative dc_T/dc_0 of an LSTM is prod_t diag(f_t): no multiplication by W_hh.",
+    refinement="The direct cell path is element-wise: dc_t/dc_{t-1} at fixed h_{t-1} is diag(f_t), and if W_hh = 0 "
+    "the total dc_T/dc_0 = prod_t diag(f_t). In general the total also flows through h_{t-1} -> gates, i.e. through "
+    "the blocks of W_hh (dc_t/dh_{t-1} = diag(c_{t-1} f(1-f)) W_hf + diag(g i(1-i)) W_hi + diag(i(1-g^2)) W_hg), "
+    "and can differ from prod diag(f_t) by more than its own size.",
+    proofs=("lstm",),
+)
+def check_lstm_cell_gradient_only_forget_gate(settings: AuditSettings) -> Findings:
+    found = search(
+        lstm_cases(H=(1, 2), I=(1, 1), steps=(2, 4)),
+        lambda c: w_path_share(c) >= 1.0,
+        300,
+        settings,
+        key="lstm-W-path",
+    )
     ev: dict = {"searched_examples": found.examples, "found_by": found.source}
     reverified = False
     if found.ok:
@@ -180,25 +253,35 @@ def check_lstm_cell_gradient_only_forget_gate() -> Verdict:
         # independent re-check: the joint Jacobian product's c-c block equals the complex-step total
         P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
         H = h0.size
-        reverified = bool(np.allclose(P[-1][H:, H:], total, rtol=0,
-                                      atol=TOLERANCES["jacobian_product"].rtol * max(1, np.abs(total).max()))
-                          and np.linalg.norm(total - direct, 2) >= np.linalg.norm(direct, 2))
+        reverified = bool(
+            np.allclose(
+                P[-1][H:, H:],
+                total,
+                rtol=0,
+                atol=TOLERANCES["jacobian_product"].rtol * max(1, np.abs(total).max()),
+            )
+            and np.linalg.norm(total - direct, 2) >= np.linalg.norm(direct, 2)
+        )
         ev["counterexample"] = {
-            "params": params, "x": x, "h0": h0, "c0": c0,
-            "total_dcT_dc0": total, "prod_diag_f": direct,
+            "params": params,
+            "x": x,
+            "h0": h0,
+            "c0": c0,
+            "total_dcT_dc0": total,
+            "prod_diag_f": direct,
             "relative_W_hh_path": w_path_share(found.found),
         }
-    prec = holds(lstm_cases(), cell_path_is_forget_gate, 25)
+    prec = holds(lstm_cases(), cell_path_is_forget_gate, 25, settings)
     ev["precise_examples"] = prec.examples
     ev["precise_counterexample"] = prec.found
-    return Verdict(decide(counterexample=found.ok, counterexample_reverified=reverified, precise_checked=not prec.ok), ev)
+    return Findings(counterexample(found.ok, reverified), property_held(not prec.ok), ev)
 
 
 # ---------------------------------------------------------------------------------------------
-# forget-gate-exceeds-one (refuted: the negation holds), lstm-gates-in-unit-interval
+# forget-gate-exceeds-one, lstm-gates-in-unit-interval
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sigmoid_range_symbolic() -> dict:
     """SymPy: the sets where sigma(a) >= 1 and where sigma(a) <= 0 (both empty over the reals)."""
     a = sp.Symbol("a", real=True)
@@ -225,23 +308,42 @@ def gates_in_unit_interval(case) -> bool:
     M = model_trace(lstm(params, x.shape[1], h0.size), x, h0, c0)
     G, da = one_step_gates(params, x, M["h"])
     H = h0.size
-    agree = all(np.all(np.abs(G[k] - M[k]) <= da[:, j * H:(j + 1) * H] / 4 + _GATE_ROUNDING) for j, k in enumerate("if"))
-    agree = agree and np.all(np.abs(G["o"] - M["o"]) <= da[:, 3 * H:] / 4 + _GATE_ROUNDING)
+    agree = all(
+        np.all(np.abs(G[k] - M[k]) <= da[:, j * H : (j + 1) * H] / 4 + _GATE_ROUNDING) for j, k in enumerate("if")
+    )
+    agree = agree and np.all(np.abs(G["o"] - M["o"]) <= da[:, 3 * H :] / 4 + _GATE_ROUNDING)
     return bool(agree and all(((v >= 0) & (v <= 1)).all() for src in (G, M) for k, v in src.items() if k in "ifo"))
 
 
-def check_forget_gate_exceeds_one() -> Verdict:
+@claim(
+    "forget-gate-exceeds-one",
+    quotes=[
+        Quote("000", "(e.g. values sometimes > 1 or < 1)", "LSTM"),
+        Quote("001", "(e.g. values sometimes > 1 or < 1)"),
+    ],
+    precise="The forget gate f_t takes values > 1 at some time steps. Established instead: f = sigma(a) lies in (0, 1) "
+    "for every real pre-activation (SymPy: {a : sigma(a) >= 1} is empty; in float64 it rounds to exactly 1.0 for "
+    "a >= 36.74, never above), so prod_t f_t never grows; no statement keeping 'f > 1' is true.",
+    proofs=("activation_bounds",),
+)
+def check_forget_gate_exceeds_one(settings: AuditSettings) -> Findings:
     sym = _sigmoid_range_symbolic()
     # Search for the claimed f > 1 among LSTMs with large weights (pre-activations up to ~100)
-    found = search(lstm_cases(scale=(1.0, 20.0), state=5.0),
-                   lambda c: gate_values(c)["f"].max() > 1.0, 50)
+    found = search(
+        lstm_cases(scale=(1.0, 20.0), state=5.0),
+        lambda c: gate_values(c)["f"].max() > 1.0,
+        50,
+        settings,
+    )
     negation = sym["ge_one"] == sp.EmptySet and not found.ok
-    return Verdict(
-        decide(counterexample=False, negation_established=negation),
+    return Findings(
+        negation_derived(negation),
+        None,
         {
             "sympy_solveset_sigmoid_ge_1": str(sym["ge_one"]),
             "limit_sigmoid_at_plus_infinity": str(sym["lim_plus"]),
-            "searched_examples": found.examples, "found_by": found.source,
+            "searched_examples": found.examples,
+            "found_by": found.source,
             "witness_f_above_one": found.found,
             "float64_note": "sigma(a) rounds to exactly 1.0 for a >= 36.74 in float64; it never exceeds 1",
             "float64_sigmoid_37": float(sigmoid(np.array(37.0))),
@@ -249,12 +351,26 @@ def check_forget_gate_exceeds_one() -> Verdict:
     )
 
 
-def check_lstm_gates_in_unit_interval() -> Verdict:
+@claim(
+    "lstm-gates-in-unit-interval",
+    quotes=[
+        Quote(
+            "003",
+            "The selection of which information is erased/written/read is controlled by three "
+            "corresponding gates that work between open (1) and closed (0).",
+            "Long Short-Term Memory (LSTM)",
+        ),
+        Quote("001", "outputs a number between 0 and 1 for each number in the cell state"),
+    ],
+    precise="i, f, o = sigma(.) lie in the open interval (0, 1) for all real inputs (in float64: in [0, 1]).",
+)
+def check_lstm_gates_in_unit_interval(settings: AuditSettings) -> Findings:
     sym = _sigmoid_range_symbolic()
     proved = sym["ge_one"] == sp.EmptySet and sym["le_zero"] == sp.EmptySet
-    prop = holds(lstm_cases(scale=(1.0, 20.0), state=5.0), gates_in_unit_interval, 40)
-    return Verdict(
-        decide(counterexample=False, proved=proved, spot_check=not prop.ok, property_held=not prop.ok),
+    prop = holds(lstm_cases(scale=(1.0, 20.0), state=5.0), gates_in_unit_interval, 40, settings)
+    return Findings(
+        proof_or_property(proved, not prop.ok),
+        None,
         {
             "sympy_solveset_sigmoid_ge_1": str(sym["ge_one"]),
             "sympy_solveset_sigmoid_le_0": str(sym["le_zero"]),
@@ -265,7 +381,7 @@ def check_lstm_gates_in_unit_interval() -> Verdict:
 
 
 # ---------------------------------------------------------------------------------------------
-# cell-counter-by-one (refined), tanh-squashes-to-unit-interval (refined)
+# cell-counter-by-one, tanh-squashes-to-unit-interval
 
 
 def max_cell_change(case) -> float:
@@ -303,18 +419,39 @@ def write_bounded_by_one(case) -> bool:
     hs = res.traces[0].states[0][:, 0, :]
     for s in range(x.shape[0]):
         a = W_ih @ x[s] + W_hh @ hs[s] + b
-        f_s, ig_s = sigmoid(a[H:2 * H]), sigmoid(a[:H]) * np.tanh(a[2 * H:3 * H])
+        f_s, ig_s = sigmoid(a[H : 2 * H]), sigmoid(a[:H]) * np.tanh(a[2 * H : 3 * H])
         mag = np.abs(W_ih) @ np.abs(x[s]) + np.abs(W_hh) @ np.abs(hs[s]) + b_abs
         da = TOLERANCES["gate_preactivation_roundoff"].rtol * n * UNIT_ROUNDOFF * mag
-        agree &= bool(np.all(np.abs(f_s - f[s]) <= da[H:2 * H] / 4 + _GATE_ROUNDING)
-                      and np.all(np.abs(ig_s - i[s] * g[s]) <= da[:H] / 4 + da[2 * H:3 * H] + _GATE_PRODUCT_ROUNDING))
+        agree &= bool(
+            np.all(np.abs(f_s - f[s]) <= da[H : 2 * H] / 4 + _GATE_ROUNDING)
+            and np.all(np.abs(ig_s - i[s] * g[s]) <= da[:H] / 4 + da[2 * H : 3 * H] + _GATE_PRODUCT_ROUNDING)
+        )
     return bool(ok_write and ok_growth and agree)
 
 
-def check_cell_counter_by_one() -> Verdict:
+@claim(
+    "cell-counter-by-one",
+    quotes=[
+        Quote(
+            "001",
+            "we can either increment or decrement each element of that cell state by up to 1 in each time step",
+        )
+    ],
+    precise="|c_t - c_{t-1}| <= 1 for every LSTM, input and time step.",
+    refinement="The write is bounded: |c_t - f_t c_{t-1}| = |i_t g_t| < 1, hence |c_t| < |c_0| + t. The change of the "
+    "cell state itself, c_t - c_{t-1} = (f_t - 1) c_{t-1} + i_t g_t, is not bounded by 1: forgetting a large "
+    "cell state moves it by up to |c_{t-1}| + 1.",
+    proofs=("lstm",),
+)
+def check_cell_counter_by_one(settings: AuditSettings) -> Findings:
     # from c_0 = 0 (a reachable cell state is needed): let the LSTM count up, then forget
-    found = search(lstm_cases(H=(1, 1), I=(1, 1), steps=(2, 6), scale=(1.0, 6.0), state=0.0),
-                   lambda c: max_cell_change(c) > 1.0, 400, key="cell-change-above-one")
+    found = search(
+        lstm_cases(H=(1, 1), I=(1, 1), steps=(2, 6), scale=(1.0, 6.0), state=0.0),
+        lambda c: max_cell_change(c) > 1.0,
+        400,
+        settings,
+        key="cell-change-above-one",
+    )
     ev: dict = {"searched_examples": found.examples, "found_by": found.source}
     reverified = False
     if found.ok:
@@ -326,13 +463,25 @@ def check_cell_counter_by_one() -> Verdict:
         reverified = bool(np.abs(d).max() > 1.0)
         G = gates(params, x, h0, c0)
         ev["counterexample"] = {
-            "params": params, "x": x, "h0": h0, "c0": c0, "c": c,
-            "step": t + 1, "c_t_minus_c_prev": d[t], "f_t": G["f"][t], "i_t_times_g_t": G["i"][t] * G["g"][t],
+            "params": params,
+            "x": x,
+            "h0": h0,
+            "c0": c0,
+            "c": c,
+            "step": t + 1,
+            "c_t_minus_c_prev": d[t],
+            "f_t": G["f"][t],
+            "i_t_times_g_t": G["i"][t] * G["g"][t],
         }
-    prec = holds(lstm_cases(scale=(0.5, 10.0), steps=(1, 8), state=3.0), write_bounded_by_one, 40)
+    prec = holds(
+        lstm_cases(scale=(0.5, 10.0), steps=(1, 8), state=3.0),
+        write_bounded_by_one,
+        40,
+        settings,
+    )
     ev["precise_examples"] = prec.examples
     ev["precise_counterexample"] = prec.found
-    return Verdict(decide(counterexample=found.ok, counterexample_reverified=reverified, precise_checked=not prec.ok), ev)
+    return Findings(counterexample(found.ok, reverified), property_held(not prec.ok), ev)
 
 
 def tanh_range_exact(c: float) -> bool:
@@ -344,8 +493,22 @@ def tanh_range_exact(c: float) -> bool:
         return bool(-1 < t < 1 and mpmath.sign(t) == mpmath.sign(mpmath.mpf(c)))
 
 
-def check_tanh_squashes_to_unit_interval() -> Verdict:
-    found = search(st.floats(-30, 30, allow_subnormal=False), lambda c: not (0 <= np.tanh(c) <= 1), 100, key="tanh-negative")
+@claim(
+    "tanh-squashes-to-unit-interval",
+    quotes=[Quote("001", "We want to squash that counter value in [0, 1] range using tanh.")],
+    precise="tanh(c) lies in [0, 1] for every cell value c.",
+    refinement="tanh squashes into a bounded range, but it is the open interval (-1, 1), keeping the sign "
+    "(tanh c < 0 for c < 0), so h_t = o_t tanh(c_t) lies in (-1, 1); in float64 tanh(c) rounds to exactly +-1 for "
+    "|c| >= ~19.06. (The same document says so later: 'to push the values to be between -1 and 1'.)",
+)
+def check_tanh_squashes_to_unit_interval(settings: AuditSettings) -> Findings:
+    found = search(
+        st.floats(-30, 30, allow_subnormal=False),
+        lambda c: not (0 <= np.tanh(c) <= 1),
+        100,
+        settings,
+        key="tanh-negative",
+    )
     ev: dict = {"searched_examples": found.examples, "found_by": found.source}
     reverified = False
     if found.ok:
@@ -354,14 +517,23 @@ def check_tanh_squashes_to_unit_interval() -> Verdict:
         with mpmath.workdps(30):
             exact = mpmath.tanh(mpmath.mpf(found.found))
         reverified = bool(exact < 0 or exact > 1)
-        ev["counterexample"] = {"c": found.found, "tanh_c": float(np.tanh(found.found)), "tanh_c_exact": str(exact)}
+        ev["counterexample"] = {
+            "c": found.found,
+            "tanh_c": float(np.tanh(found.found)),
+            "tanh_c_exact": str(exact),
+        }
         # and it happens inside an LSTM: a negative cell state
         params = {k: np.zeros(s) for k, s in LSTM(1, 1).param_shapes().items()}
         params["bias_ih_l0"] = np.array([10.0, 0.0, -10.0, 10.0])  # i ~ 1, g ~ -1, o ~ 1
         G = gates(params, np.zeros((1, 1)), np.zeros(1), np.zeros(1))
-        ev["lstm_example"] = {"params": params, "x": [[0.0]], "c_1": G["c"][1], "h_1": G["h"][1]}
+        ev["lstm_example"] = {
+            "params": params,
+            "x": [[0.0]],
+            "c_1": G["c"][1],
+            "h_1": G["h"][1],
+        }
         reverified = reverified and G["h"][1][0] < 0
-    prec = holds(st.floats(-30, 30), tanh_range_exact, 200)
+    prec = holds(st.floats(-30, 30), tanh_range_exact, 200, settings)
     lo = 0.0
     hi = 40.0
     for _ in range(200):  # smallest c with float64 tanh(c) == 1.0 (bisection)
@@ -369,11 +541,15 @@ def check_tanh_squashes_to_unit_interval() -> Verdict:
         lo, hi = (lo, mid) if np.tanh(mid) == 1.0 else (mid, hi)
     ev["precise_examples"] = prec.examples
     ev["float64_tanh_rounds_to_1_from_c"] = hi
-    return Verdict(decide(counterexample=found.ok, counterexample_reverified=reverified, precise_checked=not prec.ok), ev)
+    return Findings(
+        counterexample(found.ok, reverified),
+        derived(_tanh_range_symbolic(), not prec.ok),
+        ev,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
-# lstm-constant-error-carousel (proved / verified)
+# lstm-constant-error-carousel
 
 SATURATION = 60.0  # pre-activations stay >= 60 - 14 = 46: sigma(46) == 1.0 in float64, sigma(-46) ~ 1e-20
 
@@ -384,11 +560,11 @@ def carousel_cases(draw):
     H = h0.size
     params = dict(params)
     b = np.array(params["bias_ih_l0"], copy=True)
-    b[H:2 * H] = SATURATION  # forget gate open: f = 1 in float64
+    b[H : 2 * H] = SATURATION  # forget gate open: f = 1 in float64
     b[:H] = -SATURATION  # nothing written: i <= sigma(-46) ~ 1e-20
     params["bias_ih_l0"] = b
     bh = np.array(params["bias_hh_l0"], copy=True)
-    bh[:2 * H] = 0.0  # |W_ih x + W_hh h| <= 2 * (2*2 + 3*1) = 14 with these scales: the bias dominates
+    bh[: 2 * H] = 0.0  # |W_ih x + W_hh h| <= 2 * (2*2 + 3*1) = 14 with these scales: the bias dominates
     params["bias_hh_l0"] = bh
     return params, x, h0, c0
 
@@ -403,8 +579,11 @@ def carousel_holds(case) -> bool:
     P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
     # deviation from I comes only from i <= 1e-20 times O(||W|| T): 1e-14 bounds it (TOLERANCES)
     tol = TOLERANCES["lstm_saturated_cell_identity_abs"].rtol
-    return bool(np.allclose(total, np.eye(H), rtol=0, atol=tol) and np.allclose(P[-1][H:, H:], np.eye(H), rtol=0, atol=tol)
-                and (gates(params, x, h0, c0)["f"] == 1.0).all())
+    return bool(
+        np.allclose(total, np.eye(H), rtol=0, atol=tol)
+        and np.allclose(P[-1][H:, H:], np.eye(H), rtol=0, atol=tol)
+        and (gates(params, x, h0, c0)["f"] == 1.0).all()
+    )
 
 
 CAROUSEL_SYMBOLIC_STEPS = 3  # steps of the symbolic product of substituted Jacobians
@@ -422,9 +601,7 @@ def carousel_substitution(d) -> tuple[bool, dict]:
     ``CAROUSEL_SYMBOLIC_STEPS`` substituted Jacobians (fresh h, c, input symbols per step) simplify
     to ``[0 | I]``: :math:`\partial c_T/\partial c_k = I`, :math:`\partial c_T/\partial h_k = 0`.
     """
-    step = optional("gradtheory.symbolic.lstm", "lstm_step")
-    if d is None or step is None or "jacobian" not in d.result:
-        return False, {"symbolic": "lstm derivation or lstm_step unavailable"}
+    step = lstm_step
     J = d.result["jacobian"]
     H = J.shape[0] // 2
     S = step(H)
@@ -448,31 +625,60 @@ def carousel_substitution(d) -> tuple[bool, dict]:
         P_c_rows = sp.simplify(P[H:, :])
     ok = bool(present and c_rows == target and cc == sp.eye(H) and ch == sp.zeros(H, H) and P_c_rows == target)
     return ok, {
-        "substitution": "f_t = 1, i_t = 0 (the sig(a^f), sig(a^i) atoms of the lstm derivation's joint Jacobian, H = %d)" % H,
+        "substitution": f"f_t = 1, i_t = 0 (the sig(a^f), sig(a^i) atoms of the lstm derivation's joint Jacobian, H = {H})",
         "gate_atoms_present": present,
         "dc_t_d(h,c)_{t-1}_substituted": str(c_rows.tolist()),
         "derived_block_dc_dc_substituted": None if cc is None else str(cc.tolist()),
         "derived_block_dc_dh_substituted": None if ch is None else str(ch.tolist()),
         "product_steps": CAROUSEL_SYMBOLIC_STEPS,
-        "dc_T_d(h,c)_{T-%d}_substituted" % CAROUSEL_SYMBOLIC_STEPS: None if P_c_rows is None else str(P_c_rows.tolist()),
+        f"dc_T_d(h,c)_{{T-{CAROUSEL_SYMBOLIC_STEPS}}}_substituted": None
+        if P_c_rows is None
+        else str(P_c_rows.tolist()),
     }
 
 
-def check_lstm_constant_error_carousel() -> Verdict:
+@functools.cache
+def _carousel(settings: AuditSettings) -> tuple[bool, bool, dict]:
     d = derivation("lstm")
     symbolic, sym_ev = carousel_substitution(d)
-    prop = holds(carousel_cases(), carousel_holds, 20)
+    prop = holds(carousel_cases(), carousel_holds, 20, settings)
     held = not prop.ok
-    return Verdict(
-        decide(counterexample=False, proved=symbolic, spot_check=held, property_held=held),
-        {"derivation": None if d is None else d.name, "symbolic": sym_ev, "symbolic_holds": symbolic,
-         "examples": prop.examples, "counterexample": prop.found,
-         "saturation": "bias_f = +60 (f == 1.0 in float64), bias_i = -60 (i <= 1e-20)"},
+    return (
+        symbolic,
+        held,
+        {
+            "derivation": d.name,
+            "symbolic": sym_ev,
+            "symbolic_holds": symbolic,
+            "examples": prop.examples,
+            "counterexample": prop.found,
+            "saturation": "bias_f = +60 (f == 1.0 in float64), bias_i = -60 (i <= 1e-20)",
+        },
     )
 
 
+@claim(
+    "lstm-constant-error-carousel",
+    quotes=[
+        Quote(
+            "hochreiter1997",
+            "With the forget gate open (f = 1) and nothing written (i = 0), the error flowing back "
+            "along the cell state is carried unchanged: \u2202c_T/\u2202c_k = I. (constant error carousel, paraphrased "
+            "for the LSTM with forget gate)",
+        )
+    ],
+    precise="If f_t = 1 and i_t = 0 for t = k+1..T then the total dc_T/dc_k = I: the direct block is diag(f) = I and "
+    "every path through h vanishes because dc_t/dh_{t-1} contains only f(1-f) = 0, i(1-i) = 0 and i = 0 factors. "
+    "Checked with saturated biases (f == 1.0 in float64, i <= 1e-20): identity to 1e-14.",
+    proofs=("lstm",),
+)
+def check_lstm_constant_error_carousel(settings: AuditSettings) -> Findings:
+    symbolic, held, ev = _carousel(settings)
+    return Findings(proof_or_property(symbolic, held), None, ev)
+
+
 # ---------------------------------------------------------------------------------------------
-# lstm-still-vanishes (refined), lstm-solves-vanishing (refuted)
+# lstm-still-vanishes, lstm-solves-vanishing
 
 HORIZON = 60
 
@@ -493,18 +699,25 @@ def joint_norms(case) -> np.ndarray:
     return norms(jacobian_products(model, x, (h0[None, :], c0[None, :])))
 
 
-@functools.lru_cache(maxsize=None)
-def _lstm_vanishing_witness():
-    return search(_default_lstm_runs(), lambda c: joint_norms(c)[-1] < 1e-6, 50, key="lstm-vanishing")
+@functools.cache
+def _lstm_vanishing_witness(settings: AuditSettings):
+    return search(
+        _default_lstm_runs(),
+        lambda c: joint_norms(c)[-1] < 1e-6,
+        50,
+        settings,
+        key="lstm-vanishing",
+    )
 
 
-def _witness_evidence():
-    found = _lstm_vanishing_witness()
+def _witness_evidence(settings: AuditSettings):
+    found = _lstm_vanishing_witness(settings)
     if not found.ok:
         return False, {"searched_examples": found.examples, "found_by": found.source}
     params, x, h0, c0 = found.found
     n = joint_norms(found.found)
     model = lstm(params, x.shape[1], h0.size)
+
     # oracle: complex-step total derivative of the final state (h_T, c_T) w.r.t. c_0 (a block of
     # the joint Jacobian): it must be as small as the product says
     def f(c):
@@ -514,14 +727,25 @@ def _witness_evidence():
     block = fd_jacobian(f, c0, method="complex")
     P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
     H = h0.size
-    agree = np.allclose(P[-1][:, H:], block, rtol=0, atol=TOLERANCES["jacobian_product"].rtol * max(np.abs(block).max(), 1e-300) + 1e-300)
+    agree = np.allclose(
+        P[-1][:, H:],
+        block,
+        rtol=0,
+        atol=TOLERANCES["jacobian_product"].rtol * max(np.abs(block).max(), 1e-300) + 1e-300,
+    )
     f_max = float(gates(params, x, h0, c0)["f"].max())
     ok = bool(agree and n[-1] < 1e-6 and f_max < 1)
     return ok, {
-        "searched_examples": found.examples, "found_by": found.source,
+        "searched_examples": found.examples,
+        "found_by": found.source,
         "counterexample": {
-            "params": params, "x": x, "h0": h0, "c0": c0, "init": "torch default U(-1/sqrt(H), 1/sqrt(H))",
-            "norm_dsT_ds0_every_10_steps": n[::10], "max_forget_gate": f_max,
+            "params": params,
+            "x": x,
+            "h0": h0,
+            "c0": c0,
+            "init": "torch default U(-1/sqrt(H), 1/sqrt(H))",
+            "norm_dsT_ds0_every_10_steps": n[::10],
+            "max_forget_gate": f_max,
         },
     }
 
@@ -540,7 +764,7 @@ def _comparisons(draw):
 
 def lstm_vanishes_faster(pair) -> bool:
     case, rnn_params = pair
-    params, x, h0, c0 = case
+    _, x, h0, _ = case
     r = RNN(2, h0.size, params=rnn_params)
     n_rnn = norms(jacobian_products(r, x, h0[None, :]))[-1]
     return bool(joint_norms(case)[-1] < n_rnn)
@@ -559,9 +783,58 @@ def forget_path_bounds(case) -> bool:
     return bool(((f > 0) & (f < 1)).all() and (prod >= lo * (1 - slack)).all() and (prod <= hi * (1 + slack)).all())
 
 
-def check_lstm_still_vanishes() -> Verdict:
-    witness, ev = _witness_evidence()
-    comp = search(_comparisons(), lstm_vanishes_faster, 50, key="lstm-faster-than-rnn")
+@claim(
+    "lstm-still-vanishes",
+    quotes=[
+        Quote(
+            "003",
+            "LSTM will suffer from vanishing gradients as well",
+            "Long Short-Term Memory (LSTM)",
+        )
+    ],
+    precise="There are LSTMs whose gradients vanish. Exact witness: with all weights 0 and all biases 0 the state stays "
+    "at (h, c) = 0 and SymPy's joint Jacobian (lstm_step) is [[0, o f], [0, f]] with o = f = sigma(0) = 1/2, so "
+    "d(h,c)_T/d(h,c)_0 = 2^-(T-1) J -> 0; and typically: with torch's default initialisation U(-1/sqrt(H), 1/sqrt(H)) "
+    "the full ||d(h,c)_T/d(h,c)_0||_2 falls below 1e-6 within 60 steps (complex-step oracle agrees), with every "
+    "forget gate < 1. (The quote's comparison with the vanilla RNN is lstm-vanishes-less-than-rnn.)",
+    proofs=("lstm",),
+)
+def check_lstm_still_vanishes(settings: AuditSettings) -> Findings:
+    exact, numeric, exact_ev = zero_lstm_witness()
+    witness, ev = _witness_evidence(settings)
+    return Findings(exact_witness(exact, numeric and witness), None, {"exact_witness": exact_ev, **ev})
+
+
+def zero_lstm_witness(steps: int = HORIZON) -> tuple[bool, bool, dict]:
+    """The exact witness of lstm-still-vanishes: SymPy's joint Jacobian at W = 0, u = 0, (h, c) = 0 for H = 1, its
+    closed-form powers, and the model's product (powers of two: exact in float64)."""
+    S = lstm_step(1)
+    subs = {S["h_prev"][0]: 0, S["c_prev"][0]: 0, **{w: 0 for w in S["W"]}, **{u: 0 for u in S["u"]}}
+    z = sp.Dummy("z")
+    J = (
+        S["J"]
+        .xreplace(subs)
+        .replace(lambda e: e.func.__name__ == "sig", lambda e: sp.Lambda(z, 1 / (1 + sp.exp(-z)))(e.args[0]))
+    )
+    J = sp.simplify(J)
+    half = sp.Rational(1, 2)
+    exact = bool(J == sp.Matrix([[0, half * half], [0, half]]) and J**steps == half ** (steps - 1) * J)
+    model = lstm({k: np.zeros(s) for k, s in LSTM(1, 1).param_shapes().items()}, 1, 1)
+    P = jacobian_products(model, np.zeros((steps, 1)), (np.zeros((1, 1)), np.zeros((1, 1))))
+    numeric = bool(np.array_equal(P[-1], np.array(J**steps, dtype=float)))
+    return (
+        exact,
+        numeric,
+        {"joint_jacobian": str(J.tolist()), "steps": steps, f"d(h,c)_{steps}/d(h,c)_0": str((J**steps).tolist())},
+    )
+
+
+@functools.cache
+def lstm_rnn_comparison(settings: AuditSettings) -> tuple[bool, bool, dict]:
+    """(an LSTM whose gradient vanishes faster than an orthogonal tanh RNN's on the same input was found,
+    it re-verified against the complex-step oracle, evidence)."""
+    comp = search(_comparisons(), lstm_vanishes_faster, 50, settings, key="lstm-faster-than-rnn")
+    ev: dict = {"searched_examples": comp.examples, "found_by": comp.source}
     reverified = False
     if comp.ok:
         case, rnn_params = comp.found
@@ -569,116 +842,94 @@ def check_lstm_still_vanishes() -> Verdict:
         r = RNN(2, h0.size, params=rnn_params)
         n_rnn = norms(jacobian_products(r, x, h0[None, :]))
         n_lstm = joint_norms(case)
-        # oracle for the RNN side: complex-step dh_T/dh_0
-        from ._numeric import complex_step_state_jacobian
-
-        o = complex_step_state_jacobian(r, x, h0)
-        reverified = bool(n_lstm[-1] < np.linalg.norm(o, 2) and abs(np.linalg.norm(o, 2) - n_rnn[-1])
-                          <= TOLERANCES["rnn_norm_vs_complex_step"].rtol * n_rnn[-1])
+        o = complex_step_state_jacobian(r, x, h0)  # oracle for the RNN side: complex-step dh_T/dh_0
+        reverified = bool(
+            n_lstm[-1] < np.linalg.norm(o, 2)
+            and abs(np.linalg.norm(o, 2) - n_rnn[-1]) <= TOLERANCES["rnn_norm_vs_complex_step"].rtol * n_rnn[-1]
+        )
         ev["comparison_counterexample"] = {
-            "lstm_params": params, "rnn_params": rnn_params, "x": x, "h0": h0, "c0": c0,
-            "lstm_norm_every_10_steps": n_lstm[::10], "rnn_norm_every_10_steps": n_rnn[::10],
+            "lstm_params": params,
+            "rnn_params": rnn_params,
+            "x": x,
+            "h0": h0,
+            "c0": c0,
+            "lstm_norm_every_10_steps": n_lstm[::10],
+            "rnn_norm_every_10_steps": n_rnn[::10],
         }
-    prec = holds(lstm_cases(steps=(1, 40), scale=(0.5, 4.0)), forget_path_bounds, 30)
-    ev["precise_examples"] = prec.examples
-    return Verdict(decide(counterexample=comp.ok, counterexample_reverified=reverified,
-                          precise_checked=witness and not prec.ok), ev)
+    return comp.ok, reverified, ev
 
 
-def check_lstm_solves_vanishing() -> Verdict:
-    witness, ev = _witness_evidence()
-    return Verdict(decide(counterexample="counterexample" in ev, counterexample_reverified=witness), ev)
+@functools.cache
+def forget_path_established(settings: AuditSettings) -> tuple[bool, int]:
+    """(the forget-path bounds held on every Hypothesis example, examples tried)."""
+    prec = holds(lstm_cases(steps=(1, 40), scale=(0.5, 4.0)), forget_path_bounds, 30, settings)
+    return not prec.ok, prec.examples
 
 
-# ---------------------------------------------------------------------------------------------
+@claim(
+    "lstm-vanishes-less-than-rnn",
+    quotes=[
+        Quote(
+            "003",
+            "but not nearly as much as the vanilla RNN.",
+            "Long Short-Term Memory (LSTM)",
+        )
+    ],
+    precise="On the same input, an LSTM's ||d(h,c)_T/d(h,c)_0|| vanishes more slowly than a vanilla tanh RNN's "
+    "||dh_T/dh_0|| of the same hidden size.",
+    refinement="The LSTM's cell path is prod_t diag(f_t), with every entry in [f_min^T, f_max^T] and 0 < f < 1: its "
+    "decay is set by the forget gate alone (not by W_hh) and is slow exactly when f stays near 1; it is no "
+    "guarantee against an RNN (there are LSTMs whose gradient vanishes faster than an orthogonal tanh RNN's).",
+    proofs=("lstm",),
+)
+def check_lstm_vanishes_less_than_rnn(settings: AuditSettings) -> Findings:
+    found, reverified, ev = lstm_rnn_comparison(settings)
+    held, examples = forget_path_established(settings)
+    return Findings(
+        counterexample(found, reverified),
+        property_held(held),
+        {**ev, "refinement_examples": examples},
+    )
 
-CLAIMS = [
-    Claim(
-        "lstm-cell-gradient-only-forget-gate",
-        "000_d15d2742e1e61326.txt",
-        "In LSTM, the backpropagation only involves element-wise multiplication by f, and no matrix multiplication by W",
-        "Only the direct cell path is element-wise: dc_t/dc_{t-1} at fixed h_{t-1} is diag(f_t), and if W_hh = 0 the "
-        "total dc_T/dc_0 = prod_t diag(f_t). In general the total dc_T/dc_0 also flows through h_{t-1} -> gates, "
-        "i.e. through the blocks of W_hh (dc_t/dh_{t-1} = diag(c_{t-1} f(1-f)) W_hf + diag(g i(1-i)) W_hi + "
-        "diag(i(1-g^2)) W_hg), and can differ from prod diag(f_t) by more than its own size.",
-        check_lstm_cell_gradient_only_forget_gate,
-        "lstm",
-        ("lstm",),
-    ),
-    Claim(
-        "forget-gate-exceeds-one",
-        "000_d15d2742e1e61326.txt",
-        "this forget gate will vary at each time-step (e.g. values sometimes > 1 or < 1)",
-        "The forget gate f = sigma(a) lies in (0, 1) for every real pre-activation: it is never > 1 "
-        "(in float64 it can round to exactly 1.0 for a >= 36.74, never above). So prod f_t never grows.",
-        check_forget_gate_exceeds_one,
-        "lstm",
-        ("activation_bounds",),
-    ),
-    Claim(
-        "lstm-gates-in-unit-interval",
-        "003_799d76786207fd3a.txt, 001_0a600edc1c51c1e3.txt",
-        "The selection of which information is erased/written/read is controlled by three corresponding gates that work "
-        "between open (1) and closed (0). / [the forget gate] outputs a number between 0 and 1",
-        "i, f, o = sigma(.) lie in the open interval (0, 1) for all real inputs (in float64: in [0, 1]).",
-        check_lstm_gates_in_unit_interval,
-        "lstm",
-        (),
-    ),
-    Claim(
-        "cell-counter-by-one",
-        "001_0a600edc1c51c1e3.txt",
-        "we can either increment or decrement each element of that cell state by up to 1 in each time step",
-        "The write is bounded: |c_t - f_t c_{t-1}| = |i_t g_t| < 1, hence |c_t| < |c_0| + t. The change of the "
-        "cell state itself, c_t - c_{t-1} = (f_t - 1) c_{t-1} + i_t g_t, is not bounded by 1: forgetting a large "
-        "cell state moves it by up to |c_{t-1}| + 1.",
-        check_cell_counter_by_one,
-        "lstm",
-        ("lstm",),
-    ),
-    Claim(
-        "tanh-squashes-to-unit-interval",
-        "001_0a600edc1c51c1e3.txt",
-        "We want to squash that counter value in [0, 1] range using tanh.",
-        "tanh maps R onto the open interval (-1, 1), keeping the sign (tanh c < 0 for c < 0), so h_t = o_t tanh(c_t) "
-        "lies in (-1, 1), not [0, 1]; in float64 tanh(c) rounds to exactly +-1 for |c| >= ~19.06.",
-        check_tanh_squashes_to_unit_interval,
-        "lstm",
-        (),
-    ),
-    Claim(
-        "lstm-constant-error-carousel",
-        "Hochreiter & Schmidhuber 1997",
-        "With the forget gate open (f = 1) and nothing written (i = 0), the error flowing back along the cell state is "
-        "carried unchanged: ∂c_T/∂c_k = I.",
-        "If f_t = 1 and i_t = 0 for t = k+1..T then the total dc_T/dc_k = I: the direct block is diag(f) = I and "
-        "every path through h vanishes because dc_t/dh_{t-1} contains only f(1-f) = 0, i(1-i) = 0 and i = 0 factors. "
-        "Checked with saturated biases (f == 1.0 in float64, i <= 1e-20): identity to 1e-14.",
-        check_lstm_constant_error_carousel,
-        "lstm",
-        ("lstm",),
-    ),
-    Claim(
-        "lstm-still-vanishes",
-        "003_799d76786207fd3a.txt",
-        "LSTM will suffer from vanishing gradients as well, but not nearly as much as the vanilla RNN.",
-        "(i) LSTM gradients do vanish: the cell path prod_t diag(f_t) has entries in [f_min^T, f_max^T] with "
-        "0 < f < 1, so it decays geometrically unless f_t -> 1 (with torch's default initialisation the full "
-        "||d(h,c)_T/d(h,c)_0|| falls below 1e-6 within 60 steps). (ii) 'Not nearly as much' is not a theorem: it "
-        "holds when the forget gate stays near 1, but there are LSTMs whose gradient vanishes faster than a tanh "
-        "RNN's on the same input.",
-        check_lstm_still_vanishes,
-        "lstm",
-        ("lstm",),
-    ),
-    Claim(
-        "lstm-solves-vanishing",
-        "000_d15d2742e1e61326.txt, 001_0a600edc1c51c1e3.txt",
-        "LSTM solves the problem of vanishing gradients.",
-        "False as a universal statement: an LSTM with torch's default initialisation has ||d(h,c)_T/d(h,c)_0|| < 1e-6 "
-        "after 60 steps (see lstm-still-vanishes for what is true).",
-        check_lstm_solves_vanishing,
-        "lstm",
-        ("lstm",),
-    ),
-]
+
+@claim(
+    "lstm-solves-vanishing",
+    quotes=[
+        Quote("000", "LSTM solves the problem of vanishing gradients.", "RNN"),
+        Quote("001", "LSTM solves the problem of vanishing gradients."),
+        Quote(
+            "004",
+            "also will see how this problem can be solved using LSTM.",
+            "Introduction",
+        ),
+    ],
+    precise="No LSTM has vanishing gradients: ||d(h,c)_T/d(h,c)_0|| does not tend to 0 for any LSTM.",
+    refinement="The LSTM can carry the gradient unchanged over any horizon, whatever W_hh: with f_t = 1 and i_t = 0 "
+    "the total dc_T/dc_k = I (the constant error carousel); it does not do so by default (an LSTM with torch's "
+    "default initialisation has ||d(h,c)_60/d(h,c)_0|| < 1e-6).",
+    proofs=("lstm",),
+)
+def check_lstm_solves_vanishing(settings: AuditSettings) -> Findings:
+    witness, ev = _witness_evidence(settings)
+    symbolic, held, carousel = _carousel(settings)
+    ev["refinement_constant_error_carousel"] = carousel
+    return Findings(
+        counterexample("counterexample" in ev, witness),
+        proof_or_property(symbolic, held),
+        ev,
+    )
+
+
+@functools.cache
+def _tanh_range_symbolic() -> bool:
+    """SymPy: tanh maps the reals into (-1, 1) and keeps the sign: the sets where tanh(c) >= 1 or <= -1
+    are empty, tanh(c) < 0 exactly for c < 0, and the limits at +-infinity are +-1."""
+    c = sp.Symbol("c", real=True)
+    t = sp.tanh(c)
+    return bool(
+        sp.solveset(t >= 1, c, sp.Reals) == sp.EmptySet
+        and sp.solveset(t <= -1, c, sp.Reals) == sp.EmptySet
+        and sp.solveset(t < 0, c, sp.Reals) == sp.Interval.open(-sp.oo, 0)
+        and sp.limit(t, c, sp.oo) == 1
+        and sp.limit(t, c, -sp.oo) == -1
+    )

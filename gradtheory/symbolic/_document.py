@@ -51,9 +51,12 @@ matrices are spectral norms.
 
 
 def render() -> dict[str, str]:
-    """File name -> text for every derivation and the main document."""
+    """File name -> text for every derivation, the claims-audit chapter and the main document."""
+    from .audit_chapter import CHAPTER, render_chapter
+
     files = {f"{name}.tex": d.to_latex() for name, d in all_derivations().items()}
-    body = "".join(f"\\input{{{name}}}\n" for name in NAMES)
+    files[f"{CHAPTER}.tex"] = render_chapter()  # the claims audit, after the derivations it cites
+    body = "".join(f"\\input{{{name}}}\n" for name in (*NAMES, CHAPTER))
     files[MAIN] = _PREAMBLE + "\n" + body + "\n\\end{document}\n"
     return files
 

@@ -89,7 +89,7 @@ def test_bidirectional_causality_check_rejects_a_forward_leak_or_a_missing_rever
     """The symbolic check is not vacuous: a forward term x_2 -> h^fwd_1 in the formula, or dropping
     the reverse output h^rev_1 from the derivative, makes it fail."""
     B = dict(derivation("bidirectional_stacked").result["bidirectional"])
-    wf, vf, wb, vb, xs, gf, gb = B["symbols"]
+    wf, _vf, _wb, _vb, _xs, gf, gb = B["symbols"]
     leak = dict(B, formula=[e + gf[0] * wf if q == 1 else e for q, e in enumerate(B["formula"])])
     assert not C.bidirectional_causality(SimpleNamespace(result={"bidirectional": leak}))[0]
     blind = dict(B, direct=[e.subs(gb[0], 0) for e in B["direct"]])
