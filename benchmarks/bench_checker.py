@@ -30,8 +30,7 @@ import numpy as np
 import torch
 
 from gradtheory import _check_examples as ex
-from gradtheory.check import CheckTarget, check_gradients, torch_module_target
-
+from gradtheory.check import check_gradients, torch_module_target
 
 planted = ex.planted
 
@@ -87,7 +86,7 @@ def realistic_bugs() -> None:
     m = module("LSTM", 4, 16)
     target = torch_module_target(m, torch.randn(20, 1, 4, dtype=torch.float64))
     bad = planted(target, 2, "scale", 1e-3)
-    out = lambda *a: bad.fn(*a)[0]  # noqa: E731
+    out = lambda *a: bad.fn(*a)[0]
     res = {}
     for fast in (True, False):
         t0 = time.perf_counter()
@@ -162,7 +161,7 @@ def cost(repeats: int) -> None:
     m = module("LSTM", 4, 32)
     torch.manual_seed(1)
     target = torch_module_target(m, torch.randn(20, 2, 4, dtype=torch.float64))
-    fn = lambda *a: target.fn(*a)[0]  # noqa: E731
+    fn = lambda *a: target.fn(*a)[0]
     inputs = target.inputs
     check_gradients(fn, inputs)
     torch.autograd.gradcheck(fn, inputs, fast_mode=True)

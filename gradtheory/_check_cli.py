@@ -103,7 +103,7 @@ def _interpret(obj: Any) -> tuple[dict[str, Any], tuple[Any, Any] | None]:
     from .models.compose import RecurrentModel
 
     torch = sys.modules.get("torch")
-    is_module = lambda m: isinstance(m, RecurrentModel) or (  # noqa: E731
+    is_module = lambda m: isinstance(m, RecurrentModel) or (
         torch is not None and isinstance(m, torch.nn.Module))
     if isinstance(obj, CheckTarget):
         return {"fn": obj}, None

@@ -13,13 +13,13 @@ Nothing heavy is imported at plugin load: torch is only imported by the checks t
 from __future__ import annotations
 
 import os
-
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .check import GradientCheckError, GradientReport, assert_gradients_match
 from .strategies import PROFILES, load_profile
 
-__all__ = ["assert_gradients_match", "GradientCheckError", "gradient_check"]
+__all__ = ["GradientCheckError", "assert_gradients_match", "gradient_check"]
 
 
 def pytest_addoption(parser: Any) -> None:
