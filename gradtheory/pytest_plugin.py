@@ -3,7 +3,8 @@
 * ``--gradtheory-profile`` chooses the Hypothesis profile (ci, dev, thorough);
 * ``--gradtheory-seed`` the seed of the ``gradient_check`` fixture (default 0: deterministic);
 * :func:`assert_gradients_match` (also ``gradtheory.assert_gradients_match``): in a user's test,
-  ``assert_gradients_match(fn, inputs)`` fails the test with the checker's summary;
+  ``assert_gradients_match(fn, inputs)`` fails the test with the checker's summary when the
+  verdict is wrong **or inconclusive** (a check that could not judge is never a pass);
 * fixture ``gradient_check``: the same helper with the session's seed, e.g.
   ``def test_my_cell(gradient_check): gradient_check(my_fn, my_inputs, time_axis=0)``.
 

@@ -140,7 +140,8 @@ class Backend:
             selected = _selected(leaf, target.checked, target.names)
             if reason is None and not selected:
                 reason = "not selected by checked="
-            elif reason is not None and target.checked is not None and selected and reason != "requires_grad is False":
+            elif (reason is not None and target.checked is not None and leaf.name in target.checked
+                  and reason != "requires_grad is False"):
                 raise ValueError(f"checked selects {leaf.name!r}, which cannot be checked: {reason}")
             if reason is None or (reason == "requires_grad is False" and target.checked is not None and selected):
                 checked.append(Checked(leaf, self._as_array(leaf.value)))

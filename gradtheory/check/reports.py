@@ -162,6 +162,10 @@ class GradientReport:
         order = {"wrong": 0, "inconclusive": 1, "correct": 2}
         for c in sorted(self.inputs, key=lambda c: (order[c.status], c.index)):
             rel = "<=" if c.error <= c.tolerance else ">"
+            if math.isnan(c.reference):
+                lines.append(f"  [{tags[c.status]}] input {c.index} {c.name!r} shape {c.shape}: not judged")
+                lines.extend(f"      - {f}" for f in c.findings)
+                continue
             lines.append(
                 f"  [{tags[c.status]}] input {c.index} {c.name!r} shape {c.shape}: <grad,v> = {c.analytic:.12e}, "
                 f"reference = {c.reference:.12e} (+- {c.estimate:.1e}); |diff| = {c.error:.2e} "
