@@ -27,14 +27,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import os
 import json
+import os
 import sys
 import time
 import traceback
 from typing import Any
 
-__all__ = ["add_arguments", "run", "EXIT_CORRECT", "EXIT_WRONG", "EXIT_USAGE", "EXIT_INCONCLUSIVE", "EXIT_USER_CODE"]
+__all__ = ["EXIT_CORRECT", "EXIT_INCONCLUSIVE", "EXIT_USAGE", "EXIT_USER_CODE", "EXIT_WRONG", "add_arguments", "run"]
 
 EXIT_CORRECT, EXIT_WRONG, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_USER_CODE = 0, 1, 2, 3, 4
 
@@ -211,11 +211,11 @@ def run(args: argparse.Namespace) -> int:
     except _UserCodeRaised as exc:
         _print_user_traceback(exc.__cause__, str(exc))
         return EXIT_USER_CODE
-    except Exception as exc:  # a missing module, attribute or a factory returning something else
+    except Exception as exc:  # noqa: BLE001 - a missing module or attribute, a factory returning something else
         print(f"gradtheory check: cannot load {args.target}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    options = dict(seed=args.seed, step=args.step, levels=args.levels, directions=args.directions,
-                   pin_rng=not args.no_pin_rng, progress=_Progress("gradients", not args.quiet))
+    options = {"seed": args.seed, "step": args.step, "levels": args.levels, "directions": args.directions,
+               "pin_rng": not args.no_pin_rng, "progress": _Progress("gradients", not args.quiet)}
     if args.time_axis is not None:
         options["time_axis"] = args.time_axis
     fn = kwargs.pop("fn")
@@ -233,9 +233,9 @@ def run(args: argparse.Namespace) -> int:
         raise
     status = {"correct": EXIT_CORRECT, "wrong": EXIT_WRONG, "inconclusive": EXIT_INCONCLUSIVE}[report.status]
     stability = _stability(stab, args)
-    if stability is not None and not isinstance(stability, str):
-        if (not stability.ok or stability.regime in args.fail_on_regime) and status != EXIT_WRONG:
-            status = EXIT_WRONG
+    if (stability is not None and not isinstance(stability, str)
+            and (not stability.ok or stability.regime in args.fail_on_regime)):
+        status = EXIT_WRONG
     if args.json:
         data: dict[str, Any] = {"exit_status": status, "gradients": report.to_dict()}
         if isinstance(stability, str) or stability is None:

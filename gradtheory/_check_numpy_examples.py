@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["rnn_problem", "lstm_problem", "dict_rnn_problem", "gru_dropout_problem", "STYLES"]
+__all__ = ["STYLES", "dict_rnn_problem", "gru_dropout_problem", "lstm_problem", "rnn_problem"]
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:

@@ -96,9 +96,8 @@ def _float_outputs(out: Any) -> list[tuple[tuple[Any, ...], str, Any]]:
         if is_torch_tensor(v):
             if v.is_floating_point() or v.is_complex():
                 res.append((leaf.keys, leaf.name, v))
-        elif isinstance(v, (np.ndarray, np.floating, float)) and not isinstance(v, bool):
-            if np.asarray(v).dtype.kind in "fc":
-                res.append((leaf.keys, leaf.name, v))
+        elif isinstance(v, (np.ndarray, np.floating, float)) and np.asarray(v).dtype.kind in "fc":
+            res.append((leaf.keys, leaf.name, v))
     return res
 
 

@@ -11,6 +11,7 @@ restricted to one group of output steps at a time (one backward per group).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -43,7 +44,7 @@ def _blocks(shape: tuple[int, ...], axis: int, max_blocks: int) -> list[tuple[tu
     n = shape[axis]
     edges = np.linspace(0, n, min(n, max_blocks) + 1).round().astype(int)
     res = []
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         m = np.zeros(shape, dtype=bool)
         idx = [slice(None)] * len(shape)
         idx[axis] = slice(lo, hi)
@@ -150,8 +151,9 @@ def localise_time(s: Session, index: int, full, probe) -> Localisation:
     steps = tuple(t for lo, hi in bad for t in range(lo, hi))
     axis, T = s.time_axis, s.T
     if not steps:
-        return Localisation(("the output steps' losses taken one at a time all agree (the error is in the "
-                             "final-state outputs or needs several steps together)",), ())
+        text = ("the output steps' losses taken one at a time all agree (the error is in the final-state "
+                "outputs or needs several steps together)")
+        return Localisation((text,), ())
     if len(steps) == T:
         return Localisation((f"the loss of every output step 0..{T - 1} (time axis {axis}) gives a wrong gradient",),
                             steps)

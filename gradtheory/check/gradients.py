@@ -135,11 +135,13 @@ def _nondeterminism(backend: Backend, base: list[np.ndarray], again: list[np.nda
 
 
 def _nondeterministic_note(moved: list[str], pinned: bool) -> str:
-    causes = ["dropout or another random op drawing from an RNG that is not the torch/numpy/random global one"
-              if pinned else "dropout or another random op (RNG pinning is off: pin_rng=False)",
-              "a module or layer built inside fn (new random weights at each call)",
-              "a generator of its own (np.random.default_rng() without a seed, a torch.Generator) or state "
-              "kept between calls (a counter, a cache, a running statistic)"]
+    causes = [
+        ("dropout or another random op drawing from an RNG that is not the torch/numpy/random global one"
+         if pinned else "dropout or another random op (RNG pinning is off: pin_rng=False)"),
+        "a module or layer built inside fn (new random weights at each call)",
+        ("a generator of its own (np.random.default_rng() without a seed, a torch.Generator) or state "
+         "kept between calls (a counter, a cache, a running statistic)"),
+    ]
     return ("fn is NOT DETERMINISTIC: two evaluations at the same inputs differ: " + "; ".join(moved)
             + ". No gradient can be judged against finite differences of a random function. Likely causes: "
             + "; ".join(causes) + ".")

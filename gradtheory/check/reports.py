@@ -155,8 +155,8 @@ class GradientReport:
     def summary(self) -> str:
         meth = self.method + (f" (step {self.step:g}, {self.levels} levels)" if self.method == "richardson" else "")
         lines = [
-            f"check_gradients: {self._head()}; seed={self.seed}, reference {meth}, "
-            f"{self.evaluations} evaluations + {self.backward_passes} backward, {self.seconds:.3f} s"
+            (f"check_gradients: {self._head()}; seed={self.seed}, reference {meth}, "
+             f"{self.evaluations} evaluations + {self.backward_passes} backward, {self.seconds:.3f} s")
         ]
         tags = {"correct": "ok  ", "wrong": "FAIL", "inconclusive": "??  "}
         order = {"wrong": 0, "inconclusive": 1, "correct": 2}

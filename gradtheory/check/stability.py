@@ -50,9 +50,9 @@ class StabilityReport:
     @property
     def summary(self) -> str:
         lines = [
-            f"check_stability ({self.kind}): regime {self.regime.upper()}; Lyapunov exponent "
+            (f"check_stability ({self.kind}): regime {self.regime.upper()}; Lyapunov exponent "
             f"{self.lyapunov:+.4f} per step, measured gradient-flow rate {self.rate:+.4f} per step "
-            f"(factor {math.exp(self.rate) if self.rate > -700 else 0.0:.4g} per step back in time)"
+            f"(factor {math.exp(self.rate) if self.rate > -700 else 0.0:.4g} per step back in time)")
         ]
         if self.gamma is not None:
             q = self.gamma * self.spectral_norm
