@@ -42,7 +42,7 @@ from gradtheory.check import check_gradients, torch_module_target
 planted = ex.planted
 
 
-def module(kind: str, I: int, H: int, layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+def module(kind: str, I: int, H: int, *, layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
            bias: bool = True, seed: int = 0, nonlinearity: str = "tanh"):
     torch.manual_seed(seed)
     kw = {"bidirectional": bidirectional, "batch_first": batch_first, "bias": bias, "dtype": torch.float64}

@@ -16,7 +16,9 @@ benchmark subjects for the common styles of hand-written BPTT.
   it) whose output goes through dropout drawn from ``np.random`` (the global generator). Bugs
   ``"flip"``, ``"zero"``, ``"triple"``: the incoming gradient multiplied by -1, 0, 3.
 
-Each ``*_problem(bug, seed, ...)`` returns a dict with ``fn``, ``inputs``, ``grad_fn``, ``names``
+The step and forward functions keep the signatures students write (``lstm_step_forward(x, prev_h,
+prev_c, Wx, Wh, b)``): they stand for users' code, which the checker calls as ``fn(*inputs)``.
+Each ``*_problem(bug, seed, *, sizes)`` returns a dict with ``fn``, ``inputs``, ``grad_fn``, ``names``
 and ``time_axis`` (the keyword arguments of :func:`gradtheory.check_gradients`; also a factory
 result for ``gradtheory check``).
 """
@@ -55,7 +57,7 @@ def rnn_step_backward(dnext_h, cache, bug="none"):
     return dx, dprev_h, dWx, dWh, db
 
 
-def rnn_forward(x, h0, Wx, Wh, b, h_dtype=np.float64):
+def rnn_forward(x, h0, Wx, Wh, b, *, h_dtype=np.float64):
     N, T, _ = x.shape
     H = h0.shape[1]
     h = np.zeros((N, T, H), dtype=h_dtype)  # a float32 buffer rounds every stored state
@@ -84,7 +86,7 @@ def rnn_backward(dh, caches, bug="none"):
     return dx, dprev_h, dWx, dWh, db
 
 
-def rnn_problem(bug: str = "none", seed: int = 0, N: int = 2, T: int = 6, D: int = 3, H: int = 5,
+def rnn_problem(bug: str = "none", seed: int = 0, *, N: int = 2, T: int = 6, D: int = 3, H: int = 5,
                 float32_states: bool = False) -> dict[str, Any]:
     """CS231n-style RNN plus a float64 readout ``scores = h @ Wy`` (so that an input whose
     gradient stays exact sits next to the recurrent ones when the states are float32)."""
@@ -97,11 +99,11 @@ def rnn_problem(bug: str = "none", seed: int = 0, N: int = 2, T: int = 6, D: int
     h_dtype = np.float32 if float32_states else np.float64
 
     def fn(x, h0, Wx, Wh, b, Wy):
-        h, _ = rnn_forward(x, h0, Wx, Wh, b, h_dtype)
+        h, _ = rnn_forward(x, h0, Wx, Wh, b, h_dtype=h_dtype)
         return h.astype(np.float64) @ Wy
 
     def grad_fn(dscores, x, h0, Wx, Wh, b, Wy):
-        h, caches = rnn_forward(x, h0, Wx, Wh, b, h_dtype)
+        h, caches = rnn_forward(x, h0, Wx, Wh, b, h_dtype=h_dtype)
         h = h.astype(np.float64)
         dWy = np.einsum("nth,ntk->hk", h, dscores)
         dh = dscores @ Wy.T
@@ -165,7 +167,7 @@ def lstm_backward(dh, dc_T, caches, bug="none"):
     return dx, dprev_h, dWx, dWh, db
 
 
-def lstm_problem(bug: str = "none", seed: int = 0, N: int = 2, T: int = 5, D: int = 3, H: int = 4) -> dict[str, Any]:
+def lstm_problem(bug: str = "none", seed: int = 0, *, N: int = 2, T: int = 5, D: int = 3, H: int = 4) -> dict[str, Any]:
     """CS231n-style LSTM returning ``(h, c_T)``."""
     if bug not in ("none", "forget"):
         raise ValueError(f"bug must be 'none' or 'forget', got {bug!r}")
@@ -216,7 +218,7 @@ def dict_rnn_backward(dys, xs, hs, params, bug="none"):
     return dxs, dhnext, grads
 
 
-def dict_rnn_problem(bug: str = "none", seed: int = 0, T: int = 6, D: int = 4, H: int = 6, V: int = 3) -> dict[str, Any]:
+def dict_rnn_problem(bug: str = "none", seed: int = 0, *, T: int = 6, D: int = 4, H: int = 6, V: int = 3) -> dict[str, Any]:
     """fn(xs, hprev, params) -> ys (T, V); params holds arrays and two non-array entries."""
     if bug not in ("none", "time_index"):
         raise ValueError(f"bug must be 'none' or 'time_index', got {bug!r}")
@@ -291,7 +293,7 @@ class GRULayer:
         return dx, dh, grads
 
 
-def gru_dropout_problem(bug: str = "none", seed: int = 0, T: int = 5, N: int = 2, D: int = 3, H: int = 4,
+def gru_dropout_problem(bug: str = "none", seed: int = 0, *, T: int = 5, N: int = 2, D: int = 3, H: int = 4,
                         dropout: float = 0.5) -> dict[str, Any]:
     """fn(x, h0, params) -> dropout(GRU outputs) (T, N, H) with the mask from ``np.random``."""
     if bug not in _FACTORS:

@@ -58,7 +58,7 @@ def _planted(target: CheckTarget, index: int, kind: str, eps: float) -> CheckTar
     return ex.planted(target, index, kind, eps, seed=7)
 
 
-def _torch_module(kind: str, I: int, H: int, layers: int = 1, bidirectional: bool = False,
+def _torch_module(kind: str, I: int, H: int, *, layers: int = 1, bidirectional: bool = False,
                   batch_first: bool = False, seed: int = 0):
     torch.manual_seed(seed)
     return getattr(torch.nn, kind)(I, H, layers, bidirectional=bidirectional, batch_first=batch_first,
@@ -76,7 +76,7 @@ def _torch_module(kind: str, I: int, H: int, layers: int = 1, bidirectional: boo
 )
 def test_torch_recurrent_modules_pass(kind, layers, bidirectional, batch_first):
     """torch's own backward of nn.RNN/LSTM/GRU (float64) agrees with the Richardson reference."""
-    m = _torch_module(kind, 3, 5, layers, bidirectional, batch_first)
+    m = _torch_module(kind, 3, 5, layers=layers, bidirectional=bidirectional, batch_first=batch_first)
     x = torch.randn((2, 7, 3) if batch_first else (7, 2, 3), dtype=torch.float64)
     report = check_gradients(m, x)
     assert report.ok, report.summary

@@ -293,3 +293,59 @@ def test_an_exception_in_user_code_propagates_unchanged_with_a_note():
     assert info.value._gradtheory_during == "grad_fn"
     assert any("raised by grad_fn" in n for n in info.value.__notes__)
     assert check_gradients(**problem).status == "correct"
+
+
+def test_module_route_passes_extra_forward_arguments_and_lists_them():
+    """forward_args reach forward(x, state, *forward_args); a float tensor without requires_grad
+    passes through (listed in skipped), and the state's gradient is checked."""
+    torch.manual_seed(0)
+    cell = torch.nn.GRU(3, 4, dtype=torch.float64)
+
+    class Masked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = cell
+
+        def forward(self, x, h0, mask):
+            out, h_n = self.gru(x, h0)
+            return out * mask, h_n
+
+    x, h0 = torch.randn(5, 2, 3, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64)
+    mask = (torch.rand(5, 2, 4) > 0.3).to(torch.float64)
+    report = check_gradients(Masked(), x, state=h0, forward_args=(mask,))
+    assert report.status == "correct", report.summary
+    assert [c.name for c in report.inputs][:2] == ["x", "h0"]
+    assert [(s.name, s.reason) for s in report.skipped] == [("forward_args[0]", "requires_grad is False")]
+
+
+def test_a_gradient_of_the_wrong_shape_is_a_wrong_backward():
+    """db returned as (1, H) for a bias of shape (H,) (keepdims): wrong, with the shapes named."""
+    problem = nx.rnn_problem()
+
+    def grad_fn(dscores, *args):
+        dx, dh0, dWx, dWh, db, dWy = problem["grad_fn"](dscores, *args)
+        return dx, dh0, dWx, dWh, db[None, :], dWy
+
+    report = check_gradients(problem["fn"], problem["inputs"], grad_fn=grad_fn, names=problem["names"])
+    assert [c.name for c in report.failures] == ["b"]
+    assert "grad_fn returned a gradient of shape (1, 5) for this input of shape (5,)" in report.summary
+
+
+def test_non_finite_values_near_the_point_are_not_a_false_alarm_and_empty_leaves_are_skipped():
+    """sqrt near the edge of its domain: stencils that leave it give no reference; smaller steps
+    do, so the correct gradient verifies. An empty array is listed as skipped."""
+    a = np.array([1e-3, 0.5, 2.0])
+    with np.errstate(invalid="ignore"):  # the user's sqrt of negative numbers in the wide stencils
+        report = check_gradients(lambda a, e: np.sqrt(a), (a, np.zeros(0)),
+                                 grad_fn=lambda w, a, e: (w * 0.5 / np.sqrt(a), None), names=("a", "e"))
+    assert report.status == "correct", report.summary
+    assert [(s.name, s.reason) for s in report.skipped] == [("e", "empty (no element to check)")]
+
+
+def test_a_module_updating_running_statistics_leaves_the_callers_module_unchanged():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Tanh()).double()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    report = check_gradients(net, torch.randn(6, 3, dtype=torch.float64))
+    assert report.status == "correct", report.summary
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())

@@ -6,9 +6,9 @@ Both backends share what makes the checker safe on other people's code:
 * every array/tensor handed to user code (inputs, cotangents) is a fresh copy, so a backward that
   updates its incoming gradient in place (``dnext_c += ...``, ``grad_output.mul_(...)``) or a
   forward that edits its arguments cannot change the reference or the caller's data;
-* every call of user code starts from the same torch / numpy / ``random`` global RNG state (when
-  ``pin_rng``), so dropout masks drawn from the global generators repeat across evaluations; the
-  states at entry are restored when the check ends;
+* every call of user code starts from the same torch (CPU and, once initialised, CUDA) / numpy /
+  ``random`` global RNG state (when ``pin_rng``), so dropout masks drawn from the global
+  generators repeat across evaluations; the states at entry are restored when the check ends;
 * an exception raised by user code propagates unchanged, marked with what was being called
   (:func:`call_user`), so the CLI can show it as the user's.
 """
@@ -55,6 +55,8 @@ class RngPin:
         self.python = random.getstate()
         torch = sys.modules.get("torch")
         self.torch = torch.get_rng_state() if torch is not None else None
+        cuda = torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
+        self.cuda = torch.cuda.get_rng_state_all() if cuda else None
 
     def reset(self) -> None:
         if not self.enabled:
@@ -63,6 +65,8 @@ class RngPin:
         random.setstate(self.python)
         if self.torch is not None:
             sys.modules["torch"].set_rng_state(self.torch)
+        if self.cuda is not None:
+            sys.modules["torch"].cuda.set_rng_state_all(self.cuda)
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,9 @@ class Backend:
         checked, skipped = [], []
         for leaf in self.all_leaves:
             reason = self._classify(leaf)
+            if reason is None and np.size(leaf.value.detach().cpu().numpy() if is_torch_tensor(leaf.value)
+                                          else leaf.value) == 0:
+                reason = "empty (no element to check)"
             selected = _selected(leaf, target.checked, target.names)
             if reason is None and not selected:
                 reason = "not selected by checked="
@@ -153,6 +160,8 @@ class Backend:
                                      f"(leaves: {[leaf.name for leaf in self.all_leaves]})")
         self.checked = checked
         self.skipped = skipped
+        #: a backward's gradient of the wrong shape, by checked index (a wrong backward, not a usage error)
+        self.shape_errors: dict[int, str] = {}
 
     # -- per framework -------------------------------------------------------------------------
     def _classify(self, leaf: Leaf) -> str | None:  # None: checkable
@@ -272,7 +281,9 @@ class NumpyBackend(Backend):
                 continue
             g = np.asarray(g)
             if g.shape != c.x.shape:
-                raise ValueError(f"grad_fn returned a gradient of shape {g.shape} for {c.name} of shape {c.x.shape}")
+                self.shape_errors[i] = f"grad_fn returned a gradient of shape {g.shape} for this input of shape {c.x.shape}"
+                res[i] = None
+                continue
             res[i] = g
         return res
 

@@ -130,6 +130,8 @@ class Probe:
             return Derivative(loss(w, self.outs, imag=True) / self.h, noise, True, False, None)
         steps = np.array(self.steps)
         d = np.array([(loss(w, p) - loss(w, m)) / (2 * h) for p, m, h in zip(self.plus, self.minus, steps)])
+        if not np.all(np.isfinite(d)):  # fn overflowed or left its domain inside the stencil: no reference
+            return Derivative(math.nan, math.inf, False, False, None)
         c_best, c_prev = _weights(self.levels)
         best, prev = float(c_best @ d), float(c_prev @ d)
         # Round-off in D_j is noise / h_j (difference of two noisy values over 2 h_j); weights c_j.

@@ -115,7 +115,10 @@ def torch_module_target(module: Any, x: Any, h0: Any = None, *, state: Any = Non
         more = rest[n_state] if extra else ()
         ps = rest[n_state + (1 if extra else 0):]
         args = (x,) + ((tuple(st) if paired else st[0],) if n_state else ()) + tuple(more)
-        return functional_call(mod, {**buffers, **dict(zip(names, ps))}, args)
+        # fresh buffers each call: a module that updates running statistics in forward (batch norm)
+        # must not change the caller's module
+        fresh = {n: b.clone() for n, b in buffers.items()}
+        return functional_call(mod, {**fresh, **dict(zip(names, ps))}, args)
 
     time_axis = None
     if isinstance(module, torch.nn.RNNBase):

@@ -208,9 +208,9 @@ def _kink_finding(kinks: list, step: float) -> str:
                 f"along the direction {where} (in units of the direction, steps down to {step / 256:.1e}); the "
                 "finite differences cannot be trusted across it, so this input is not judged")
     return ("INCONCLUSIVE: the central differences never behaved like a smooth function's (they do not converge as "
-            f"h^2) at steps down to {step / 256:.1e} along {_SMOOTH_DIRECTIONS} directions; no kink could be located: "
-            "fn may be non-differentiable or too curved on the scale of the step (try a smaller step=); this input "
-            "is not judged")
+            f"h^2, or fn returned non-finite values) at steps down to {step / 256:.1e} along {_SMOOTH_DIRECTIONS} "
+            "directions; no kink could be located: fn may be non-differentiable, leave its domain or be too curved "
+            "on the scale of the step (try a smaller step=); this input is not judged")
 
 
 def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -> InputCheck:
@@ -227,9 +227,14 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
         if worst is None or c.error / max(c.tolerance, 1e-300) > worst[0].error / max(worst[0].tolerance, 1e-300):
             worst = (c, probe)
     if worst is None:
+        if i in s.backend.shape_errors:
+            return _unjudged(s.backend, i, g, s.backend.shape_errors[i])._replace_status("wrong")
         return _unjudged(s.backend, i, g, _kink_finding(kinks_all, o.step))
     c, probe = worst
     status = "correct" if c.passes else "wrong"
+    if i in s.backend.shape_errors:
+        status = "wrong"
+        findings.append(s.backend.shape_errors[i])
     if not conclusive:
         status = "inconclusive"
         findings.append(_kink_finding(kinks_all, o.step))
@@ -286,7 +291,7 @@ def _time_setup(target: CheckTarget, backend: Backend, base: list[np.ndarray]) -
                         if c.x.ndim == base[0].ndim and c.x.shape[target.time_axis] == T)
 
 
-def _validate(method: str, levels: int, directions: int, seed: int, step: float, flags: dict[str, bool]) -> Options:
+def _validate(*, method: str, levels: int, directions: int, seed: int, step: float, flags: dict[str, bool]) -> Options:
     check_choice(method, "method", ("richardson", "complex"))
     levels = check_positive_int(levels, "levels", minimum=2)
     directions = check_positive_int(directions, "directions")
@@ -369,8 +374,8 @@ def check_gradients(
         With ``raise_exception=True`` when the verdict is not ``"correct"``.
     """
     t0 = time.perf_counter()
-    options = _validate(method, levels, directions, seed, step,
-                        {"localise": localise, "pin_rng": pin_rng, "raise_exception": raise_exception})
+    options = _validate(method=method, levels=levels, directions=directions, seed=seed, step=step,
+                        flags={"localise": localise, "pin_rng": pin_rng, "raise_exception": raise_exception})
     if time_axis is not None:
         time_axis = check_positive_int(time_axis, "time_axis", minimum=0)
     target = _as_target(fn, inputs, grad_fn=grad_fn, names=names, time_axis=time_axis, checked=checked,
