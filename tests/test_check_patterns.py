@@ -349,3 +349,15 @@ def test_a_module_updating_running_statistics_leaves_the_callers_module_unchange
     report = check_gradients(net, torch.randn(6, 3, dtype=torch.float64))
     assert report.status == "correct", report.summary
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("bug", ["none", "triple"])
+def test_a_layer_object_whose_backward_reads_its_forward_cache(bug):
+    """fn = layer.forward, grad_fn = layer.backward (reading self.cache from the last forward):
+    the checker runs the forward at the base point before each backward, so the cache is the
+    base point's (and the dropout mask, from np.random, is the pinned one)."""
+    problem = nx.gru_dropout_problem(bug)
+    layer = nx.GRULayer(problem["inputs"][2], 0.5, bug)
+    report = check_gradients(layer.forward, problem["inputs"][:2], names=("x", "h0"), time_axis=0,
+                             grad_fn=lambda dout, x, h0: layer.backward(dout)[:2])
+    assert report.status == ("correct" if bug == "none" else "wrong"), report.summary

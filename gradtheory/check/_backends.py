@@ -264,6 +264,11 @@ class NumpyBackend(Backend):
         out_keys = [k for k, _, _ in _float_outputs(self._out_struct)]
         by_keys = dict(zip(out_keys, cotangents))
         cot = rebuild(self._out_struct, (), lambda k, v: np.array(by_keys[k]) if k in by_keys else None, {})
+        # the forward at the base point right before the backward: a layer object whose backward
+        # reads what its last forward cached (self.cache) then differentiates at the base point,
+        # not at the last probe
+        self.rng.reset()
+        call_user("fn", self.target.fn, *args)
         self.rng.reset()
         grads = call_user("grad_fn", self.target.grad_fn, cot, *args)
         n = len(self.target.inputs)

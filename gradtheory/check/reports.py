@@ -60,7 +60,7 @@ class InputCheck:
     def conclusive(self) -> bool:
         return self.status != "inconclusive"
 
-    def _replace_status(self, status: str) -> "InputCheck":
+    def _replace_status(self, status: str) -> InputCheck:
         from dataclasses import replace
 
         return replace(self, status=status)
