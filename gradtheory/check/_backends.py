@@ -268,7 +268,7 @@ class NumpyBackend(Backend):
         # reads what its last forward cached (self.cache) then differentiates at the base point,
         # not at the last probe
         self.rng.reset()
-        call_user("fn", self.target.fn, *args)
+        call_user("fn", self.target.fn, *self._args({}, False, {}))  # its own copies: fn may edit them
         self.rng.reset()
         grads = call_user("grad_fn", self.target.grad_fn, cot, *args)
         n = len(self.target.inputs)
