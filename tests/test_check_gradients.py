@@ -1,6 +1,6 @@
 """Test the tester: check_gradients must pass correct backwards and flag wrong ones, with messages.
 
-The statement under test (gradtheory/check.py, module docstring): for L = <w, fn(x)>, the analytic
+The statement under test (gradtheory/check/gradients.py, module docstring): for L = <w, fn(x)>, the analytic
 <dL/dx_i, v_i> agrees with the Richardson derivative of L along v_i to within
 k * (error estimate + analytic round-off); a backward that is wrong by a relative 1e-9 or more on
 one tensor breaks that bound. The subjects are torch.nn.RNN/LSTM/GRU (torch's own backward:

@@ -41,6 +41,7 @@ twice (with the global RNGs pinned, ``pin_rng``) and outputs that move by more t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -228,7 +229,7 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
             worst = (c, probe)
     if worst is None:
         if i in s.backend.shape_errors:
-            return _unjudged(s.backend, i, g, s.backend.shape_errors[i])._replace_status("wrong")
+            return dataclasses.replace(_unjudged(s.backend, i, g, s.backend.shape_errors[i]), status="wrong")
         return _unjudged(s.backend, i, g, _kink_finding(kinks_all, o.step))
     c, probe = worst
     status = "correct" if c.passes else "wrong"

@@ -60,11 +60,6 @@ class InputCheck:
     def conclusive(self) -> bool:
         return self.status != "inconclusive"
 
-    def _replace_status(self, status: str) -> InputCheck:
-        from dataclasses import replace
-
-        return replace(self, status=status)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index, "name": self.name, "shape": list(self.shape), "status": self.status,
