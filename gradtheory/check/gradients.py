@@ -45,7 +45,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -156,15 +156,31 @@ def _unjudged(backend: Backend, i: int, g: np.ndarray | None, finding: str) -> I
                       findings=(finding,))
 
 
-def _best_probe(s: Session, i: int, g: np.ndarray | None):
+class _Choice(NamedTuple):
+    """The probe kept for one direction: ``accepted`` when it passed the accuracy test outright."""
+
+    comparison: Comparison | None
+    probe: Any
+    kinks: list
+    accepted: bool
+
+
+def _usable(c: Comparison) -> bool:
+    """Smooth-looking differences and no kink located in the stencil (``_probe.kink_location``
+    sees one contaminated difference that ``_smooth``'s ratio test lets through)."""
+    return c.derivative.smooth and c.derivative.kink is None
+
+
+def _best_probe(s: Session, i: int, g: np.ndarray | None) -> _Choice:
     """The most accurate smooth-looking probe over shrinking steps and new directions.
 
     A non-smooth function (relu kinks) can make the central differences inconsistent: shrink the
     step (h/16, h/256: the kink is then usually outside the stencil) and, if that fails, draw a
-    new direction. A probe is accepted at once when its differences look smooth and its estimate
-    is below 1e-8 |D| (smooth float64 recurrent models give 1e-13..1e-10 at the default step) or
-    at the round-off level. Returns (comparison, probe, kinks) with comparison None when no
-    stencil looked smooth; ``kinks`` are the located kinks (distance intervals along v)."""
+    new direction. A probe is accepted at once when it is usable (smooth, no kink located) and
+    its estimate is below 1e-8 |D| (smooth float64 recurrent models give 1e-13..1e-10 at the
+    default step) or at the round-off level. Otherwise the usable probe with the smallest
+    relative estimate is kept, not accepted: a comparison that fails on it cannot be blamed on
+    the backward (kinks or strong curvature near the point) and makes the input inconclusive."""
     o = s.options
     x = s.backend.checked[i].x
     candidates, kinks = [], []
@@ -175,28 +191,28 @@ def _best_probe(s: Session, i: int, g: np.ndarray | None):
             c = s.compare(g, v, probe)
             if c.derivative.kink is not None:
                 kinks.append((c.derivative.kink, used_step))
-            if c.derivative.smooth:
+            if _usable(c):
                 candidates.append((c.estimate / max(abs(c.reference), 1e-300), c, probe))
                 if c.estimate <= 1e-8 * abs(c.reference) or not c.derivative.truncation_dominated:
-                    return c, probe, kinks
+                    return _Choice(c, probe, kinks, True)
         if o.method == "complex":
             break
     if not candidates:
-        return None, None, kinks
+        return _Choice(None, None, kinks, False)
     _, c, probe = min(candidates, key=lambda t: t[0])
-    return c, probe, kinks
+    return _Choice(c, probe, kinks, False)
 
 
 def _refine(s: Session, i: int, g: np.ndarray | None, c: Comparison, probe: Any):
     """Truncation-dominated estimate and an inconclusive-looking comparison: a step 4x smaller
     shrinks the leading term of the Richardson difference (O(h^(2 levels - 2))) by 4^6 = 4096
-    (levels = 4) at the price of 4x the round-off; keep the more accurate of the two."""
+    (levels = 4) at the price of 4x the round-off; keep the more accurate of the two, if usable."""
     if s.options.method != "richardson":
         return c, probe
     if c.derivative.truncation_dominated and c.tolerance > 1e-11 * abs(c.reference) and c.error > 0.1 * c.tolerance:
         probe2 = s.probe(i, probe.direction, probe.steps[0] / 4)
         c2 = s.compare(g, probe.direction, probe2)
-        if c2.estimate < c.estimate:
+        if _usable(c2) and c2.estimate < c.estimate:
             return c2, probe2
     return c, probe
 
@@ -217,14 +233,16 @@ def _kink_finding(kinks: list, step: float) -> str:
 def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -> InputCheck:
     o = s.options
     x = s.backend.checked[i].x
-    worst, conclusive, findings, kinks_all = None, True, [], []
+    worst, findings, kinks_all = None, [], []
+    statuses = set()
     for _ in range(o.directions):
-        c, probe, kinks = _best_probe(s, i, g)
-        kinks_all.extend(kinks)
-        if c is None:
-            conclusive = False
+        choice = _best_probe(s, i, g)
+        kinks_all.extend(choice.kinks)
+        if choice.comparison is None:
+            statuses.add("no smooth stencil")
             continue
-        c, probe = _refine(s, i, g, c, probe)
+        c, probe = _refine(s, i, g, choice.comparison, choice.probe)
+        statuses.add("correct" if c.passes else "wrong" if choice.accepted else "unreliable")
         if worst is None or c.error / max(c.tolerance, 1e-300) > worst[0].error / max(worst[0].tolerance, 1e-300):
             worst = (c, probe)
     if worst is None:
@@ -232,13 +250,23 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
             return dataclasses.replace(_unjudged(s.backend, i, g, s.backend.shape_errors[i]), status="wrong")
         return _unjudged(s.backend, i, g, _kink_finding(kinks_all, o.step))
     c, probe = worst
-    status = "correct" if c.passes else "wrong"
-    if i in s.backend.shape_errors:
+    if "wrong" in statuses or i in s.backend.shape_errors:
         status = "wrong"
-        findings.append(s.backend.shape_errors[i])
-    if not conclusive:
+    elif statuses == {"correct"}:
+        status = "correct"
+    else:
         status = "inconclusive"
-        findings.append(_kink_finding(kinks_all, o.step))
+        if "no smooth stencil" in statuses:
+            findings.append(_kink_finding(kinks_all, o.step))
+        if "unreliable" in statuses:
+            findings.append(
+                f"INCONCLUSIVE: the reference disagrees with the gradient by {c.error / max(abs(c.reference), 1e-300):.1e} "
+                "relative, but no stencil passed the accuracy test (Richardson estimate above 1e-8 |D| and dominated "
+                "by truncation at every step tried: kinks or strong curvature near the point), so the disagreement "
+                "cannot be blamed on the backward"
+                + (f"; {_kink_finding(kinks_all, o.step)[len('INCONCLUSIVE: '):]}" if kinks_all else ""))
+    if i in s.backend.shape_errors:
+        findings.append(s.backend.shape_errors[i])
     if g is None and c.reference != 0.0:
         findings.append("the backward returned no gradient (None) for this input, but fn depends on it")
     if g is not None and g.dtype == np.float32:
