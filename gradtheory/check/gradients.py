@@ -217,6 +217,25 @@ def _refine(s: Session, i: int, g: np.ndarray | None, c: Comparison, probe: Any)
     return c, probe
 
 
+def _unstable_reference(s: Session, i: int, g: np.ndarray | None, c: Comparison, probe: Any) -> str:
+    """Before a backward is called wrong: does an independent stencil 16x smaller along the same
+    direction give the same reference (within both tolerances)? A piecewise-linear function (ReLU
+    network) can mimic the h^2 convergence of a smooth one on 4 steps when kinks sit at several
+    distances inside the stencil, and the Richardson estimate is then meaningless; the smaller
+    stencil sees other kinks or none, so the two references disagree. For a smooth function both
+    are accurate and agree. Returns the finding ('' when the reference is confirmed)."""
+    if s.options.method != "richardson":
+        return ""
+    step = probe.steps[0] / 16
+    c2 = s.compare(g, probe.direction, s.probe(i, probe.direction, step))
+    if _usable(c2) and abs(c2.reference - c.reference) <= c.tolerance + c2.tolerance:
+        return ""
+    return (f"INCONCLUSIVE: the reference is not stable across step sizes (D = {c.reference:.12e} at step "
+            f"{probe.steps[0]:.1e}, {c2.reference:.12e} at step {step:.1e}{'' if _usable(c2) else ', not smooth'}): "
+            "kinks near the point (a piecewise-linear function such as a ReLU network can look smooth on a few "
+            "steps); the disagreement with the gradient cannot be blamed on the backward")
+
+
 def _kink_finding(kinks: list, step: float) -> str:
     if kinks:
         (lo, hi), _ = kinks[0]
@@ -242,7 +261,15 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
             statuses.add("no smooth stencil")
             continue
         c, probe = _refine(s, i, g, choice.comparison, choice.probe)
-        statuses.add("correct" if c.passes else "wrong" if choice.accepted else "unreliable")
+        if c.passes:
+            statuses.add("correct")
+        elif not choice.accepted:
+            statuses.add("unreliable")
+        else:
+            unstable = _unstable_reference(s, i, g, c, probe)
+            statuses.add("unstable" if unstable else "wrong")
+            if unstable:
+                findings.append(unstable)
         if worst is None or c.error / max(c.tolerance, 1e-300) > worst[0].error / max(worst[0].tolerance, 1e-300):
             worst = (c, probe)
     if worst is None:
