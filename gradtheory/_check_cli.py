@@ -10,7 +10,8 @@ one of:
   input; every parameter and ``x`` are checked, and for a single-layer unidirectional recurrent
   model the stability check runs on the first sequence of ``x``;
 * a dict with keys ``fn``, ``inputs`` and optionally ``grad_fn`` (numpy functions), ``names``,
-  ``time_axis`` and ``stability`` (a ``(model, x)`` pair for the stability check);
+  ``time_axis``, ``checked``, ``state``, ``forward_args`` (as for ``check_gradients``) and
+  ``stability`` (a ``(model, x)`` pair for the stability check);
 * a :class:`gradtheory.check.CheckTarget`.
 
 Exit status: 0 when the gradients are correct (and the measured gradient flow stays under its
