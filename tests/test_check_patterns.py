@@ -361,3 +361,16 @@ def test_a_layer_object_whose_backward_reads_its_forward_cache(bug):
     report = check_gradients(layer.forward, problem["inputs"][:2], names=("x", "h0"), time_axis=0,
                              grad_fn=lambda dout, x, h0: layer.backward(dout)[:2])
     assert report.status == ("correct" if bug == "none" else "wrong"), report.summary
+
+
+def test_a_forward_that_ignores_its_argument_is_wrong_and_says_why():
+    """A layer object's forward reading self.params instead of the dict it is given: perturbing
+    the argument changes nothing, so the (nonzero) backward is wrong for fn, and the report says
+    that fn does not read the input."""
+    problem = nx.gru_dropout_problem()
+    layer = nx.GRULayer(problem["inputs"][2], 0.5)
+    report = check_gradients(lambda x, h0, params: layer.forward(x, h0), problem["inputs"], names=problem["names"],
+                             grad_fn=problem["grad_fn"])
+    assert {c.name for c in report.failures} == {"params['W_ih']", "params['W_hh']", "params['b_ih']",
+                                                 "params['b_hh']"}, report.summary
+    assert "fn's output did not change at all when this input was perturbed: does fn read it?" in report.summary

@@ -296,6 +296,9 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
         findings.append(s.backend.shape_errors[i])
     if g is None and c.reference != 0.0:
         findings.append("the backward returned no gradient (None) for this input, but fn depends on it")
+    if status == "wrong" and c.reference == 0.0 and c.analytic != 0.0:
+        findings.append("fn's output did not change at all when this input was perturbed: does fn read it? (a "
+                        "forward that uses a captured copy, e.g. self.params, instead of its argument)")
     if g is not None and g.dtype == np.float32:
         findings.append("the gradient has dtype float32 (expected float64)")
     bad_blocks: tuple = ()
