@@ -17,6 +17,12 @@ are fastest on one thread; both checkers get the same setting).
    across a kink: the reference is inaccurate there; the check must still not raise false alarms).
 4. Cost: LSTM 4 -> 32 (T = 20, B = 2), fn(x, *params) -> output, check_gradients vs
    torch.autograd.gradcheck(fast_mode=True) on the same function, interleaved repeats, medians.
+5. Numpy code in the common styles (gradtheory/_check_numpy_examples.py: CS231n RNN/LSTM with
+   cache tuples and in-place updates of the incoming gradient, min-char-rnn with a parameter dict,
+   a cached GRU layer with dropout from np.random, the RNN with float32 hidden states): false
+   alarms over random sizes and seeds of the correct code, and the planted bugs found.
+6. Random forwards: functions that are not deterministic (dropout with RNG pinning off, an
+   unseeded generator, random jitter of relative size 1e-9 .. 1) must never be reported correct.
 """
 
 from __future__ import annotations
@@ -30,16 +36,16 @@ import numpy as np
 import torch
 
 from gradtheory import _check_examples as ex
-from gradtheory.check import CheckTarget, check_gradients, torch_module_target
-
+from gradtheory import _check_numpy_examples as nx
+from gradtheory.check import check_gradients, torch_module_target
 
 planted = ex.planted
 
 
-def module(kind: str, I: int, H: int, layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
+def module(kind: str, I: int, H: int, *, layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
            bias: bool = True, seed: int = 0, nonlinearity: str = "tanh"):
     torch.manual_seed(seed)
-    kw = dict(bidirectional=bidirectional, batch_first=batch_first, bias=bias, dtype=torch.float64)
+    kw = {"bidirectional": bidirectional, "batch_first": batch_first, "bias": bias, "dtype": torch.float64}
     if kind == "RNN":
         kw["nonlinearity"] = nonlinearity
     return getattr(torch.nn, kind)(I, H, layers, **kw)
@@ -79,27 +85,27 @@ def realistic_bugs() -> None:
         for fast in (True, False):
             try:
                 gc[fast] = "passes" if torch.autograd.gradcheck(fn, inputs, fast_mode=fast) else "fails"
-            except Exception:  # gradcheck raises GradcheckError on failure
+            except Exception:  # noqa: BLE001 - gradcheck raises GradcheckError (or RuntimeError) on failure
                 gc[fast] = "flags"
         failing = ",".join(c.name for c in rep.failures)
-        print(f"{cell:6} {bug:10} {'flags' if not rep.ok else 'MISSES':16} {failing:28} {gc[True]:15} {gc[False]:15}")
+        print(f"{cell:6} {bug:10} {'flags' if rep.status == 'wrong' else 'MISSES':16} {failing:28} {gc[True]:15} {gc[False]:15}")
     # the issue's motivating LSTM: weight_hh off by a relative 1e-3
     m = module("LSTM", 4, 16)
     target = torch_module_target(m, torch.randn(20, 1, 4, dtype=torch.float64))
     bad = planted(target, 2, "scale", 1e-3)
-    out = lambda *a: bad.fn(*a)[0]  # noqa: E731
+    out = lambda *a: bad.fn(*a)[0]
     res = {}
     for fast in (True, False):
         t0 = time.perf_counter()
         try:
             res[fast] = ("passes" if torch.autograd.gradcheck(out, target.inputs, fast_mode=fast) else "fails")
-        except Exception:
+        except Exception:  # noqa: BLE001 - gradcheck raises GradcheckError on failure
             res[fast] = "flags"
         res[fast] += f" ({time.perf_counter() - t0:.2f} s)"
     t0 = time.perf_counter()
     rep = check_gradients(bad)
     print(f"LSTM 4->16 T=20, weight_hh x (1 + 1e-3): gradcheck fast {res[True]}, slow {res[False]}; "
-          f"check_gradients {'flags ' + ','.join(c.name for c in rep.failures) if not rep.ok else 'MISSES'} "
+          f"check_gradients {'flags ' + ','.join(c.name for c in rep.failures) if rep.status == 'wrong' else 'MISSES'} "
           f"({time.perf_counter() - t0:.2f} s)")
 
 
@@ -112,19 +118,19 @@ def false_alarms(n: int, relu: int) -> None:
     for i in range(n):
         kind = ("RNN", "LSTM", "GRU")[i % 3]
         counts[kind] += 1
-        cfg = dict(I=int(rng.integers(1, 9)), H=int(rng.integers(1, 33)), layers=int(rng.integers(1, 4)),
-                   bidirectional=bool(rng.integers(0, 2)), batch_first=bool(rng.integers(0, 2)),
-                   bias=bool(rng.integers(0, 4) > 0))
+        cfg = {"I": int(rng.integers(1, 9)), "H": int(rng.integers(1, 33)), "layers": int(rng.integers(1, 4)),
+                   "bidirectional": bool(rng.integers(0, 2)), "batch_first": bool(rng.integers(0, 2)),
+                   "bias": bool(rng.integers(0, 4) > 0)}
         T, B = int(rng.integers(1, 31)), int(rng.integers(1, 4))
         m = module(kind, **cfg, seed=i)
         shape = (B, T, cfg["I"]) if cfg["batch_first"] else (T, B, cfg["I"])
         x = torch.from_numpy(rng.standard_normal(shape))
         rep = check_gradients(m, x, seed=i, localise=False)
-        ratios.extend(c.error / c.tolerance for c in rep.inputs if c.tolerance > 0)
-        resolutions.extend(c.resolution for c in rep.inputs if c.reference != 0)
+        ratios.extend(c.error / c.tolerance for c in rep.inputs if c.conclusive and c.tolerance > 0)
+        resolutions.extend(c.resolution for c in rep.inputs if c.conclusive and c.reference != 0)
         smaller_step += sum(c.step != rep.step for c in rep.inputs)
         inconclusive += sum(not c.conclusive for c in rep.inputs)
-        if not rep.ok:
+        if rep.status == "wrong":
             alarms.append((i, kind, cfg, T, B, rep.summary))
         if (i + 1) % 100 == 0:
             print(f"  {i + 1}/{n} models, {len(alarms)} false alarms, {time.perf_counter() - t0:.0f} s",
@@ -143,15 +149,15 @@ def false_alarms(n: int, relu: int) -> None:
     if relu:
         alarms_r, weak, unsure, judged = 0, 0, 0, 0
         for i in range(relu):
-            cfg = dict(I=int(rng.integers(1, 9)), H=int(rng.integers(1, 33)), layers=int(rng.integers(1, 3)))
+            cfg = {"I": int(rng.integers(1, 9)), "H": int(rng.integers(1, 33)), "layers": int(rng.integers(1, 3))}
             T, B = int(rng.integers(1, 21)), int(rng.integers(1, 4))
             m = module("RNN", **cfg, seed=10_000 + i, nonlinearity="relu")
             rep = check_gradients(m, torch.from_numpy(rng.standard_normal((T, B, cfg["I"]))), seed=i, localise=False)
-            alarms_r += not rep.ok
+            alarms_r += rep.status == "wrong"
             weak += bool(rep.notes)
             unsure += sum(not c.conclusive for c in rep.inputs)
             judged += len(rep.inputs)
-            if not rep.ok and alarms_r <= 3:
+            if rep.status == "wrong" and alarms_r <= 3:
                 print("RELU ALARM", cfg, T, B, "\n", rep.summary)
         print(f"ReLU RNNs: false alarms {alarms_r}/{relu}; reports with a low-resolution note {weak}/{relu}; "
               f"inconclusive inputs {unsure}/{judged}")
@@ -162,7 +168,7 @@ def cost(repeats: int) -> None:
     m = module("LSTM", 4, 32)
     torch.manual_seed(1)
     target = torch_module_target(m, torch.randn(20, 2, 4, dtype=torch.float64))
-    fn = lambda *a: target.fn(*a)[0]  # noqa: E731
+    fn = lambda *a: target.fn(*a)[0]
     inputs = target.inputs
     check_gradients(fn, inputs)
     torch.autograd.gradcheck(fn, inputs, fast_mode=True)
@@ -182,12 +188,108 @@ def cost(repeats: int) -> None:
     print(f"per-repeat ratios: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, max {max(ratios):.2f}")
 
 
+def _style_problem(style: str, bug: str, seed: int, rng: np.random.Generator) -> dict:
+    sizes = {"rnn": {"N": int(rng.integers(1, 4)), "T": int(rng.integers(1, 13)), "D": int(rng.integers(1, 6)),
+                         "H": int(rng.integers(1, 17))},
+             "lstm": {"N": int(rng.integers(1, 4)), "T": int(rng.integers(1, 13)), "D": int(rng.integers(1, 6)),
+                          "H": int(rng.integers(1, 13))},
+             "dict_rnn": {"T": int(rng.integers(1, 13)), "D": int(rng.integers(1, 6)), "H": int(rng.integers(1, 17)),
+                              "V": int(rng.integers(1, 6))},
+             "gru_dropout": {"T": int(rng.integers(1, 13)), "N": int(rng.integers(1, 4)), "D": int(rng.integers(1, 6)),
+                                 "H": int(rng.integers(1, 13))}}
+    # the dropout mask comes from np.random's global state (pinned during a check): seed it so that
+    # the figures repeat from run to run
+    np.random.seed(seed)
+    if style == "rnn_float32":
+        return nx.rnn_problem(bug, seed, **sizes["rnn"], float32_states=True)
+    return nx.STYLES[style](bug, seed, **sizes[style])
+
+
+NUMPY_BUGS = {"rnn": "wrong_h", "rnn_float32": "wrong_h", "lstm": "forget", "dict_rnn": "time_index",
+              "gru_dropout": "flip"}
+
+
+def numpy_styles(n: int) -> None:
+    print(f"\n## 5. Numpy code in the common styles: {n} random instances per style (sizes and seeds)")
+    print(f"{'style':12} {'correct code: correct / wrong (FALSE ALARM) / inconclusive':60} {'bug found':10}")
+    rng = np.random.default_rng(2024)
+    total_alarms = 0
+    missed: list[str] = []
+    for style in ("rnn", "lstm", "dict_rnn", "gru_dropout", "rnn_float32"):
+        counts = {"correct": 0, "wrong": 0, "inconclusive": 0}
+        found = 0
+        for i in range(n):
+            rep = check_gradients(**_style_problem(style, "none", i, rng), seed=i, localise=False)
+            counts[rep.status] += 1
+            if rep.status == "wrong" and counts["wrong"] <= 2:
+                print("ALARM", style, i, "\n", rep.summary)
+            problem = _style_problem(style, NUMPY_BUGS[style], i, rng)
+            bad = check_gradients(**problem, seed=i, localise=False)
+            found += bad.status == "wrong"
+            if bad.status != "wrong":
+                missed.append(f"{style} #{i} x{problem['inputs'][0].shape}: {bad.status}")
+        total_alarms += counts["wrong"]
+        cells = f"{counts['correct']} / {counts['wrong']} / {counts['inconclusive']}"
+        print(f"{style:12} {cells:60} {found}/{n}")
+    print(f"FALSE ALARMS over {5 * n} correct numpy implementations: {total_alarms}")
+    print("bugs not found (the LSTM's forgotten f has no effect when T = 1: c_0 = 0 is not an input; a flipped "
+          "dropout-GRU backward none when the mask drops every output):", "; ".join(missed) or "none")
+
+
+def random_forwards(n: int) -> None:
+    print(f"\n## 6. Random forwards: {n} instances per kind; never reported correct")
+    rng = np.random.default_rng(77)
+    kinds = {}
+
+    def gru_unpinned(i):
+        bug = ("none", "flip", "zero", "triple")[i % 4]
+        return check_gradients(**_style_problem("gru_dropout", bug, i, rng), seed=i, pin_rng=False)
+
+    def lstm_unpinned(i):
+        torch.manual_seed(i)
+        m = torch.nn.LSTM(3, int(rng.integers(1, 9)), num_layers=2, dropout=0.5, dtype=torch.float64)
+        return check_gradients(m, torch.from_numpy(rng.standard_normal((int(rng.integers(1, 9)), 2, 3))),
+                               seed=i, pin_rng=False)
+
+    def jitter(i):
+        size = 10.0 ** -(i % 10)  # relative jitter 1 .. 1e-9
+        problem = _style_problem("rnn", "none", i, rng)
+        inner = problem["fn"]
+        problem["fn"] = lambda *a: inner(*a) * (1 + size * np.random.default_rng().standard_normal())
+        return check_gradients(**problem, seed=i)
+
+    def own_generator(i):
+        gen = torch.Generator().manual_seed(i)  # a seeded generator of its own, advanced by every call
+        fn, inputs, names = ex.dropout_lstm(1.0)
+
+        def noisy(*args):
+            out = fn(*args)
+            return out * (torch.rand(out.shape, generator=gen, dtype=out.dtype) > 0.5)
+
+        return check_gradients(noisy, inputs, names=names, seed=i)
+
+    kinds = {"numpy GRU, np.random dropout, pin_rng=False": gru_unpinned,
+             "torch nn.LSTM(dropout=0.5), pin_rng=False": lstm_unpinned,
+             "numpy RNN x (1 + jitter), jitter 1e-9..1": jitter,
+             "torch dropout from its own torch.Generator": own_generator}
+    worst = 0
+    for name, run in kinds.items():
+        statuses = {"correct": 0, "wrong": 0, "inconclusive": 0}
+        for i in range(n):
+            statuses[run(i).status] += 1
+        print(f"{name:48} {statuses}")
+        worst += statuses["correct"]
+    print(f"RANDOM FORWARDS REPORTED CORRECT: {worst}/{len(kinds) * n}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", type=int, default=1000, help="random correct models for the false-alarm sweep")
     p.add_argument("--relu", type=int, default=100, help="random ReLU RNNs (reported separately)")
     p.add_argument("--repeats", type=int, default=15, help="repeats of the cost comparison")
-    p.add_argument("--only", choices=("sensitivity", "bugs", "alarms", "cost"), default=None)
+    p.add_argument("--styles", type=int, default=100, help="random instances per numpy style (section 5)")
+    p.add_argument("--random", type=int, default=40, help="instances per kind of random forward (section 6)")
+    p.add_argument("--only", choices=("sensitivity", "bugs", "alarms", "cost", "styles", "random"), default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     print(f"# bench_checker: torch {torch.__version__}, numpy {np.__version__}, 1 torch thread")
@@ -199,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         realistic_bugs()
     if args.only in (None, "alarms"):
         false_alarms(args.models, args.relu)
+    if args.only in (None, "styles"):
+        numpy_styles(args.styles)
+    if args.only in (None, "random"):
+        random_forwards(args.random)
     return 0
 
 

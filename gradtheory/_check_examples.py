@@ -247,3 +247,105 @@ def planted(target: Any, index: int, kind: str, eps: float, seed: int = 0) -> An
 
     return CheckTarget(fn, target.inputs, names=target.names, time_axis=target.time_axis,
                        time_inputs=target.time_inputs)
+
+
+# -- torch patterns from users' code ---------------------------------------------------------------
+_PATTERNS: dict[str, Any] = {}
+
+
+def _patterns():
+    """autograd Functions as users write them (built once, torch imported lazily)."""
+    if not _PATTERNS:
+        torch = _torch()
+
+        class InplaceTanh(torch.autograd.Function):
+            """tanh whose backward scales its incoming gradient in place (``grad_output.mul_``)."""
+
+            @staticmethod
+            def forward(ctx, a, bug):
+                y = torch.tanh(a)
+                ctx.save_for_backward(y)
+                ctx.bug = bug
+                return y
+
+            @staticmethod
+            def backward(ctx, grad_output):
+                (y,) = ctx.saved_tensors
+                slope = 1 - y if ctx.bug == "slope" else 1 - y**2
+                return grad_output.mul_(slope), None
+
+        class Dropout(torch.autograd.Function):
+            """Inverted dropout drawing its mask from torch's global generator; the backward
+            multiplies by ``factor`` (1: correct; -1, 0, 3: the bugs)."""
+
+            @staticmethod
+            def forward(ctx, a, p, factor):
+                mask = (torch.rand_like(a) >= p).to(a.dtype) / (1 - p)
+                ctx.save_for_backward(mask)
+                ctx.factor = factor
+                return a * mask
+
+            @staticmethod
+            def backward(ctx, g):
+                (mask,) = ctx.saved_tensors
+                return g * mask * ctx.factor, None, None
+
+        _PATTERNS.update(inplace_tanh=InplaceTanh, dropout=Dropout)
+    return _PATTERNS
+
+
+def inplace_tanh_elman(bug: str = "none"):
+    """``fn(x, h0, W_ih, W_hh, b)``: an Elman RNN whose tanh backward updates ``grad_output`` in
+    place (correct); ``bug='slope'`` uses ``1 - y`` for the slope."""
+    if bug not in ("none", "slope"):
+        raise ValueError(f"bug must be 'none' or 'slope', got {bug!r}")
+    tanh = _patterns()["inplace_tanh"]
+    torch = _torch()
+
+    def fn(x, h0, W_ih, W_hh, b):
+        h, hs = h0, []
+        for x_t in x:
+            h = tanh.apply(x_t @ W_ih.T + h @ W_hh.T + b, bug)
+            hs.append(h)
+        return torch.stack(hs)
+
+    return fn
+
+
+def dropout_lstm(factor: float = 1.0, p: float = 0.5, seed: int = 0):
+    """``(fn, inputs, names)``: a float64 ``nn.LSTM`` (3 -> 4) whose output goes through a
+    hand-written dropout (mask from torch's global RNG) with backward multiplied by ``factor``."""
+    torch = _torch()
+    torch.manual_seed(seed)
+    lstm = torch.nn.LSTM(3, 4, dtype=torch.float64)
+    from .check import torch_module_target
+
+    target = torch_module_target(lstm, torch.randn(6, 2, 3, dtype=torch.float64))
+    drop = _patterns()["dropout"]
+
+    def fn(*args):
+        out, _ = target.fn(*args)
+        return drop.apply(out, p, factor)
+
+    return fn, target.inputs, target.names
+
+
+def hand_lstm_module(bug: str = "none", I: int = 3, H: int = 5, seed: int = 0):
+    """An ``nn.Module`` whose ``forward(x, state)`` runs :func:`lstm_function` (``state = (h0, c0)``)."""
+    torch = _torch()
+    fn = lstm_function(bug)
+
+    class HandLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            g = torch.Generator().manual_seed(seed)
+            s = H**-0.5
+            self.W_ih = torch.nn.Parameter((torch.rand(4 * H, I, generator=g, dtype=torch.float64) * 2 - 1) * s)
+            self.W_hh = torch.nn.Parameter((torch.rand(4 * H, H, generator=g, dtype=torch.float64) * 2 - 1) * s)
+            self.b = torch.nn.Parameter((torch.rand(4 * H, generator=g, dtype=torch.float64) * 2 - 1) * s)
+
+        def forward(self, x, state):
+            h0, c0 = state
+            return fn(x, h0, c0, self.W_ih, self.W_hh, self.b)
+
+    return HandLSTM()

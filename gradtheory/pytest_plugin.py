@@ -3,7 +3,8 @@
 * ``--gradtheory-profile`` chooses the Hypothesis profile (ci, dev, thorough);
 * ``--gradtheory-seed`` the seed of the ``gradient_check`` fixture (default 0: deterministic);
 * :func:`assert_gradients_match` (also ``gradtheory.assert_gradients_match``): in a user's test,
-  ``assert_gradients_match(fn, inputs)`` fails the test with the checker's summary;
+  ``assert_gradients_match(fn, inputs)`` fails the test with the checker's summary when the
+  verdict is wrong **or inconclusive** (a check that could not judge is never a pass);
 * fixture ``gradient_check``: the same helper with the session's seed, e.g.
   ``def test_my_cell(gradient_check): gradient_check(my_fn, my_inputs, time_axis=0)``.
 
@@ -13,13 +14,13 @@ Nothing heavy is imported at plugin load: torch is only imported by the checks t
 from __future__ import annotations
 
 import os
-
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .check import GradientCheckError, GradientReport, assert_gradients_match
 from .strategies import PROFILES, load_profile
 
-__all__ = ["assert_gradients_match", "GradientCheckError", "gradient_check"]
+__all__ = ["GradientCheckError", "assert_gradients_match", "gradient_check"]
 
 
 def pytest_addoption(parser: Any) -> None:

@@ -86,3 +86,89 @@ def test_unloadable_targets_exit_two(tmp_path, capsys):
     path.write_text("def f():\n    return 42\n")
     assert main(["check", f"{path}:f"]) == 2
     assert "the factory must return (fn, inputs)" in capsys.readouterr().err
+
+
+USER_FILE = '''
+import numpy as np
+from gradtheory import _check_numpy_examples as nx
+
+
+def correct():
+    return nx.gru_dropout_problem()
+
+
+def wrong():
+    return nx.gru_dropout_problem("flip")
+
+
+def random_forward():
+    problem = nx.rnn_problem()
+    inner = problem["fn"]
+
+    def fn(*args):
+        return inner(*args) * np.random.default_rng().uniform(0.5, 1.5)
+
+    problem["fn"] = fn
+    return problem
+
+
+def raising():
+    problem = nx.rnn_problem()
+
+    def grad_fn(dscores, *args):
+        return users_helper(dscores)
+
+    problem["grad_fn"] = grad_fn
+    return problem
+
+
+def users_helper(d):
+    return d @ np.ones((3, 3))  # shapes (2, 6, 2) @ (3, 3): ValueError
+
+
+def broken_factory():
+    raise RuntimeError("the factory itself fails")
+'''
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "users_rnn.py"
+    path.write_text(USER_FILE)
+    return path
+
+
+def test_exit_status_is_0_correct_1_wrong_3_inconclusive(user_file, capsys):
+    """The dropout GRU (mask from np.random) verifies with pinned RNGs (0), its sign-flipped
+    backward fails (1), and the same correct code with pinning off is inconclusive (3)."""
+    assert main(["check", f"{user_file}:correct", "--quiet"]) == 0
+    assert main(["check", f"{user_file}:wrong", "--quiet"]) == 1
+    capsys.readouterr()
+    assert main(["check", f"{user_file}:correct", "--quiet", "--no-pin-rng"]) == 3
+    out, _ = capsys.readouterr()
+    assert "INCONCLUSIVE" in out and "RNG pinning is off" in out
+    assert main(["check", f"{user_file}:random_forward", "--quiet"]) == 3
+    assert "fn is NOT DETERMINISTIC" in capsys.readouterr().out
+
+
+def test_users_exception_exits_4_with_their_traceback(user_file, capsys):
+    code = main(["check", f"{user_file}:raising", "--quiet"])
+    _, err = capsys.readouterr()
+    assert code == 4
+    assert "gradtheory check: your code raised ValueError while running grad_fn:" in err
+    assert "users_rnn.py" in err and "in users_helper" in err and "return d @ np.ones((3, 3))" in err
+    assert "gradtheory/check" not in err  # the traceback is the user's, not gradtheory's
+    assert main(["check", f"{user_file}:broken_factory", "--quiet"]) == 4
+    _, err = capsys.readouterr()
+    assert "RuntimeError: the factory itself fails" in err and "in broken_factory" in err
+
+
+def test_json_report(user_file, capsys):
+    import json
+
+    assert main(["check", f"{user_file}:wrong", "--quiet", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["exit_status"] == 1 and data["gradients"]["status"] == "wrong"
+    assert {c["name"] for c in data["gradients"]["inputs"]} == {
+        "x", "h0", "params['W_ih']", "params['W_hh']", "params['b_ih']", "params['b_hh']"}
+    assert data["stability"] == {"skipped": "no recurrent model"}

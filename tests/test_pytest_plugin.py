@@ -136,3 +136,20 @@ def test_profile():
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--gradtheory-profile=thorough")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["gradtheory: hypothesis profile 'thorough'"])
+
+
+def test_an_inconclusive_check_fails_the_users_test(pytester):
+    """A forward that draws from an unseeded generator cannot be judged: the fixture fails the
+    test (an inconclusive check is never a pass) and says why."""
+    pytester.makepyfile(test_random='''
+import numpy as np
+
+def test_random_forward(gradient_check):
+    a = np.linspace(-1.0, 1.0, 5)
+    noisy = lambda a: np.sin(a) * np.random.default_rng().uniform(0.9, 1.1)
+    gradient_check(noisy, (a,), grad_fn=lambda w, a: (w * np.cos(a),))
+''')
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*INCONCLUSIVE: 1 of 1 inputs could not be judged*this is not a pass*",
+                                 "*fn is NOT DETERMINISTIC*"])
