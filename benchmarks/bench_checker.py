@@ -42,8 +42,18 @@ from gradtheory.check import check_gradients, torch_module_target
 planted = ex.planted
 
 
-def module(kind: str, I: int, H: int, *, layers: int = 1, bidirectional: bool = False, batch_first: bool = False,
-           bias: bool = True, seed: int = 0, nonlinearity: str = "tanh"):
+def module(
+    kind: str,
+    I: int,
+    H: int,
+    *,
+    layers: int = 1,
+    bidirectional: bool = False,
+    batch_first: bool = False,
+    bias: bool = True,
+    seed: int = 0,
+    nonlinearity: str = "tanh",
+):
     torch.manual_seed(seed)
     kw = {"bidirectional": bidirectional, "batch_first": batch_first, "bias": bias, "dtype": torch.float64}
     if kind == "RNN":
@@ -72,9 +82,12 @@ def sensitivity() -> None:
 
 def realistic_bugs() -> None:
     print("\n## 2. Realistic bugs (hand-written torch cells, T = 6, B = 2, 3 -> 5)")
-    print(f"{'cell':6} {'bug':10} {'check_gradients':16} {'failing inputs':28} {'gradcheck fast':15} {'gradcheck slow':15}")
-    cases = [("elman", b) for b in ("scale", "drop_step", "float32", "transpose")] + \
-            [("lstm", b) for b in ("scale", "drop_step", "gate", "float32")]
+    print(
+        f"{'cell':6} {'bug':10} {'check_gradients':16} {'failing inputs':28} {'gradcheck fast':15} {'gradcheck slow':15}"
+    )
+    cases = [("elman", b) for b in ("scale", "drop_step", "float32", "transpose")] + [
+        ("lstm", b) for b in ("scale", "drop_step", "gate", "float32")
+    ]
     for cell, bug in cases:
         if cell == "elman":
             fn, inputs, names = ex.elman_function(bug), ex.elman_inputs(), ex.ELMAN_NAMES
@@ -88,7 +101,9 @@ def realistic_bugs() -> None:
             except Exception:  # noqa: BLE001 - gradcheck raises GradcheckError (or RuntimeError) on failure
                 gc[fast] = "flags"
         failing = ",".join(c.name for c in rep.failures)
-        print(f"{cell:6} {bug:10} {'flags' if rep.status == 'wrong' else 'MISSES':16} {failing:28} {gc[True]:15} {gc[False]:15}")
+        print(
+            f"{cell:6} {bug:10} {'flags' if rep.status == 'wrong' else 'MISSES':16} {failing:28} {gc[True]:15} {gc[False]:15}"
+        )
     # the motivating LSTM: weight_hh off by a relative 1e-3
     m = module("LSTM", 4, 16)
     target = torch_module_target(m, torch.randn(20, 1, 4, dtype=torch.float64))
@@ -98,15 +113,17 @@ def realistic_bugs() -> None:
     for fast in (True, False):
         t0 = time.perf_counter()
         try:
-            res[fast] = ("passes" if torch.autograd.gradcheck(out, target.inputs, fast_mode=fast) else "fails")
+            res[fast] = "passes" if torch.autograd.gradcheck(out, target.inputs, fast_mode=fast) else "fails"
         except Exception:  # noqa: BLE001 - gradcheck raises GradcheckError on failure
             res[fast] = "flags"
         res[fast] += f" ({time.perf_counter() - t0:.2f} s)"
     t0 = time.perf_counter()
     rep = check_gradients(bad)
-    print(f"LSTM 4->16 T=20, weight_hh x (1 + 1e-3): gradcheck fast {res[True]}, slow {res[False]}; "
-          f"check_gradients {'flags ' + ','.join(c.name for c in rep.failures) if rep.status == 'wrong' else 'MISSES'} "
-          f"({time.perf_counter() - t0:.2f} s)")
+    print(
+        f"LSTM 4->16 T=20, weight_hh x (1 + 1e-3): gradcheck fast {res[True]}, slow {res[False]}; "
+        f"check_gradients {'flags ' + ','.join(c.name for c in rep.failures) if rep.status == 'wrong' else 'MISSES'} "
+        f"({time.perf_counter() - t0:.2f} s)"
+    )
 
 
 def false_alarms(n: int, relu: int) -> None:
@@ -118,9 +135,14 @@ def false_alarms(n: int, relu: int) -> None:
     for i in range(n):
         kind = ("RNN", "LSTM", "GRU")[i % 3]
         counts[kind] += 1
-        cfg = {"I": int(rng.integers(1, 9)), "H": int(rng.integers(1, 33)), "layers": int(rng.integers(1, 4)),
-                   "bidirectional": bool(rng.integers(0, 2)), "batch_first": bool(rng.integers(0, 2)),
-                   "bias": bool(rng.integers(0, 4) > 0)}
+        cfg = {
+            "I": int(rng.integers(1, 9)),
+            "H": int(rng.integers(1, 33)),
+            "layers": int(rng.integers(1, 4)),
+            "bidirectional": bool(rng.integers(0, 2)),
+            "batch_first": bool(rng.integers(0, 2)),
+            "bias": bool(rng.integers(0, 4) > 0),
+        }
         T, B = int(rng.integers(1, 31)), int(rng.integers(1, 4))
         m = module(kind, **cfg, seed=i)
         shape = (B, T, cfg["I"]) if cfg["batch_first"] else (T, B, cfg["I"])
@@ -133,16 +155,23 @@ def false_alarms(n: int, relu: int) -> None:
         if rep.status == "wrong":
             alarms.append((i, kind, cfg, T, B, rep.summary))
         if (i + 1) % 100 == 0:
-            print(f"  {i + 1}/{n} models, {len(alarms)} false alarms, {time.perf_counter() - t0:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {i + 1}/{n} models, {len(alarms)} false alarms, {time.perf_counter() - t0:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     r = np.array(ratios)
     res = np.array(resolutions)
     print(f"models {counts}; directional tests {r.size}; FALSE ALARMS {len(alarms)}/{n}")
     print(f"|<g,v> - D| / tolerance: median {np.median(r):.3f}, 99.9% {np.quantile(r, 0.999):.3f}, max {r.max():.3f}")
-    print(f"resolution (tolerance / |D|): median {np.median(res):.1e}, 99% {np.quantile(res, 0.99):.1e}, "
-          f"max {res.max():.1e}; fraction <= 1e-10: {np.mean(res <= 1e-10):.4f}")
-    print(f"inputs checked with a smaller step (non-smooth differences at the default step): {smaller_step}; "
-          f"inconclusive inputs: {inconclusive}")
+    print(
+        f"resolution (tolerance / |D|): median {np.median(res):.1e}, 99% {np.quantile(res, 0.99):.1e}, "
+        f"max {res.max():.1e}; fraction <= 1e-10: {np.mean(res <= 1e-10):.4f}"
+    )
+    print(
+        f"inputs checked with a smaller step (non-smooth differences at the default step): {smaller_step}; "
+        f"inconclusive inputs: {inconclusive}"
+    )
     print(f"time {time.perf_counter() - t0:.0f} s")
     for a in alarms[:5]:
         print("ALARM", a[:5], "\n", a[5])
@@ -159,8 +188,10 @@ def false_alarms(n: int, relu: int) -> None:
             judged += len(rep.inputs)
             if rep.status == "wrong" and alarms_r <= 3:
                 print("RELU ALARM", cfg, T, B, "\n", rep.summary)
-        print(f"ReLU RNNs: false alarms {alarms_r}/{relu}; reports with a low-resolution note {weak}/{relu}; "
-              f"inconclusive inputs {unsure}/{judged}")
+        print(
+            f"ReLU RNNs: false alarms {alarms_r}/{relu}; reports with a low-resolution note {weak}/{relu}; "
+            f"inconclusive inputs {unsure}/{judged}"
+        )
 
 
 def cost(repeats: int) -> None:
@@ -182,21 +213,41 @@ def cost(repeats: int) -> None:
         ours.append(t1 - t0)
         theirs.append(t2 - t1)
     a, b = statistics.median(ours), statistics.median(theirs)
-    print(f"check_gradients: {a * 1e3:.1f} ms ({rep.evaluations} evaluations + {rep.backward_passes} backward); "
-          f"gradcheck(fast_mode=True): {b * 1e3:.1f} ms; RATIO {a / b:.2f} (target <= 3)")
+    print(
+        f"check_gradients: {a * 1e3:.1f} ms ({rep.evaluations} evaluations + {rep.backward_passes} backward); "
+        f"gradcheck(fast_mode=True): {b * 1e3:.1f} ms; RATIO {a / b:.2f} (target <= 3)"
+    )
     ratios = [x / y for x, y in zip(ours, theirs)]
     print(f"per-repeat ratios: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, max {max(ratios):.2f}")
 
 
 def _style_problem(style: str, bug: str, seed: int, rng: np.random.Generator) -> dict:
-    sizes = {"rnn": {"N": int(rng.integers(1, 4)), "T": int(rng.integers(1, 13)), "D": int(rng.integers(1, 6)),
-                         "H": int(rng.integers(1, 17))},
-             "lstm": {"N": int(rng.integers(1, 4)), "T": int(rng.integers(1, 13)), "D": int(rng.integers(1, 6)),
-                          "H": int(rng.integers(1, 13))},
-             "dict_rnn": {"T": int(rng.integers(1, 13)), "D": int(rng.integers(1, 6)), "H": int(rng.integers(1, 17)),
-                              "V": int(rng.integers(1, 6))},
-             "gru_dropout": {"T": int(rng.integers(1, 13)), "N": int(rng.integers(1, 4)), "D": int(rng.integers(1, 6)),
-                                 "H": int(rng.integers(1, 13))}}
+    sizes = {
+        "rnn": {
+            "N": int(rng.integers(1, 4)),
+            "T": int(rng.integers(1, 13)),
+            "D": int(rng.integers(1, 6)),
+            "H": int(rng.integers(1, 17)),
+        },
+        "lstm": {
+            "N": int(rng.integers(1, 4)),
+            "T": int(rng.integers(1, 13)),
+            "D": int(rng.integers(1, 6)),
+            "H": int(rng.integers(1, 13)),
+        },
+        "dict_rnn": {
+            "T": int(rng.integers(1, 13)),
+            "D": int(rng.integers(1, 6)),
+            "H": int(rng.integers(1, 17)),
+            "V": int(rng.integers(1, 6)),
+        },
+        "gru_dropout": {
+            "T": int(rng.integers(1, 13)),
+            "N": int(rng.integers(1, 4)),
+            "D": int(rng.integers(1, 6)),
+            "H": int(rng.integers(1, 13)),
+        },
+    }
     # the dropout mask comes from np.random's global state (pinned during a check): seed it so that
     # the figures repeat from run to run
     np.random.seed(seed)
@@ -205,8 +256,13 @@ def _style_problem(style: str, bug: str, seed: int, rng: np.random.Generator) ->
     return nx.STYLES[style](bug, seed, **sizes[style])
 
 
-NUMPY_BUGS = {"rnn": "wrong_h", "rnn_float32": "wrong_h", "lstm": "forget", "dict_rnn": "time_index",
-              "gru_dropout": "flip"}
+NUMPY_BUGS = {
+    "rnn": "wrong_h",
+    "rnn_float32": "wrong_h",
+    "lstm": "forget",
+    "dict_rnn": "time_index",
+    "gru_dropout": "flip",
+}
 
 
 def numpy_styles(n: int) -> None:
@@ -232,8 +288,11 @@ def numpy_styles(n: int) -> None:
         cells = f"{counts['correct']} / {counts['wrong']} / {counts['inconclusive']}"
         print(f"{style:12} {cells:60} {found}/{n}")
     print(f"FALSE ALARMS over {5 * n} correct numpy implementations: {total_alarms}")
-    print("bugs not found (the LSTM's forgotten f has no effect when T = 1: c_0 = 0 is not an input; a flipped "
-          "dropout-GRU backward none when the mask drops every output):", "; ".join(missed) or "none")
+    print(
+        "bugs not found (the LSTM's forgotten f has no effect when T = 1: c_0 = 0 is not an input; a flipped "
+        "dropout-GRU backward none when the mask drops every output):",
+        "; ".join(missed) or "none",
+    )
 
 
 def random_forwards(n: int) -> None:
@@ -248,8 +307,9 @@ def random_forwards(n: int) -> None:
     def lstm_unpinned(i):
         torch.manual_seed(i)
         m = torch.nn.LSTM(3, int(rng.integers(1, 9)), num_layers=2, dropout=0.5, dtype=torch.float64)
-        return check_gradients(m, torch.from_numpy(rng.standard_normal((int(rng.integers(1, 9)), 2, 3))),
-                               seed=i, pin_rng=False)
+        return check_gradients(
+            m, torch.from_numpy(rng.standard_normal((int(rng.integers(1, 9)), 2, 3))), seed=i, pin_rng=False
+        )
 
     def jitter(i):
         size = 10.0 ** -(i % 10)  # relative jitter 1 .. 1e-9
@@ -268,10 +328,12 @@ def random_forwards(n: int) -> None:
 
         return check_gradients(noisy, inputs, names=names, seed=i)
 
-    kinds = {"numpy GRU, np.random dropout, pin_rng=False": gru_unpinned,
-             "torch nn.LSTM(dropout=0.5), pin_rng=False": lstm_unpinned,
-             "numpy RNN x (1 + jitter), jitter 1e-9..1": jitter,
-             "torch dropout from its own torch.Generator": own_generator}
+    kinds = {
+        "numpy GRU, np.random dropout, pin_rng=False": gru_unpinned,
+        "torch nn.LSTM(dropout=0.5), pin_rng=False": lstm_unpinned,
+        "numpy RNN x (1 + jitter), jitter 1e-9..1": jitter,
+        "torch dropout from its own torch.Generator": own_generator,
+    }
     worst = 0
     for name, run in kinds.items():
         statuses = {"correct": 0, "wrong": 0, "inconclusive": 0}

@@ -104,8 +104,10 @@ def min_cpu(repeats: int, fn, *args, **kwargs):
 
 def gated_rows(n: int, T_fast: int, T_generic: int, repeats: int, long: bool) -> None:
     """Section 4: fast LSTM/GRU kernels vs the generic path, side by side."""
-    print(f"\n[4] LSTM / GRU, H = {n}: fast kernels vs the generic path (CPU us/step, min of {repeats} runs;"
-          f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(
+        f"\n[4] LSTM / GRU, H = {n}: fast kernels vs the generic path (CPU us/step, min of {repeats} runs;"
+        f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     x = 0.5 * np.random.default_rng(3).standard_normal((max(T_fast, T_generic, 10**6 if long else 0), n))
     for name, cls, generic_cls in (("LSTM", gt.LSTM, GenericLSTM), ("GRU", gt.GRU, GenericGRU)):
         model = cls(n, n, seed=0)
@@ -117,17 +119,23 @@ def gated_rows(n: int, T_fast: int, T_generic: int, repeats: int, long: bool) ->
         lam_fast, cpu_lf, _ = min_cpu(repeats, lyapunov_exponent, model, xs)
         lam_slow, cpu_ls, _ = min_cpu(1, lyapunov_exponent, twin, xs)
         us_fast, us_slow = cpu_fast / T_generic * 1e6, cpu_slow / T_generic * 1e6
-        print(f"    {name:4s} T = {T_generic}: gradient_flow fast {us_fast:6.2f} us/step, generic {us_slow:6.2f} us/step,"
-              f" generic / fast = {us_slow / us_fast:.2f}; max |ln-norm diff| = {np.max(np.abs(fast_flow - slow_flow)):.2e}"
-              f" (ln||dL/ds_0|| = {fast_flow[0]:.6g})")
-        print(f"         lyapunov_exponent fast {cpu_lf / T_generic * 1e6:6.2f} us/step, generic {cpu_ls / T_generic * 1e6:6.2f}"
-              f" us/step (1 run), ratio {cpu_ls / cpu_lf:.2f}; |diff| = {abs(lam_fast - lam_slow):.2e} (lambda = {lam_fast:.6g})")
+        print(
+            f"    {name:4s} T = {T_generic}: gradient_flow fast {us_fast:6.2f} us/step, generic {us_slow:6.2f} us/step,"
+            f" generic / fast = {us_slow / us_fast:.2f}; max |ln-norm diff| = {np.max(np.abs(fast_flow - slow_flow)):.2e}"
+            f" (ln||dL/ds_0|| = {fast_flow[0]:.6g})"
+        )
+        print(
+            f"         lyapunov_exponent fast {cpu_lf / T_generic * 1e6:6.2f} us/step, generic {cpu_ls / T_generic * 1e6:6.2f}"
+            f" us/step (1 run), ratio {cpu_ls / cpu_lf:.2f}; |diff| = {abs(lam_fast - lam_slow):.2e} (lambda = {lam_fast:.6g})"
+        )
         horizons = [T_fast] + ([10**6] if long and T_fast != 10**6 else [])
         for Th, reps in zip(horizons, [repeats, 1]):
             flow, cpu, wall = min_cpu(reps, gradient_flow, model, x[:Th])
-            print(f"         fast gradient_flow at T = {Th}: {cpu:.2f} s CPU ({wall:.2f} s wall) = {cpu / Th * 1e6:.2f} us/step"
-                  f" ({'min of ' + str(reps) if reps > 1 else '1 run'}); all finite: {bool(np.all(np.isfinite(flow)))},"
-                  f" ln||dL/ds_0|| = {flow[0]:.6g}")
+            print(
+                f"         fast gradient_flow at T = {Th}: {cpu:.2f} s CPU ({wall:.2f} s wall) = {cpu / Th * 1e6:.2f} us/step"
+                f" ({'min of ' + str(reps) if reps > 1 else '1 run'}); all finite: {bool(np.all(np.isfinite(flow)))},"
+                f" ln||dL/ds_0|| = {flow[0]:.6g}"
+            )
 
 
 def torch_cell_row(n: int, T: int, repeats: int) -> None:
@@ -175,13 +183,17 @@ def torch_cell_row(n: int, T: int, repeats: int) -> None:
     _, _, cpu_c = timed(gt.from_torch_cell, cell32)
     flow = torch_cell_gradient_flow(model, x)
     ours = best["gradient_flow(from_torch_cell(GRUCell))"]
-    print(f"\n[5] torch cell GRUCell({n}, {n}) at T = {T}, 1 thread, min CPU s of {repeats} interleaved runs"
-          f"  (load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"\n[5] torch cell GRUCell({n}, {n}) at T = {T}, 1 thread, min CPU s of {repeats} interleaved runs"
+        f"  (load average {os.getloadavg()[0]:.1f})"
+    )
     for name, cpu in best.items():
         print(f"    {name:55s}: {cpu:.3f} s = {cpu / T * 1e6:6.1f} us/step   ours / this = {ours / cpu:.2f}")
     print(f"    from_torch_cell construction (deep copy, float64, probe): {cpu_c * 1e3:.1f} ms CPU")
-    print(f"    all {T + 1} entries finite: {bool(np.all(np.isfinite(flow)))}; ln||dL/ds_0|| = {flow[0]:.6g}"
-          f" (||.|| = 10^{flow[0] / math.log(10):.6g}: plain float64 autograd gives exactly 0 here)")
+    print(
+        f"    all {T + 1} entries finite: {bool(np.all(np.isfinite(flow)))}; ln||dL/ds_0|| = {flow[0]:.6g}"
+        f" (||.|| = 10^{flow[0] / math.log(10):.6g}: plain float64 autograd gives exactly 0 here)"
+    )
 
 
 def main() -> None:
@@ -211,17 +223,23 @@ def main() -> None:
     # 1. gradient_flow at long horizon
     model = tanh_model(n, 1.5)
     x = 0.5 * np.random.default_rng(2).standard_normal((T, n))
-    print(f"\n[1] gradient_flow, tanh RNN, ||W_hh||_2 = 1.5   (load average {os.getloadavg()[0]:.1f} on"
-          f" {os.cpu_count()} cores)")
+    print(
+        f"\n[1] gradient_flow, tanh RNN, ||W_hh||_2 = 1.5   (load average {os.getloadavg()[0]:.1f} on"
+        f" {os.cpu_count()} cores)"
+    )
     flow, wall0, cpu0 = timed(gradient_flow, model, x)
     print(f"    cold (first touch of its {T * n * 8 / 2**20:.0f} MiB buffer): {wall0:.2f} s wall, {cpu0:.2f} s CPU")
     del flow
     flow, wall, cpu = timed(gradient_flow, model, x)
     print(f"    warm (memory already mapped):  {wall:.2f} s wall, {cpu:.2f} s CPU  ({cpu / T * 1e6:.2f} us/step CPU)")
-    print(f"    all {T + 1} entries finite: {bool(np.all(np.isfinite(flow)))};"
-          f" ln||dL/dh_0|| = {flow[0]:.6g} (||.|| = 10^{flow[0] / math.log(10):.6g})")
-    print(f"    memory: one (T, H) float64 buffer = {T * n * 8 / 2**20:.0f} MiB;"
-          f" all Jacobians would be {T * n * n * 8 / 2**30:.1f} GiB")
+    print(
+        f"    all {T + 1} entries finite: {bool(np.all(np.isfinite(flow)))};"
+        f" ln||dL/dh_0|| = {flow[0]:.6g} (||.|| = 10^{flow[0] / math.log(10):.6g})"
+    )
+    print(
+        f"    memory: one (T, H) float64 buffer = {T * n * 8 / 2**20:.0f} MiB;"
+        f" all Jacobians would be {T * n * n * 8 / 2**30:.1f} GiB"
+    )
 
     # 2. slope against the Lyapunov exponent
     lam, wall_l, cpu_l = timed(lyapunov_exponent, model, x, reorthonormalize_every=128)
@@ -234,8 +252,10 @@ def main() -> None:
     print(f"    full-span slope (flow[0]-flow[T])/T      : {full:.10f}  |diff| = {abs(full - lam):.2e}")
     print(f"    half-span slope (flow[0]-flow[T/2])/(T/2): {half:.10f}  |diff| = {abs(half - lam):.2e}")
     print(f"    least-squares slope (every 97th k)       : {fit:.10f}  |diff| = {abs(fit - lam):.2e}")
-    print("    (full span: same product, |diff| <= max(-ln|cos|)/T; half span: another finite-time"
-          " exponent, O(1/sqrt(T)) fluctuation)")
+    print(
+        "    (full span: same product, |diff| <= max(-ln|cos|)/T; half span: another finite-time"
+        " exponent, O(1/sqrt(T)) fluctuation)"
+    )
 
     # 3. torch side by side
     xt = x[:Tt]
@@ -245,16 +265,26 @@ def main() -> None:
     _, wall_g, cpu_g = timed(gradient_flow, model, xt)
     ok = unrolled > math.log(1e-290)  # below, torch's vectors have subnormal entries: imprecise
     print(f"\n[3] torch float64 nn.RNN at T = {Tt} (1 thread), same model and loss")
-    print(f"    fused forward+backward (dL/dh_0 only): {cpu_f:.3f} s CPU = {cpu_f / Tt * 1e6:.2f} us/step;"
-          f" extrapolated to 10^6 steps: {cpu_f / Tt * 1e6:.1f} s (extrapolation, not measured)")
-    print(f"    unrolled, every dL/dh_k (retain_grad): {cpu_u:.3f} s CPU = {cpu_u / Tt * 1e6:.2f} us/step;"
-          f" extrapolated to 10^6 steps: {cpu_u / Tt * 1e6:.1f} s (extrapolation)")
-    print(f"    gradient_flow at the same T: {cpu_g:.3f} s CPU = {cpu_g / Tt * 1e6:.2f} us/step;"
-          f" measured at T = {T}: {cpu / T * 1e6:.2f} us/step")
-    print(f"    ratios (CPU per step): torch fused / gradient_flow = {cpu_f / cpu_g:.2f},"
-          f" torch unrolled / gradient_flow = {cpu_u / cpu_g:.2f}")
-    print(f"    agreement where torch's norms are normal (> 1e-290): max |ln-norm diff| = {np.max(np.abs(unrolled[ok] - ref[ok])):.2e}"
-          f" over {int(ok.sum())} entries; fused ln||dL/dh_0|| = {fused:.6g} vs {ref[0]:.6g}")
+    print(
+        f"    fused forward+backward (dL/dh_0 only): {cpu_f:.3f} s CPU = {cpu_f / Tt * 1e6:.2f} us/step;"
+        f" extrapolated to 10^6 steps: {cpu_f / Tt * 1e6:.1f} s (extrapolation, not measured)"
+    )
+    print(
+        f"    unrolled, every dL/dh_k (retain_grad): {cpu_u:.3f} s CPU = {cpu_u / Tt * 1e6:.2f} us/step;"
+        f" extrapolated to 10^6 steps: {cpu_u / Tt * 1e6:.1f} s (extrapolation)"
+    )
+    print(
+        f"    gradient_flow at the same T: {cpu_g:.3f} s CPU = {cpu_g / Tt * 1e6:.2f} us/step;"
+        f" measured at T = {T}: {cpu / T * 1e6:.2f} us/step"
+    )
+    print(
+        f"    ratios (CPU per step): torch fused / gradient_flow = {cpu_f / cpu_g:.2f},"
+        f" torch unrolled / gradient_flow = {cpu_u / cpu_g:.2f}"
+    )
+    print(
+        f"    agreement where torch's norms are normal (> 1e-290): max |ln-norm diff| = {np.max(np.abs(unrolled[ok] - ref[ok])):.2e}"
+        f" over {int(ok.sum())} entries; fused ln||dL/dh_0|| = {fused:.6g} vs {ref[0]:.6g}"
+    )
 
     contracting = tanh_model(n, 0.5)
     ref_c = gradient_flow(contracting, xt)
@@ -262,10 +292,12 @@ def main() -> None:
     zeros = int(np.sum(torch_c == -np.inf))
     nans = int(np.sum(np.isnan(torch_c)))
     first_zero = int(Tt - np.max(np.nonzero(torch_c == -np.inf)[0])) if zeros else None
-    print(f"\n    strong contraction ||W_hh||_2 = 0.5, T = {Tt}: torch per-step gradients exactly zero: "
-          f"{zeros} of {Tt + 1}, NaN: {nans} (first zero at distance T-k = {first_zero});"
-          f" gradient_flow: {int(np.sum(np.isfinite(ref_c)))} finite, ln||dL/dh_0|| = {ref_c[0]:.6g}"
-          f" (||.|| = 10^{ref_c[0] / math.log(10):.6g})")
+    print(
+        f"\n    strong contraction ||W_hh||_2 = 0.5, T = {Tt}: torch per-step gradients exactly zero: "
+        f"{zeros} of {Tt + 1}, NaN: {nans} (first zero at distance T-k = {first_zero});"
+        f" gradient_flow: {int(np.sum(np.isfinite(ref_c)))} finite, ln||dL/dh_0|| = {ref_c[0]:.6g}"
+        f" (||.|| = 10^{ref_c[0] / math.log(10):.6g})"
+    )
 
     gated_rows(n, args.gated_steps, args.generic_steps, args.repeats, args.gated_long)
     torch_cell_row(n, Tt, args.repeats)

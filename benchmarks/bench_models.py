@@ -70,7 +70,9 @@ def main(argv=None) -> dict[str, float]:
     from threadpoolctl import threadpool_info
 
     blas = [f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info() if i["user_api"] == "blas"]
-    print(f"T={args.T} B={args.B} n={args.n} float64, torch {torch.__version__} ({torch.get_num_threads()} threads), numpy BLAS {blas}")
+    print(
+        f"T={args.T} B={args.B} n={args.n} float64, torch {torch.__version__} ({torch.get_num_threads()} threads), numpy BLAS {blas}"
+    )
     print(f"{'model':6s} {'numpy [ms]':>11s} {'torch [ms]':>11s} {'ratio':>7s}")
     for name in ("RNN", "LSTM", "GRU"):
         torch.manual_seed(0)

@@ -62,7 +62,7 @@ def _display_math(latex: str) -> str:
     because Sphinx wraps every display containing a line break in ``split`` itself."""
     inner = latex.strip()
     if inner.startswith(r"\begin{split}") and inner.endswith(r"\end{split}"):
-        inner = inner[len(r"\begin{split}"):-len(r"\end{split}")].strip()
+        inner = inner[len(r"\begin{split}") : -len(r"\end{split}")].strip()
     if "\n\n" in inner:  # Sphinx would read a blank line as the start of another equation
         raise ValueError(f"blank line in a displayed step: {latex!r}")
     return inner
@@ -143,7 +143,9 @@ def audit() -> float:
     ]
     for r in results:
         c = r.claim
-        lines.append(f"| {{ref}}`{c.id} <claim-{c.id}>` | **{r.status}** | {_cell(_source(c.source))} | {_cell(c.statement)} |")
+        lines.append(
+            f"| {{ref}}`{c.id} <claim-{c.id}>` | **{r.status}** | {_cell(_source(c.source))} | {_cell(c.statement)} |"
+        )
     lines.append("")
     for r in results:
         c = r.claim
@@ -152,8 +154,11 @@ def audit() -> float:
             f"### {c.id}",
             "",
             f"**{r.status}**, from {_source(c.source)}"
-            + (f"; derivations: {', '.join('{ref}`sec-' + p.replace('_', '-') + '`' for p in c.proofs)}"
-               if c.proofs else ""),
+            + (
+                f"; derivations: {', '.join('{ref}`sec-' + p.replace('_', '-') + '`' for p in c.proofs)}"
+                if c.proofs
+                else ""
+            ),
             "",
             f"*As written:* {c.statement}",
             "",
@@ -210,7 +215,9 @@ def api_summary() -> None:
 
     # data (ACTIVATIONS, __version__) has no docstring of its own for a summary: listed by automodule only
     names = [n for n in gradtheory.__all__ if callable(getattr(gradtheory, n))]
-    lines = [".. currentmodule:: gradtheory", "", ".. autosummary::", "   :nosignatures:", ""] + [f"   {n}" for n in names]
+    lines = [".. currentmodule:: gradtheory", "", ".. autosummary::", "   :nosignatures:", ""] + [
+        f"   {n}" for n in names
+    ]
     _write(OUT / "api_summary.rst", "\n".join(lines) + "\n")
 
 
@@ -227,8 +234,13 @@ def _write(path: Path, text: str) -> None:
 def generate_all() -> dict[str, float]:
     """Generate every page and figure; returns the seconds each part took."""
     timings = {}
-    for name, fn in (("derivations", derivations), ("audit", audit), ("cli", cli_help), ("api", api_summary),
-                     ("plots", plots)):
+    for name, fn in (
+        ("derivations", derivations),
+        ("audit", audit),
+        ("cli", cli_help),
+        ("api", api_summary),
+        ("plots", plots),
+    ):
         t0 = time.perf_counter()
         fn()
         timings[name] = time.perf_counter() - t0

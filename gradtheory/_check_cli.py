@@ -49,8 +49,11 @@ def _print_user_traceback(exc: BaseException, during: str) -> None:
     import gradtheory
 
     ours = os.path.dirname(os.path.abspath(gradtheory.__file__))
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not os.path.abspath(f.filename).startswith(ours + os.sep) and "importlib" not in f.filename]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not os.path.abspath(f.filename).startswith(ours + os.sep) and "importlib" not in f.filename
+    ]
     print(f"gradtheory check: your code raised {type(exc).__name__} while running {during}:", file=sys.stderr)
     print("Traceback (most recent call last):", file=sys.stderr)
     print("".join(traceback.format_list(frames)), end="", file=sys.stderr)
@@ -58,26 +61,42 @@ def _print_user_traceback(exc: BaseException, during: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", metavar="MODULE:FACTORY",
-                        help="module (or path/to/file.py) and the name of a factory returning (fn, inputs), "
-                             "(module, x), a dict or a CheckTarget")
+    parser.add_argument(
+        "target",
+        metavar="MODULE:FACTORY",
+        help="module (or path/to/file.py) and the name of a factory returning (fn, inputs), "
+        "(module, x), a dict or a CheckTarget",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random directions (default 0)")
     parser.add_argument("--step", type=float, default=2e-2, help="Richardson base step, relative (default 0.02)")
     parser.add_argument("--levels", type=int, default=4, help="Richardson levels (default 4)")
     parser.add_argument("--directions", type=int, default=1, help="random directions per input (default 1)")
-    parser.add_argument("--time-axis", type=int, default=None,
-                        help="time axis of the output, for localising a failure in time")
+    parser.add_argument(
+        "--time-axis", type=int, default=None, help="time axis of the output, for localising a failure in time"
+    )
     parser.add_argument("--no-stability", action="store_true", help="skip the stability check")
-    parser.add_argument("--fail-on-regime", action="append", choices=("vanishing", "exploding", "neutral"),
-                        default=[], help="also exit 1 when the measured regime is this one (repeatable)")
+    parser.add_argument(
+        "--fail-on-regime",
+        action="append",
+        choices=("vanishing", "exploding", "neutral"),
+        default=[],
+        help="also exit 1 when the measured regime is this one (repeatable)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--json", action="store_true", help="print the report(s) as JSON on stdout")
-    parser.add_argument("--no-pin-rng", action="store_true",
-                        help="do not pin the torch/numpy global RNGs around each evaluation (a random forward is "
-                             "then reported inconclusive)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: small recurrent kernels are fastest on one thread, "
-                             "and a thread pool on busy cores is many times slower)")
+    parser.add_argument(
+        "--no-pin-rng",
+        action="store_true",
+        help="do not pin the torch/numpy global RNGs around each evaluation (a random forward is "
+        "then reported inconclusive)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: small recurrent kernels are fastest on one thread, "
+        "and a thread pool on busy cores is many times slower)",
+    )
 
 
 class _Progress:
@@ -150,15 +169,25 @@ def _interpret(obj: Any) -> tuple[dict[str, Any], tuple[Any, Any] | None]:
     from .models.compose import RecurrentModel
 
     torch = sys.modules.get("torch")
-    is_module = lambda m: isinstance(m, RecurrentModel) or (
-        torch is not None and isinstance(m, torch.nn.Module))
+    is_module = lambda m: isinstance(m, RecurrentModel) or (torch is not None and isinstance(m, torch.nn.Module))
     if isinstance(obj, CheckTarget):
         return {"fn": obj}, None
     if isinstance(obj, dict):
-        unknown = set(obj) - {"fn", "inputs", "grad_fn", "names", "time_axis", "checked", "state", "forward_args",
-                              "stability"}
+        unknown = set(obj) - {
+            "fn",
+            "inputs",
+            "grad_fn",
+            "names",
+            "time_axis",
+            "checked",
+            "state",
+            "forward_args",
+            "stability",
+        }
         if unknown or "fn" not in obj:
-            raise ValueError(f"the factory's dict must have 'fn' (and 'inputs', ...); unexpected keys {sorted(unknown)}")
+            raise ValueError(
+                f"the factory's dict must have 'fn' (and 'inputs', ...); unexpected keys {sorted(unknown)}"
+            )
         kwargs = {k: v for k, v in obj.items() if k != "stability"}
         return kwargs, obj.get("stability")
     if isinstance(obj, (tuple, list)) and len(obj) == 2:
@@ -215,8 +244,14 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - a missing module or attribute, a factory returning something else
         print(f"gradtheory check: cannot load {args.target}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    options = {"seed": args.seed, "step": args.step, "levels": args.levels, "directions": args.directions,
-               "pin_rng": not args.no_pin_rng, "progress": _Progress("gradients", not args.quiet)}
+    options = {
+        "seed": args.seed,
+        "step": args.step,
+        "levels": args.levels,
+        "directions": args.directions,
+        "pin_rng": not args.no_pin_rng,
+        "progress": _Progress("gradients", not args.quiet),
+    }
     if args.time_axis is not None:
         options["time_axis"] = args.time_axis
     fn = kwargs.pop("fn")
@@ -234,22 +269,32 @@ def run(args: argparse.Namespace) -> int:
         raise
     status = {"correct": EXIT_CORRECT, "wrong": EXIT_WRONG, "inconclusive": EXIT_INCONCLUSIVE}[report.status]
     stability = _stability(stab, args)
-    if (stability is not None and not isinstance(stability, str)
-            and (not stability.ok or stability.regime in args.fail_on_regime)):
+    if (
+        stability is not None
+        and not isinstance(stability, str)
+        and (not stability.ok or stability.regime in args.fail_on_regime)
+    ):
         status = EXIT_WRONG
     if args.json:
         data: dict[str, Any] = {"exit_status": status, "gradients": report.to_dict()}
         if isinstance(stability, str) or stability is None:
             data["stability"] = {"skipped": stability or "no recurrent model"}
         else:
-            data["stability"] = {"regime": stability.regime, "rate": stability.rate, "lyapunov": stability.lyapunov,
-                                 "kind": stability.kind, "ok": stability.ok}
+            data["stability"] = {
+                "regime": stability.regime,
+                "rate": stability.rate,
+                "lyapunov": stability.lyapunov,
+                "kind": stability.kind,
+                "ok": stability.ok,
+            }
         print(json.dumps(data, indent=2))
         return status
     print(report.summary)
     if stability is None:
-        print("check_stability: skipped (the factory gave no recurrent model; return (module, x) or "
-              "a dict with 'stability': (model, x))")
+        print(
+            "check_stability: skipped (the factory gave no recurrent model; return (module, x) or "
+            "a dict with 'stability': (model, x))"
+        )
     elif isinstance(stability, str):
         print(f"check_stability: skipped ({stability})")
     else:

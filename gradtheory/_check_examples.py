@@ -134,14 +134,18 @@ def _make_lstm(bug: str, eps: float):
 def elman_function(bug: str = "none", eps: float = 1e-3):
     """``fn(x, h0, W_ih, W_hh, b) -> output (T, B, H)`` of a hand-written Elman cell."""
     if bug not in BUGS or bug == "gate":
-        raise ValueError(f"bug={bug!r} is unknown for the Elman cell; expected one of {[b for b in BUGS if b != 'gate']}")
+        raise ValueError(
+            f"bug={bug!r} is unknown for the Elman cell; expected one of {[b for b in BUGS if b != 'gate']}"
+        )
     return _make_elman(bug, eps).apply
 
 
 def lstm_function(bug: str = "none", eps: float = 1e-3):
     """``fn(x, h0, c0, W_ih, W_hh, b) -> output (T, B, H)`` of a hand-written LSTM cell."""
     if bug not in BUGS or bug == "transpose":
-        raise ValueError(f"bug={bug!r} is unknown for the LSTM cell; expected one of {[b for b in BUGS if b != 'transpose']}")
+        raise ValueError(
+            f"bug={bug!r} is unknown for the LSTM cell; expected one of {[b for b in BUGS if b != 'transpose']}"
+        )
     return _make_lstm(bug, eps).apply
 
 
@@ -245,8 +249,9 @@ def planted(target: Any, index: int, kind: str, eps: float, seed: int = 0) -> An
             args[index] = planters["perturb"].apply(args[index], eps, seed)
         return target.fn(*args)
 
-    return CheckTarget(fn, target.inputs, names=target.names, time_axis=target.time_axis,
-                       time_inputs=target.time_inputs)
+    return CheckTarget(
+        fn, target.inputs, names=target.names, time_axis=target.time_axis, time_inputs=target.time_inputs
+    )
 
 
 # -- torch patterns from users' code ---------------------------------------------------------------

@@ -86,16 +86,22 @@ def rnn_backward(dh, caches, bug="none"):
     return dx, dprev_h, dWx, dWh, db
 
 
-def rnn_problem(bug: str = "none", seed: int = 0, *, N: int = 2, T: int = 6, D: int = 3, H: int = 5,
-                float32_states: bool = False) -> dict[str, Any]:
+def rnn_problem(
+    bug: str = "none", seed: int = 0, *, N: int = 2, T: int = 6, D: int = 3, H: int = 5, float32_states: bool = False
+) -> dict[str, Any]:
     """CS231n-style RNN plus a float64 readout ``scores = h @ Wy`` (so that an input whose
     gradient stays exact sits next to the recurrent ones when the states are float32)."""
     if bug not in ("none", "wrong_h"):
         raise ValueError(f"bug must be 'none' or 'wrong_h', got {bug!r}")
     rng = np.random.default_rng(seed)
-    inputs = (rng.standard_normal((N, T, D)), 0.5 * rng.standard_normal((N, H)),
-              rng.standard_normal((D, H)) / np.sqrt(D), rng.standard_normal((H, H)) / np.sqrt(H),
-              0.1 * rng.standard_normal(H), rng.standard_normal((H, 2)) / np.sqrt(H))
+    inputs = (
+        rng.standard_normal((N, T, D)),
+        0.5 * rng.standard_normal((N, H)),
+        rng.standard_normal((D, H)) / np.sqrt(D),
+        rng.standard_normal((H, H)) / np.sqrt(H),
+        0.1 * rng.standard_normal(H),
+        rng.standard_normal((H, 2)) / np.sqrt(H),
+    )
     h_dtype = np.float32 if float32_states else np.float64
 
     def fn(x, h0, Wx, Wh, b, Wy):
@@ -109,8 +115,7 @@ def rnn_problem(bug: str = "none", seed: int = 0, *, N: int = 2, T: int = 6, D: 
         dh = dscores @ Wy.T
         return (*rnn_backward(dh, caches, bug), dWy)
 
-    return {"fn": fn, "inputs": inputs, "grad_fn": grad_fn, "names": ("x", "h0", "Wx", "Wh", "b", "Wy"),
-            "time_axis": 1}
+    return {"fn": fn, "inputs": inputs, "grad_fn": grad_fn, "names": ("x", "h0", "Wx", "Wh", "b", "Wy"), "time_axis": 1}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -120,8 +125,8 @@ def rnn_problem(bug: str = "none", seed: int = 0, *, N: int = 2, T: int = 6, D: 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     H = prev_h.shape[1]
     a = x @ Wx + prev_h @ Wh + b
-    i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 2 * H:3 * H])
-    g = np.tanh(a[:, 3 * H:])
+    i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H : 2 * H]), _sigmoid(a[:, 2 * H : 3 * H])
+    g = np.tanh(a[:, 3 * H :])
     next_c = f * prev_c + i * g
     tanh_c = np.tanh(next_c)
     next_h = o * tanh_c
@@ -160,7 +165,8 @@ def lstm_backward(dh, dc_T, caches, bug="none"):
     dprev_h, dprev_c = np.zeros((N, H)), dc_T  # the upstream gradient itself, updated in place below
     for t in reversed(range(T)):
         dx[:, t, :], dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(
-            dh[:, t, :] + dprev_h, dprev_c, caches[t], bug)
+            dh[:, t, :] + dprev_h, dprev_c, caches[t], bug
+        )
         dWx += dWx_t
         dWh += dWh_t
         db += db_t
@@ -172,9 +178,13 @@ def lstm_problem(bug: str = "none", seed: int = 0, *, N: int = 2, T: int = 5, D:
     if bug not in ("none", "forget"):
         raise ValueError(f"bug must be 'none' or 'forget', got {bug!r}")
     rng = np.random.default_rng(seed)
-    inputs = (rng.standard_normal((N, T, D)), 0.5 * rng.standard_normal((N, H)),
-              rng.standard_normal((D, 4 * H)) / np.sqrt(D), rng.standard_normal((H, 4 * H)) / np.sqrt(H),
-              0.1 * rng.standard_normal(4 * H))
+    inputs = (
+        rng.standard_normal((N, T, D)),
+        0.5 * rng.standard_normal((N, H)),
+        rng.standard_normal((D, 4 * H)) / np.sqrt(D),
+        rng.standard_normal((H, 4 * H)) / np.sqrt(H),
+        0.1 * rng.standard_normal(4 * H),
+    )
 
     def fn(x, h0, Wx, Wh, b):
         h, c_T, _ = lstm_forward(x, h0, Wx, Wh, b)
@@ -218,14 +228,22 @@ def dict_rnn_backward(dys, xs, hs, params, bug="none"):
     return dxs, dhnext, grads
 
 
-def dict_rnn_problem(bug: str = "none", seed: int = 0, *, T: int = 6, D: int = 4, H: int = 6, V: int = 3) -> dict[str, Any]:
+def dict_rnn_problem(
+    bug: str = "none", seed: int = 0, *, T: int = 6, D: int = 4, H: int = 6, V: int = 3
+) -> dict[str, Any]:
     """fn(xs, hprev, params) -> ys (T, V); params holds arrays and two non-array entries."""
     if bug not in ("none", "time_index"):
         raise ValueError(f"bug must be 'none' or 'time_index', got {bug!r}")
     rng = np.random.default_rng(seed)
-    params = {"Wxh": rng.standard_normal((H, D)) * 0.4, "Whh": rng.standard_normal((H, H)) * 0.4,
-              "Why": rng.standard_normal((V, H)) * 0.4, "bh": np.zeros(H) + 0.1, "by": np.zeros(V),
-              "hidden_size": H, "learning_rate": 1e-1}
+    params = {
+        "Wxh": rng.standard_normal((H, D)) * 0.4,
+        "Whh": rng.standard_normal((H, H)) * 0.4,
+        "Why": rng.standard_normal((V, H)) * 0.4,
+        "bh": np.zeros(H) + 0.1,
+        "by": np.zeros(V),
+        "hidden_size": H,
+        "learning_rate": 1e-1,
+    }
 
     def fn(xs, hprev, params):
         _, ys = dict_rnn_forward(xs, hprev, params)
@@ -258,9 +276,9 @@ class GRULayer:
             gi = x_t @ p["W_ih"].T + p["b_ih"]
             gh = h @ p["W_hh"].T + p["b_hh"]
             r = _sigmoid(gi[:, :H] + gh[:, :H])
-            z = _sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
-            n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
-            steps.append((x_t, h, r, z, n, gh[:, 2 * H:]))
+            z = _sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+            n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
+            steps.append((x_t, h, r, z, n, gh[:, 2 * H :]))
             h = (1 - z) * n + z * h
             hs.append(h)
         keep = 1.0 - self.dropout
@@ -293,15 +311,20 @@ class GRULayer:
         return dx, dh, grads
 
 
-def gru_dropout_problem(bug: str = "none", seed: int = 0, *, T: int = 5, N: int = 2, D: int = 3, H: int = 4,
-                        dropout: float = 0.5) -> dict[str, Any]:
+def gru_dropout_problem(
+    bug: str = "none", seed: int = 0, *, T: int = 5, N: int = 2, D: int = 3, H: int = 4, dropout: float = 0.5
+) -> dict[str, Any]:
     """fn(x, h0, params) -> dropout(GRU outputs) (T, N, H) with the mask from ``np.random``."""
     if bug not in _FACTORS:
         raise ValueError(f"bug must be one of {sorted(_FACTORS)}, got {bug!r}")
     rng = np.random.default_rng(seed)
     s = 1 / np.sqrt(H)
-    params = {"W_ih": rng.uniform(-s, s, (3 * H, D)), "W_hh": rng.uniform(-s, s, (3 * H, H)),
-              "b_ih": rng.uniform(-s, s, 3 * H), "b_hh": rng.uniform(-s, s, 3 * H)}
+    params = {
+        "W_ih": rng.uniform(-s, s, (3 * H, D)),
+        "W_hh": rng.uniform(-s, s, (3 * H, H)),
+        "b_ih": rng.uniform(-s, s, 3 * H),
+        "b_hh": rng.uniform(-s, s, 3 * H),
+    }
 
     def fn(x, h0, params):
         return GRULayer(params, dropout).forward(x, h0)

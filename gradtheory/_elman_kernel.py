@@ -259,5 +259,3 @@ def _rnn_forward_blocks(D, Wdot, mul, tmp, v, K) -> float:
                 v /= nrm
         t = hi
     return total + comp
-
-

@@ -105,9 +105,7 @@ class _Kernel:
     S: int  # state dimension (2H for LSTM, H for GRU)
     W_norm: float
 
-    def __init__(
-        self, layer: GatedLayer, order: list[int], n_sigmoid: int, K: int
-    ) -> None:
+    def __init__(self, layer: GatedLayer, order: list[int], n_sigmoid: int, K: int) -> None:
         W_ih, W_hh = (
             np.asarray(layer.W_ih, dtype=np.float64),
             np.asarray(layer.W_hh, dtype=np.float64),
@@ -116,20 +114,10 @@ class _Kernel:
         G = len(order)
         rows = np.concatenate([np.arange(k * H, (k + 1) * H) for k in order])
         self.H, self.K = H, K
-        b_ih = (
-            np.zeros(G * H)
-            if layer.b_ih is None
-            else np.asarray(layer.b_ih, dtype=np.float64)
-        )
-        b_hh = (
-            np.zeros(G * H)
-            if layer.b_hh is None
-            else np.asarray(layer.b_hh, dtype=np.float64)
-        )
+        b_ih = np.zeros(G * H) if layer.b_ih is None else np.asarray(layer.b_ih, dtype=np.float64)
+        b_hh = np.zeros(G * H) if layer.b_hh is None else np.asarray(layer.b_hh, dtype=np.float64)
         # forward: gi' = x W_ih'^T + b_ih'; gh' = [W_hh' | b_hh'] [h; 1]  (sigmoid rows negated)
-        self.W_ihT = np.ascontiguousarray(
-            _sigmoid_rows_negated(W_ih[rows], H, n_sigmoid).T
-        )
+        self.W_ihT = np.ascontiguousarray(_sigmoid_rows_negated(W_ih[rows], H, n_sigmoid).T)
         self.b_ih = _sigmoid_rows_negated(b_ih[rows], H, n_sigmoid)
         W_aug = np.concatenate([W_hh[rows], b_hh[rows][:, None]], axis=1)
         self.W_fwd = np.ascontiguousarray(_sigmoid_rows_negated(W_aug, H, n_sigmoid))
@@ -192,9 +180,7 @@ class _LSTM(_Kernel):
                 R[:, 5 * H :],
             )
         )
-        self._tan_views = list(
-            zip(P[:, :H], P[:, H : 5 * H].reshape(K, 4, H), P[:, 5 * H :])
-        )
+        self._tan_views = list(zip(P[:, :H], P[:, H : 5 * H].reshape(K, 4, H), P[:, 5 * H :]))
         self.grad_rows = R[:, 4 * H :]  # (dc_{t-1}, dh_{t-1}): the joint gradient
 
     def set_state(self, state: np.ndarray) -> None:
@@ -275,9 +261,7 @@ class _LSTM(_Kernel):
         add, mul = np.add, np.multiply
         tmp, dc_tot = self.tmp, self.dc_tot
         dc, dh = v[:H], v[H:]
-        for A, Bo, C4, da_o, R4, da, dc_prev, dh_prev in self._bwd_views[j_lo:j_hi][
-            ::-1
-        ]:
+        for A, Bo, C4, da_o, R4, da, dc_prev, dh_prev in self._bwd_views[j_lo:j_hi][::-1]:
             mul(dh, A, tmp)
             add(dc, tmp, dc_tot)
             mul(dh, Bo, da_o)
@@ -445,16 +429,12 @@ def _run_forward(kern: _Kernel, x: np.ndarray, m: int) -> int:
     # NaN and inf propagate to the chunk's end
     if not np.all(np.isfinite(kern.get_state(n))):
         bad = int(np.argwhere(~np.isfinite(kern.states(n)))[0, 0])
-        raise FloatingPointError(
-            f"the forward pass overflowed at step t={lo + bad + 1} (state not finite)"
-        )
+        raise FloatingPointError(f"the forward pass overflowed at step t={lo + bad + 1} (state not finite)")
     kern.loaded = m
     return n
 
 
-def _gradient_flow(
-    kern: _Kernel, x: np.ndarray, state0: np.ndarray, readout: np.ndarray
-) -> np.ndarray:
+def _gradient_flow(kern: _Kernel, x: np.ndarray, state0: np.ndarray, readout: np.ndarray) -> np.ndarray:
     T, K, S, H = x.shape[0], kern.K, kern.S, kern.H
     out = np.full(T + 1, -np.inf)
     r_norm = _safe_norm(readout)
@@ -483,14 +463,10 @@ def _gradient_flow(
         n = min(K, T - lo)
         # non-finite norms are reported
         with np.errstate(over="ignore", invalid="ignore"):
-            zero_below = carried.backward_chunk(
-                kern, n, _block_length(kern.coefficients(n), K), lo
-            )
+            zero_below = carried.backward_chunk(kern, n, _block_length(kern.coefficients(n), K), lo)
         rows = kern.grad_rows[:n]
         with np.errstate(divide="ignore"):
-            out[lo : lo + n] = (
-                0.5 * np.log(np.einsum("ij,ij->i", rows, rows)) + carried.logscale[:n]
-            )
+            out[lo : lo + n] = 0.5 * np.log(np.einsum("ij,ij->i", rows, rows)) + carried.logscale[:n]
         if zero_below >= 0:
             out[: lo + zero_below + 1] = -np.inf
             break
@@ -530,18 +506,14 @@ class _Carried:
                             f"one backward step overflowed at t={offset + j + 1} (||J_t|| too large for float64)"
                         )
                     row /= nrm
-                    self.L, self.comp = _compensated_add(
-                        self.L, self.comp, math.log(nrm)
-                    )
+                    self.L, self.comp = _compensated_add(self.L, self.comp, math.log(nrm))
                     self.logscale[j] = self.L + self.comp
                     self.v = row.copy()
             k = lo
         return -1
 
 
-def _log_growth(
-    kern: _Kernel, x: np.ndarray, state0: np.ndarray, v0: np.ndarray, every: int
-) -> float:
+def _log_growth(kern: _Kernel, x: np.ndarray, state0: np.ndarray, v0: np.ndarray, every: int) -> float:
     T, K = x.shape[0], kern.K
     total, comp = 0.0, 0.0
     v = np.array(v0, dtype=np.float64)
@@ -637,9 +609,7 @@ def gru_log_growth(
     return _log_growth(_GRU(layer, chunk), x, h0, v0, every)
 
 
-def gradient_flow(
-    kind: str, layer: GatedLayer, x: np.ndarray, states0: tuple, readout: np.ndarray
-) -> np.ndarray:
+def gradient_flow(kind: str, layer: GatedLayer, x: np.ndarray, states0: tuple, readout: np.ndarray) -> np.ndarray:
     """Dispatch on ``kind`` ("lstm": states0 = (h0, c0); "gru": states0 = (h0,))."""
     if kind == "lstm":
         return lstm_gradient_flow(layer, x, states0[0], states0[1], readout)

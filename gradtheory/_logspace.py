@@ -67,5 +67,3 @@ def block_length(G: float, requested: int = MAX_BLOCK) -> int:
     if G <= 1.0:
         return max(1, requested)
     return int(max(1, min(requested, math.floor(math.log(HI) / math.log(G)))))
-
-

@@ -42,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=1000, metavar="T", help="sequence length T (default: 1000)")
     parser.add_argument("--hidden", type=int, default=32, metavar="H", help="hidden size (default: 32)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default: 0)")
-    parser.add_argument("--model", default=None, metavar="MODULE:FACTORY",
-                        help="plot the gradient flow of your own model or cell instead (factory returns it, or (it, x))")
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="plot the gradient flow of your own model or cell instead (factory returns it, or (it, x))",
+    )
 
 
 def _direction(n: int, seed: int) -> np.ndarray:
@@ -80,17 +84,32 @@ def plot_gradient_flow(path: Path, T: int, n: int, seed: int) -> None:
     axes = fig.subplots(1, 3)
     colors = ["tab:blue", "tab:orange", "tab:red"]
     panels = (
-        ("tanh", (0.8, 1.0, 1.5), r"envelope $(T-k)\ln({norm:g})$", r"tanh RNN ($\gamma = 1$, threshold $\|W\|_2 = 1$)"),
-        ("sigmoid", (2.0, 4.0, 8.0), r"envelope $(T-k)\ln({norm:g}/4)$",
-         r"sigmoid RNN ($\gamma = 1/4$, threshold $\|W\|_2 = 4$)"),
+        (
+            "tanh",
+            (0.8, 1.0, 1.5),
+            r"envelope $(T-k)\ln({norm:g})$",
+            r"tanh RNN ($\gamma = 1$, threshold $\|W\|_2 = 1$)",
+        ),
+        (
+            "sigmoid",
+            (2.0, 4.0, 8.0),
+            r"envelope $(T-k)\ln({norm:g}/4)$",
+            r"sigmoid RNN ($\gamma = 1/4$, threshold $\|W\|_2 = 4$)",
+        ),
     )
     for ax, (activation, norms, envelope_label, title) in zip(axes, panels):
         for color, norm in zip(colors, norms):
             model = _rnn(n, activation, norm, seed)
             flow = gradient_flow(model, x)
             ax.plot(dist, flow, color=color, lw=1.6, label=rf"$\|W\|_2={norm:g}$ measured")
-            ax.plot(dist[::-1], envelope(model.params["weight_hh_l0"], activation, T), "--", color=color, lw=1,
-                    label=envelope_label.format(norm=norm))
+            ax.plot(
+                dist[::-1],
+                envelope(model.params["weight_hh_l0"], activation, T),
+                "--",
+                color=color,
+                lw=1,
+                label=envelope_label.format(norm=norm),
+            )
         ax.set_title(title)
     ax = axes[2]
     for color, (name, model) in zip(colors, (("LSTM", LSTM(n, n, seed=seed)), ("GRU", GRU(n, n, seed=seed)))):
@@ -109,8 +128,11 @@ def plot_gradient_flow(path: Path, T: int, n: int, seed: int) -> None:
     for ax in axes[:2]:
         lo = min(line.get_ydata().min() for line in ax.lines[::2] if np.isfinite(line.get_ydata()).any())
         ax.set_ylim(max(lo, -2000) - 5, 0.15 * abs(lo) + 10)
-    fig.suptitle(f"Gradient flow through time (H = {n}, T = {T}, x ~ N(0, 1)) against the bound "
-                 r"$\|\partial h_t/\partial h_k\|_2 \leq (\gamma\|W\|_2)^{t-k}$", fontsize=10)
+    fig.suptitle(
+        f"Gradient flow through time (H = {n}, T = {T}, x ~ N(0, 1)) against the bound "
+        r"$\|\partial h_t/\partial h_k\|_2 \leq (\gamma\|W\|_2)^{t-k}$",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path)
 

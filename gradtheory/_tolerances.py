@@ -42,8 +42,7 @@ TOLERANCES: dict[str, Tolerance] = {
     ),
     "jvp_vs_vjp": Tolerance(
         1e-12,
-        "<u, J v> computed by complex-step JVP and by BPTT VJP: both ~ n*T*u accurate (as "
-        "bptt_vs_complex_step).",
+        "<u, J v> computed by complex-step JVP and by BPTT VJP: both ~ n*T*u accurate (as bptt_vs_complex_step).",
     ),
     "jacobian_product": Tolerance(
         1e-12,

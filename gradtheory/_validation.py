@@ -68,9 +68,7 @@ def as_float_array(
     parts = (out.real, out.imag) if out.dtype.kind == "c" else (out,)
     if out.size and not all(np.isfinite(np.min(p)) and np.isfinite(np.max(p)) for p in parts):
         bad = np.argwhere(~np.isfinite(out))[0]
-        raise ValueError(
-            f"{name} must be finite, got {out[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
-        )
+        raise ValueError(f"{name} must be finite, got {out[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else ndim
         if out.ndim not in allowed:

@@ -37,6 +37,7 @@ __all__ = [
     "envelope",
 ]
 
+
 # -- elementary quantities ---------------------------------------------------------------------
 def gamma(activation: str) -> float:
     r"""Bound :math:`\gamma = \sup_a |\phi'(a)|` of an activation (``tanh``, ``sigmoid``, ``relu``, ``identity``)."""

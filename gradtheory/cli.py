@@ -77,8 +77,10 @@ _WIDTH = 79
 
 
 def _exit_codes_text() -> str:
-    lines = [textwrap.fill(meaning, _WIDTH, initial_indent=f"  {code}  ", subsequent_indent="     ")
-             for code, meaning in EXIT_CODES.items()]
+    lines = [
+        textwrap.fill(meaning, _WIDTH, initial_indent=f"  {code}  ", subsequent_indent="     ")
+        for code, meaning in EXIT_CODES.items()
+    ]
     return "exit status:\n" + "\n".join(lines)
 
 
@@ -106,7 +108,9 @@ def _parser(commands: dict[str, Subcommand], chosen: str | None) -> argparse.Arg
         description=textwrap.fill(
             "gradtheory: an executable theory of vanishing and exploding gradients in recurrent networks. "
             "Check your own cell's gradients, audit claims about RNN gradients, derive the theory "
-            "symbolically, plot gradient flow.", _WIDTH),
+            "symbolically, plot gradient flow.",
+            _WIDTH,
+        ),
         epilog="run 'gradtheory COMMAND --help' for a command's options and examples\n\n" + _exit_codes_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

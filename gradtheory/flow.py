@@ -32,7 +32,6 @@ import numpy as np
 from ._logspace import add as _add
 from ._logspace import norm as _norm
 from ._validation import as_float_array, check_positive_int
-from .models import torch_cell as _torch_cell
 from .models import (
     LayerParams,
     RecurrentModel,
@@ -40,6 +39,7 @@ from .models import (
     step_backward,
     step_forward,
 )
+from .models import torch_cell as _torch_cell
 
 __all__ = [
     "gradient_flow",
@@ -70,9 +70,7 @@ def as_single_layer_model(model: Any, func: str) -> RecurrentModel:
             "(build a one-layer model from the layer you want to study)"
         )
     if model.bidirectional:
-        raise NotImplementedError(
-            f"{func} supports unidirectional models; model has bidirectional=True"
-        )
+        raise NotImplementedError(f"{func} supports unidirectional models; model has bidirectional=True")
     return model
 
 
@@ -335,9 +333,7 @@ def lyapunov_spectrum(
     columns are not protected against overflow or alignment between factorisations.
     """
     if _torch_cell.is_torch_cell(model):
-        return _torch_cell.torch_cell_lyapunov_spectrum(
-            model, x, k, h0, reorthonormalize_every=reorthonormalize_every
-        )
+        return _torch_cell.torch_cell_lyapunov_spectrum(model, x, k, h0, reorthonormalize_every=reorthonormalize_every)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_spectrum")
     every = _check_every(reorthonormalize_every)
     S = model.state_size

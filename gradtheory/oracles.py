@@ -16,10 +16,10 @@ along the direction):
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -306,8 +306,9 @@ def exact_directional_derivative(
     cell = model.cell
     lift, ops = _make_scalar_ops("exact" if getattr(cell, "rational", False) else "mp", dps)
     act = getattr(cell, "activation", None)
-    scalar_ops = ScalarOps(phi=ops[act.name] if act is not None else ops["identity"], sigmoid=ops["sigmoid"],
-                           tanh=ops["tanh"])
+    scalar_ops = ScalarOps(
+        phi=ops[act.name] if act is not None else ops["identity"], sigmoid=ops["sigmoid"], tanh=ops["tanh"]
+    )
     zero = lift(0.0)
 
     def dual_array(value, tangent):
@@ -325,8 +326,10 @@ def exact_directional_derivative(
     else:
         values = [np.asarray(v, float).reshape(H) for v in (h0 if S > 1 else (h0,))]
     names = ["h0", "c0"][:S]
-    state = tuple(dual_array(v, None if direction.get(n) is None else np.asarray(direction[n]).reshape(H))
-                  for v, n in zip(values, names))
+    state = tuple(
+        dual_array(v, None if direction.get(n) is None else np.asarray(direction[n]).reshape(H))
+        for v, n in zip(values, names)
+    )
 
     W_ih, W_hh = P["weight_ih_l0"], P["weight_hh_l0"]
     b_ih, b_hh = P.get("bias_ih_l0"), P.get("bias_hh_l0")
@@ -349,4 +352,3 @@ def exact_directional_derivative(
             for k, w in enumerate(np.asarray(w_final, float).reshape(H)):
                 L = L + state[k_state][k] * lift(w)
     return L.a, L.b
-

@@ -21,7 +21,8 @@ pytest plugin's ``--gradtheory-profile`` option overrides it.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from hypothesis import HealthCheck, settings
@@ -231,8 +232,10 @@ def models(
     if spec.nonlinearities:
         allowed = [n for n in nonlinearities if n in spec.nonlinearities]
         if not allowed:
-            raise ValueError(f"nonlinearities={list(nonlinearities)!r} has none that cell {spec.name!r} accepts "
-                             f"({list(spec.nonlinearities)})")
+            raise ValueError(
+                f"nonlinearities={list(nonlinearities)!r} has none that cell {spec.name!r} accepts "
+                f"({list(spec.nonlinearities)})"
+            )
         model = spec.model(I, H, nonlinearity=draw(st.sampled_from(allowed)), **kw)
     else:
         model = spec.model(I, H, **kw)

@@ -68,7 +68,9 @@ def test_spectral_norm_and_radius_of_matrices_with_known_spectra(n, data):
     U = data.draw(gst.orthogonal_matrices(n))
     V = data.draw(gst.orthogonal_matrices(n))
     s = data.draw(hnp.arrays(np.float64, n, elements=st.floats(0.01, 10.0, width=64)))
-    assert spectral_norm(U @ np.diag(s) @ V.T) == pytest.approx(np.max(s), rel=TOLERANCES["spectral_norm_svd"].rtol * n * u)
+    assert spectral_norm(U @ np.diag(s) @ V.T) == pytest.approx(
+        np.max(s), rel=TOLERANCES["spectral_norm_svd"].rtol * n * u
+    )
     lam = data.draw(hnp.arrays(np.float64, n, elements=st.floats(-3.0, 3.0, width=64)))
     S = U @ np.diag(np.linspace(1.0, 2.0, n))  # condition number 2: eigenvalues perturbed by ~ 2 n u |W|
     W = S @ np.diag(lam) @ np.linalg.inv(S)
@@ -141,7 +143,9 @@ def test_spectral_radius_below_one_allows_transient_gradient_growth(nonlinearity
     assert spectral_radius(W) == 0.5
     growth = flow[T - 5 : T] - flow[T]
     assert np.all(growth > 0.2), growth  # ||dL/dh_{T-m}|| > 1.2 ||dL/dh_T|| for m = 1..5
-    assert np.all(flow[T - 5 : T] <= envelope(W, nonlinearity, 5)[::-1][:5] + TOLERANCES["transient_growth_envelope_abs"].rtol)
+    assert np.all(
+        flow[T - 5 : T] <= envelope(W, nonlinearity, 5)[::-1][:5] + TOLERANCES["transient_growth_envelope_abs"].rtol
+    )
     assert flow[0] < -30  # eventually vanishes, at rate ln(1/2) per step
     # Lyapunov exponent -> ln(1/2): ||W^T v|| = 2^-T ||(I + 8 T N) v|| in [2^-T |v_1|, 2^-T (1 + 8T)].
     T_long = 2000
@@ -163,7 +167,9 @@ def test_lyapunov_exponent_of_scaled_orthogonal_linear_rnn_is_log_s(n, s, T, dat
     tol = TOLERANCES["lyapunov_orthogonal_per_step"].rtol * (n + 2) * u * max(1.0, abs(math.log(s)))
     assert lyapunov_exponent(model, x) == pytest.approx(math.log(s), abs=tol)
     assert lyapunov_exponent(model, x, reorthonormalize_every=25) == pytest.approx(math.log(s), abs=tol)
-    np.testing.assert_allclose(lyapunov_spectrum(model, x), math.log(s), rtol=0, atol=TOLERANCES["lyapunov_spectrum_factor"].rtol * tol)
+    np.testing.assert_allclose(
+        lyapunov_spectrum(model, x), math.log(s), rtol=0, atol=TOLERANCES["lyapunov_spectrum_factor"].rtol * tol
+    )
 
 
 def test_lyapunov_spectrum_of_diagonal_linear_rnn_is_log_of_the_diagonal():

@@ -63,10 +63,17 @@ def cases(draw, name, *, single=False, nonlinearities=None, batched=True, max_si
     """A model of cell ``name`` with drawn structure and weights (``single``: one layer, one
     direction), x, h0 and cotangents."""
     nl = nonlinearities or _torch_nonlinearities(name)
-    model = draw(gst.models(families=(name,), nonlinearities=nl, max_layers=1 if single else 2,
-                            bidirectional=False if single else None,
-                            batch_first=False if not batched else None,
-                            hidden_size=st.integers(1, max_size), input_size=st.integers(1, max_size)))
+    model = draw(
+        gst.models(
+            families=(name,),
+            nonlinearities=nl,
+            max_layers=1 if single else 2,
+            bidirectional=False if single else None,
+            batch_first=False if not batched else None,
+            hidden_size=st.integers(1, max_size),
+            input_size=st.integers(1, max_size),
+        )
+    )
     T = draw(st.integers(1, 4))
     LD, H = model.num_layers * model.num_directions, model.hidden_size
     arr = lambda shape: draw(hnp.arrays(np.float64, shape, elements=_ELEM))
@@ -160,13 +167,18 @@ def test_bptt_equals_complex_step_for_every_registered_cell(name, data):
 def test_bptt_equals_exact_arithmetic_for_every_registered_cell(name, data, seed):
     """The directional derivative of L computed from the cell's independent scalar equations in exact
     rationals (rational cells) or 50-digit forward mode equals <BPTT gradient, direction> to 1e-13."""
-    model, x, h0, d_out, d_hn, d_cn = data.draw(cases(name, single=True, batched=False,
-                                                      nonlinearities=("tanh", "relu", "sigmoid", "identity")))
+    model, x, h0, d_out, d_hn, d_cn = data.draw(
+        cases(name, single=True, batched=False, nonlinearities=("tanh", "relu", "sigmoid", "identity"))
+    )
     h0 = tuple(v[0] for v in h0) if isinstance(h0, tuple) else h0[0]
     d_hn = d_hn[0]
     d_cn = None if d_cn is None else d_cn[0]
-    grads = model.backward(model.forward(x, (h0[0][None], h0[1][None]) if isinstance(h0, tuple) else h0[None]),
-                           d_out, d_hn[None], None if d_cn is None else d_cn[None])
+    grads = model.backward(
+        model.forward(x, (h0[0][None], h0[1][None]) if isinstance(h0, tuple) else h0[None]),
+        d_out,
+        d_hn[None],
+        None if d_cn is None else d_cn[None],
+    )
     rng = np.random.default_rng(seed)
     direction = {k: rng.normal(size=v.shape) for k, v in model.params.items()}
     direction["x"] = rng.normal(size=x.shape)
@@ -214,12 +226,14 @@ def test_bptt_equals_sympy_derived_sum_of_jacobian_products_for_every_registered
     Jacobians of the cell's own equations evaluated at 40 digits, equals BPTT to 1e-13 (proofs/rnn_bptt.tex)."""
     from gradtheory.symbolic._cells import model_gradient_by_formula
 
-    model, x, h0, d_out, d_hn, d_cn = data.draw(cases(name, single=True, batched=False, max_size=2,
-                                                      nonlinearities=("tanh", "identity")))
+    model, x, h0, d_out, d_hn, d_cn = data.draw(
+        cases(name, single=True, batched=False, max_size=2, nonlinearities=("tanh", "identity"))
+    )
     h0v = tuple(v[0] for v in h0) if isinstance(h0, tuple) else h0[0]
     grads = model.backward(model.forward(x, h0), d_out, d_hn, d_cn)
-    exact = model_gradient_by_formula(model, x, h0v, d_output=d_out, d_h_n=d_hn[0],
-                                      d_c_n=None if d_cn is None else d_cn[0])
+    exact = model_gradient_by_formula(
+        model, x, h0v, d_output=d_out, d_h_n=d_hn[0], d_c_n=None if d_cn is None else d_cn[0]
+    )
     for k in model.params:
         got, want = grads.params[k], exact[k].astype(float)
         scale = max(1.0, float(np.max(np.abs(want))))
@@ -304,7 +318,10 @@ def test_user_numpy_cell_gets_forward_backward_jacobians_and_flow():
     g1 = one.backward(one.forward(x), d_out1)
     v = {"weight_hh_l0": np.ones((3, 3))}
     _, dL = exact_directional_derivative(one, x, v, d_output=d_out1)
-    assert abs(float(dL) - float(np.sum(g1.params["weight_hh_l0"]))) <= EXACT_RTOL * robust_norm(g1.params["weight_hh_l0"]) * 3
+    assert (
+        abs(float(dL) - float(np.sum(g1.params["weight_hh_l0"])))
+        <= EXACT_RTOL * robust_norm(g1.params["weight_hh_l0"]) * 3
+    )
 
 
 def test_a_cell_with_a_wrong_backward_is_caught_by_the_gradient_checker():
@@ -344,8 +361,14 @@ def test_a_registered_user_cell_gets_a_model_class_strategies_and_the_symbolic_s
         b_ih, b_hh = (p["bias_ih_l0"], p["bias_hh_l0"]) if model.bias else (zeros, zeros)
         h = np.vstack([zeros, model.forward(x).output])
         for t in range(3):
-            _, J_sym, _, _ = step["fn"](list(p["weight_ih_l0"].ravel()), list(p["weight_hh_l0"].ravel()), list(b_ih),
-                                        list(b_hh), list(x[t]), list(h[t]))
+            _, J_sym, _, _ = step["fn"](
+                list(p["weight_ih_l0"].ravel()),
+                list(p["weight_hh_l0"].ravel()),
+                list(b_ih),
+                list(b_hh),
+                list(x[t]),
+                list(h[t]),
+            )
             _close(J[t], np.array(J_sym, dtype=float), JACOBIAN_RTOL, f"J[{t}]")
     finally:
         del gt.cells.REGISTRY[spec.name]
@@ -361,7 +384,9 @@ def test_models_reject_an_object_that_is_not_a_cell():
         gt.RecurrentModel(2, 3, cell=three)
 
 
-@given(seed=st.integers(0, 2**32 - 1), T=st.integers(1, 60), nl=st.sampled_from(["tanh", "sigmoid", "relu", "identity"]))
+@given(
+    seed=st.integers(0, 2**32 - 1), T=st.integers(1, 60), nl=st.sampled_from(["tanh", "sigmoid", "relu", "identity"])
+)
 @settings(max_examples=10)
 def test_elman_fast_kernel_agrees_with_the_generic_path_on_the_same_cell(seed, T, nl):
     """gt.RNN runs its registered fast kernel (CellSpec.fast_kernel); the same cell in a plain

@@ -43,7 +43,8 @@ def test_wrong_backward_exits_one_with_the_localised_summary(capsys):
 
 def test_factory_in_a_file_returning_fn_inputs_and_a_stability_pair(tmp_path, capsys):
     path = tmp_path / "my_cells.py"
-    path.write_text(textwrap.dedent('''
+    path.write_text(
+        textwrap.dedent("""
         import numpy as np
         import gradtheory as gt
 
@@ -62,7 +63,8 @@ def test_factory_in_a_file_returning_fn_inputs_and_a_stability_pair(tmp_path, ca
             import torch
             a = torch.linspace(0, 1, 4, dtype=torch.float64, requires_grad=True)
             return torch.sin, (a,)
-    '''))
+    """)
+    )
     code = main(["check", f"{path}:numpy_rnn", "--quiet", "--fail-on-regime", "exploding"])
     out, _ = capsys.readouterr()
     # identity RNN with W_hh = 1.5 I: rate ln 1.5 > 0, exploding, on the envelope
@@ -88,7 +90,7 @@ def test_unloadable_targets_exit_two(tmp_path, capsys):
     assert "the factory must return (fn, inputs)" in capsys.readouterr().err
 
 
-USER_FILE = '''
+USER_FILE = """
 import numpy as np
 from gradtheory import _check_numpy_examples as nx
 
@@ -128,7 +130,7 @@ def users_helper(d):
 
 def broken_factory():
     raise RuntimeError("the factory itself fails")
-'''
+"""
 
 
 @pytest.fixture
@@ -170,5 +172,11 @@ def test_json_report(user_file, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["exit_status"] == 1 and data["gradients"]["status"] == "wrong"
     assert {c["name"] for c in data["gradients"]["inputs"]} == {
-        "x", "h0", "params['W_ih']", "params['W_hh']", "params['b_ih']", "params['b_hh']"}
+        "x",
+        "h0",
+        "params['W_ih']",
+        "params['W_hh']",
+        "params['b_ih']",
+        "params['b_hh']",
+    }
     assert data["stability"] == {"skipped": "no recurrent model"}

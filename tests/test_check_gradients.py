@@ -58,11 +58,13 @@ def _planted(target: CheckTarget, index: int, kind: str, eps: float) -> CheckTar
     return ex.planted(target, index, kind, eps, seed=7)
 
 
-def _torch_module(kind: str, I: int, H: int, *, layers: int = 1, bidirectional: bool = False,
-                  batch_first: bool = False, seed: int = 0):
+def _torch_module(
+    kind: str, I: int, H: int, *, layers: int = 1, bidirectional: bool = False, batch_first: bool = False, seed: int = 0
+):
     torch.manual_seed(seed)
-    return getattr(torch.nn, kind)(I, H, layers, bidirectional=bidirectional, batch_first=batch_first,
-                                   dtype=torch.float64)
+    return getattr(torch.nn, kind)(
+        I, H, layers, bidirectional=bidirectional, batch_first=batch_first, dtype=torch.float64
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -71,8 +73,14 @@ def _torch_module(kind: str, I: int, H: int, *, layers: int = 1, bidirectional: 
 
 @pytest.mark.parametrize(
     "kind, layers, bidirectional, batch_first",
-    [("RNN", 1, False, False), ("LSTM", 2, True, False), ("GRU", 1, True, True), ("LSTM", 1, False, True),
-     ("GRU", 3, False, False), ("RNN", 2, True, True)],
+    [
+        ("RNN", 1, False, False),
+        ("LSTM", 2, True, False),
+        ("GRU", 1, True, True),
+        ("LSTM", 1, False, True),
+        ("GRU", 3, False, False),
+        ("RNN", 2, True, True),
+    ],
 )
 def test_torch_recurrent_modules_pass(kind, layers, bidirectional, batch_first):
     """torch's own backward of nn.RNN/LSTM/GRU (float64) agrees with the Richardson reference."""
@@ -85,8 +93,10 @@ def test_torch_recurrent_modules_pass(kind, layers, bidirectional, batch_first):
     assert max(c.resolution for c in report.inputs) < 1e-10, report.summary
 
 
-@given(model=models(families=("rnn", "lstm", "gru"), nonlinearities=("tanh",), hidden_size=st.integers(1, 6)),
-       data=st.data())
+@given(
+    model=models(families=("rnn", "lstm", "gru"), nonlinearities=("tanh",), hidden_size=st.integers(1, 6)),
+    data=st.data(),
+)
 def test_random_correct_torch_models_pass(model, data):
     """Zero false alarms on random correct RNN/LSTM/GRU (sizes, layers, directions, bias, layout);
     the 1,000-model sweep is benchmarks/bench_checker.py."""
@@ -99,9 +109,12 @@ def test_random_correct_torch_models_pass(model, data):
     assert report.ok, report.summary
 
 
-@given(model=models(families=("rnn", "lstm", "gru", "residual", "highway"), nonlinearities=("tanh", "sigmoid"),
-                    max_layers=2),
-       data=st.data())
+@given(
+    model=models(
+        families=("rnn", "lstm", "gru", "residual", "highway"), nonlinearities=("tanh", "sigmoid"), max_layers=2
+    ),
+    data=st.data(),
+)
 def test_gradtheory_numpy_models_pass_with_their_handwritten_bptt(model, data):
     """The numpy path (fn + grad_fn): gradtheory's hand-written BPTT passes for every family."""
     x = data.draw(sequences(steps=st.integers(1, 5), input_size=model.input_size))
@@ -111,8 +124,10 @@ def test_gradtheory_numpy_models_pass_with_their_handwritten_bptt(model, data):
 
 def test_handwritten_torch_cells_pass_when_correct():
     """The custom autograd Functions without a planted bug pass (the bug suite's control group)."""
-    for fn, inputs, names in [(ex.elman_function(), ex.elman_inputs(), ex.ELMAN_NAMES),
-                              (ex.lstm_function(), ex.lstm_inputs(), ex.LSTM_NAMES)]:
+    for fn, inputs, names in [
+        (ex.elman_function(), ex.elman_inputs(), ex.ELMAN_NAMES),
+        (ex.lstm_function(), ex.lstm_inputs(), ex.LSTM_NAMES),
+    ]:
         report = check_gradients(fn, inputs, names=names, time_axis=0)
         assert report.ok, report.summary
         assert "gradients OK" in report.summary
@@ -149,9 +164,9 @@ def test_smoothness_test_of_the_central_differences():
         return np.array([(f(h) - f(-h)) / (2 * h) for h in steps])
 
     assert _smooth(diffs(lambda t: np.sin(0.3 + t)), steps, 1e-16)
-    assert not _smooth(diffs(lambda t: abs(t - 0.007)), steps, 1e-16)   # h_2 < t0 < h_1
+    assert not _smooth(diffs(lambda t: abs(t - 0.007)), steps, 1e-16)  # h_2 < t0 < h_1
     assert not _smooth(diffs(lambda t: abs(t - 0.0005)), steps, 1e-16)  # t0 < h_min
-    assert _smooth(diffs(lambda t: abs(t - 0.05)), steps, 1e-16)       # kink outside: linear
+    assert _smooth(diffs(lambda t: abs(t - 0.05)), steps, 1e-16)  # kink outside: linear
 
 
 def test_kink_location_from_the_central_differences():

@@ -177,7 +177,9 @@ def test_a_random_forward_is_never_reported_correct(bug):
     report = check_gradients(fn, problem["inputs"], grad_fn=problem["grad_fn"], names=problem["names"])
     assert report.status == "inconclusive" and not report
     text = report.summary
-    assert "fn is NOT DETERMINISTIC: two evaluations at the same inputs differ: output (shape (5, 2, 4)) moved by" in text
+    assert (
+        "fn is NOT DETERMINISTIC: two evaluations at the same inputs differ: output (shape (5, 2, 4)) moved by" in text
+    )
     assert "a generator of its own" in text and "a module or layer built inside fn" in text
 
 
@@ -192,7 +194,8 @@ def test_parameter_dict_leaves_are_checked_by_name_and_non_arrays_skipped():
     assert names == ["xs", "hprev", "params['Wxh']", "params['Whh']", "params['Why']", "params['bh']", "params['by']"]
     assert [(s.name, s.reason) for s in good.skipped] == [
         ("params['hidden_size']", "not an array (int): passed through unchanged"),
-        ("params['learning_rate']", "a Python/numpy float scalar (pass a float64 array to check it)")]
+        ("params['learning_rate']", "a Python/numpy float scalar (pass a float64 array to check it)"),
+    ]
     assert "skipped \"params['hidden_size']\"" in good.summary
     bad = check_gradients(**nx.dict_rnn_problem("time_index"))
     assert [c.name for c in bad.failures] == ["params['Why']"], bad.summary
@@ -336,8 +339,12 @@ def test_non_finite_values_near_the_point_are_not_a_false_alarm_and_empty_leaves
     do, so the correct gradient verifies. An empty array is listed as skipped."""
     a = np.array([1e-3, 0.5, 2.0])
     with np.errstate(invalid="ignore"):  # the user's sqrt of negative numbers in the wide stencils
-        report = check_gradients(lambda a, e: np.sqrt(a), (a, np.zeros(0)),
-                                 grad_fn=lambda w, a, e: (w * 0.5 / np.sqrt(a), None), names=("a", "e"))
+        report = check_gradients(
+            lambda a, e: np.sqrt(a),
+            (a, np.zeros(0)),
+            grad_fn=lambda w, a, e: (w * 0.5 / np.sqrt(a), None),
+            names=("a", "e"),
+        )
     assert report.status == "correct", report.summary
     assert [(s.name, s.reason) for s in report.skipped] == [("e", "empty (no element to check)")]
 
@@ -358,8 +365,13 @@ def test_a_layer_object_whose_backward_reads_its_forward_cache(bug):
     base point's (and the dropout mask, from np.random, is the pinned one)."""
     problem = nx.gru_dropout_problem(bug)
     layer = nx.GRULayer(problem["inputs"][2], 0.5, bug)
-    report = check_gradients(layer.forward, problem["inputs"][:2], names=("x", "h0"), time_axis=0,
-                             grad_fn=lambda dout, x, h0: layer.backward(dout)[:2])
+    report = check_gradients(
+        layer.forward,
+        problem["inputs"][:2],
+        names=("x", "h0"),
+        time_axis=0,
+        grad_fn=lambda dout, x, h0: layer.backward(dout)[:2],
+    )
     assert report.status == ("correct" if bug == "none" else "wrong"), report.summary
 
 
@@ -369,8 +381,16 @@ def test_a_forward_that_ignores_its_argument_is_wrong_and_says_why():
     that fn does not read the input."""
     problem = nx.gru_dropout_problem()
     layer = nx.GRULayer(problem["inputs"][2], 0.5)
-    report = check_gradients(lambda x, h0, params: layer.forward(x, h0), problem["inputs"], names=problem["names"],
-                             grad_fn=problem["grad_fn"])
-    assert {c.name for c in report.failures} == {"params['W_ih']", "params['W_hh']", "params['b_ih']",
-                                                 "params['b_hh']"}, report.summary
+    report = check_gradients(
+        lambda x, h0, params: layer.forward(x, h0),
+        problem["inputs"],
+        names=problem["names"],
+        grad_fn=problem["grad_fn"],
+    )
+    assert {c.name for c in report.failures} == {
+        "params['W_ih']",
+        "params['W_hh']",
+        "params['b_ih']",
+        "params['b_hh']",
+    }, report.summary
     assert "fn's output did not change at all when this input was perturbed: does fn read it?" in report.summary

@@ -12,8 +12,8 @@ import pytest
 import gradtheory
 from gradtheory import cli
 from gradtheory.claims import Claim
-from gradtheory.claims._core import Findings, Quote, counterexample, property_held
 from gradtheory.claims._cli import JSON_SCHEMA, exit_status
+from gradtheory.claims._core import Findings, Quote, counterexample, property_held
 
 
 def _help(capsys, *argv: str) -> str:

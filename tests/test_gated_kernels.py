@@ -68,9 +68,7 @@ def assert_flows_agree(got: np.ndarray, ref: np.ndarray, H: int, I: int) -> None
     ok = np.isfinite(ref)
     err = np.abs(got[ok] - ref[ok])
     tol = allowed(ref, H, I)[ok]
-    assert np.all(err <= tol), (
-        f"max err/tol = {np.max(err / tol):.3g} at k = {np.argmax(err / tol)}"
-    )
+    assert np.all(err <= tol), f"max err/tol = {np.max(err / tol):.3g} at k = {np.argmax(err / tol)}"
 
 
 class GenericLSTM(gt.LSTM):
@@ -104,18 +102,14 @@ def log_norm(g: np.ndarray) -> float:
 def make_model(kind, I, H, *, scale, bias=True, seed=0):
     model = (gt.LSTM if kind == "lstm" else gt.GRU)(I, H, bias=bias)
     rng = np.random.default_rng(seed)
-    model.params = {
-        k: rng.uniform(-scale, scale, size=s) for k, s in model.param_shapes().items()
-    }
+    model.params = {k: rng.uniform(-scale, scale, size=s) for k, s in model.param_shapes().items()}
     return model
 
 
 # -- torch oracles ------------------------------------------------------------------------------
 def torch_cell(model):
     cls = torch.nn.LSTMCell if isinstance(model, gt.LSTM) else torch.nn.GRUCell
-    cell = cls(
-        model.input_size, model.hidden_size, bias=model.bias, dtype=torch.float64
-    )
+    cell = cls(model.input_size, model.hidden_size, bias=model.bias, dtype=torch.float64)
     p = model.params
     with torch.no_grad():
         cell.weight_ih.copy_(torch.from_numpy(p["weight_ih_l0"]))
@@ -148,13 +142,7 @@ def torch_per_step_log_norms(model, x, states0, r):
         state = tuple(s + z for s, z in zip(out, e))
     (state[0][0] @ torch.from_numpy(r)).backward()
     grads = [
-        np.concatenate(
-            [
-                np.zeros(s.shape[1]) if s.grad is None else s.grad.numpy()[0]
-                for s in leaf
-            ]
-        )
-        for leaf in leaves
+        np.concatenate([np.zeros(s.shape[1]) if s.grad is None else s.grad.numpy()[0] for s in leaf]) for leaf in leaves
     ]
     return np.array([log_norm(g) for g in grads])
 
@@ -183,9 +171,7 @@ def torch_renormalised_log_norms(model, x, states0, r):
         logs.append(nrm)
         cot = tuple(gi / math.exp(nrm) for gi in g)
     total, out = Fraction(0), np.empty(T + 1)
-    for k, term in enumerate(
-        logs
-    ):  # out[T - k] = sum of the first k + 1 logs, rounded once
+    for k, term in enumerate(logs):  # out[T - k] = sum of the first k + 1 logs, rounded once
         total += Fraction(term)
         out[T - k] = float(total)
     return out
@@ -199,10 +185,7 @@ def mp_log_norms(model, x, states0, r, dps=40):
         mp = mpmath.mpf
         H, lstm = model.hidden_size, isinstance(model, gt.LSTM)
         p = {
-            k: [
-                [mp(float(v)) for v in np.atleast_2d(a)[i]]
-                for i in range(np.atleast_2d(a).shape[0])
-            ]
+            k: [[mp(float(v)) for v in np.atleast_2d(a)[i]] for i in range(np.atleast_2d(a).shape[0])]
             for k, a in model.params.items()
         }
         W_ih, W_hh = p["weight_ih_l0"], p["weight_hh_l0"]
@@ -217,14 +200,8 @@ def mp_log_norms(model, x, states0, r, dps=40):
         caches = []
         for x_t in x:
             xm = [mp(float(v)) for v in x_t]
-            gi = [
-                sum((W_ih[k][j] * xm[j] for j in range(len(xm))), mp(0)) + b_ih[k]
-                for k in range(len(W_hh))
-            ]
-            gh = [
-                sum((W_hh[k][j] * h[j] for j in range(H)), mp(0)) + b_hh[k]
-                for k in range(len(W_hh))
-            ]
+            gi = [sum((W_ih[k][j] * xm[j] for j in range(len(xm))), mp(0)) + b_ih[k] for k in range(len(W_hh))]
+            gh = [sum((W_hh[k][j] * h[j] for j in range(H)), mp(0)) + b_hh[k] for k in range(len(W_hh))]
             if lstm:
                 i = [sig(gi[k] + gh[k]) for k in range(H)]
                 f = [sig(gi[H + k] + gh[H + k]) for k in range(H)]
@@ -245,29 +222,18 @@ def mp_log_norms(model, x, states0, r, dps=40):
         dc = [mp(0)] * H
         out = []
         for cache in reversed(caches):
-            out.append(
-                mpmath.log(mpmath.sqrt(sum(v * v for v in dh + (dc if lstm else []))))
-            )
+            out.append(mpmath.log(mpmath.sqrt(sum(v * v for v in dh + (dc if lstm else [])))))
             if lstm:
                 i, f, g, o, c_prev, c_t, _ = cache
-                dct = [
-                    dc[k] + dh[k] * o[k] * (1 - mpmath.tanh(c_t[k]) ** 2)
-                    for k in range(H)
-                ]
+                dct = [dc[k] + dh[k] * o[k] * (1 - mpmath.tanh(c_t[k]) ** 2) for k in range(H)]
                 da = (
                     [dct[k] * g[k] * i[k] * (1 - i[k]) for k in range(H)]
                     + [dct[k] * c_prev[k] * f[k] * (1 - f[k]) for k in range(H)]
                     + [dct[k] * i[k] * (1 - g[k] ** 2) for k in range(H)]
-                    + [
-                        dh[k] * mpmath.tanh(c_t[k]) * o[k] * (1 - o[k])
-                        for k in range(H)
-                    ]
+                    + [dh[k] * mpmath.tanh(c_t[k]) * o[k] * (1 - o[k]) for k in range(H)]
                 )
                 dc = [dct[k] * f[k] for k in range(H)]
-                dh = [
-                    sum((W_hh[q][j] * da[q] for q in range(4 * H)), mp(0))
-                    for j in range(H)
-                ]
+                dh = [sum((W_hh[q][j] * da[q] for q in range(4 * H)), mp(0)) for j in range(H)]
             else:
                 rg, z, n, ghn, h_prev = cache
                 da_n = [dh[k] * (1 - z[k]) * (1 - n[k] ** 2) for k in range(H)]
@@ -276,14 +242,8 @@ def mp_log_norms(model, x, states0, r, dps=40):
                     + [dh[k] * (h_prev[k] - n[k]) * z[k] * (1 - z[k]) for k in range(H)]
                     + [da_n[k] * rg[k] for k in range(H)]
                 )
-                dh = [
-                    sum((W_hh[q][j] * da[q] for q in range(3 * H)), mp(0))
-                    + dh[j] * z[j]
-                    for j in range(H)
-                ]
-        out.append(
-            mpmath.log(mpmath.sqrt(sum(v * v for v in dh + (dc if lstm else []))))
-        )
+                dh = [sum((W_hh[q][j] * da[q] for q in range(3 * H)), mp(0)) + dh[j] * z[j] for j in range(H)]
+        out.append(mpmath.log(mpmath.sqrt(sum(v * v for v in dh + (dc if lstm else [])))))
         return np.array([float(v) for v in reversed(out)])
 
 
@@ -304,9 +264,7 @@ def gated_cases(draw):
     elems = st.floats(-2, 2, width=64, allow_subnormal=False)
     r = draw(hnp.arrays(np.float64, H, elements=elems))
     n_states = 2 if isinstance(model, gt.LSTM) else 1
-    states0 = tuple(
-        draw(hnp.arrays(np.float64, H, elements=elems)) for _ in range(n_states)
-    )
+    states0 = tuple(draw(hnp.arrays(np.float64, H, elements=elems)) for _ in range(n_states))
     return model, x, r, states0
 
 
@@ -329,12 +287,7 @@ def test_gradient_flow_dispatches_lstm_and_gru_and_torch_modules_to_the_kernels(
     r = rng.standard_normal(5)
     for kind in ("lstm", "gru"):
         model = make_model(kind, 3, 5, scale=0.4)
-        layer = gk.GatedLayer(
-            *(
-                model.params[k]
-                for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
-            )
-        )
+        layer = gk.GatedLayer(*(model.params[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")))
         states0 = tuple(np.zeros(5) for _ in range(2 if kind == "lstm" else 1))
         expected = gk.gradient_flow(kind, layer, x, states0, r)
         np.testing.assert_array_equal(gradient_flow(model, x, r), expected)
@@ -350,14 +303,10 @@ def test_fast_flow_equals_torch_autograd_per_step_gradients(kind, bias):
     rng = np.random.default_rng(2)
     x = rng.uniform(-1, 1, (T, I))
     r = rng.standard_normal(H)
-    states0 = tuple(
-        rng.uniform(-0.5, 0.5, H) for _ in range(2 if kind == "lstm" else 1)
-    )
+    states0 = tuple(rng.uniform(-0.5, 0.5, H) for _ in range(2 if kind == "lstm" else 1))
     fast = gradient_flow(model, x, r, states_for(model, states0))
     oracle = torch_per_step_log_norms(model, x, states0, r)
-    assert np.all(np.isfinite(oracle)) and oracle.min() > math.log(1e-290), (
-        "the scenario must stay in normal range"
-    )
+    assert np.all(np.isfinite(oracle)) and oracle.min() > math.log(1e-290), "the scenario must stay in normal range"
     assert_flows_agree(fast, oracle, H, I)
 
 
@@ -371,9 +320,7 @@ def test_fast_flow_equals_a_40_digit_evaluation(kind):
     rng = np.random.default_rng(14)
     x = rng.uniform(-1, 1, (T, I))
     r = rng.standard_normal(H)
-    states0 = tuple(
-        rng.uniform(-0.5, 0.5, H) for _ in range(2 if kind == "lstm" else 1)
-    )
+    states0 = tuple(rng.uniform(-0.5, 0.5, H) for _ in range(2 if kind == "lstm" else 1))
     fast = gradient_flow(model, x, r, states_for(model, states0))
     assert_flows_agree(fast, mp_log_norms(model, x, states0, r), H, I)
 
@@ -393,23 +340,15 @@ def test_fast_flow_is_finite_where_torch_underflows_and_equals_a_renormalised_or
     states0 = tuple(np.zeros(H) for _ in range(2 if kind == "lstm" else 1))
     fast = gradient_flow(model, x, r)
     naive = torch_per_step_log_norms(model, x, states0, r)
-    assert np.sum(naive < math.log(1e-300)) > T // 2, (
-        "the scenario must underflow torch's float64 gradients"
-    )
+    assert np.sum(naive < math.log(1e-300)) > T // 2, "the scenario must underflow torch's float64 gradients"
     assert np.all(np.isfinite(fast)) and fast[0] < -1500.0
     assert_flows_agree(fast, torch_renormalised_log_norms(model, x, states0, r), H, I)
-    normal = naive > math.log(
-        1e-290
-    )  # below, torch's vectors have subnormal entries: imprecise
-    np.testing.assert_array_less(
-        np.abs(fast[normal] - naive[normal]), allowed(fast, H, I)[normal]
-    )
+    normal = naive > math.log(1e-290)  # below, torch's vectors have subnormal entries: imprecise
+    np.testing.assert_array_less(np.abs(fast[normal] - naive[normal]), allowed(fast, H, I)[normal])
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_flow_does_not_depend_on_chunk_length_or_renormalisation_blocks(
-    kind, monkeypatch
-):
+def test_flow_does_not_depend_on_chunk_length_or_renormalisation_blocks(kind, monkeypatch):
     """Checkpoint chunks of 1, 7, 64 or > T steps, and per-step renormalisation forced everywhere
     (the fallback path), give the default result within the per-step bound."""
     T, I, H = 500, 3, 5
@@ -417,12 +356,7 @@ def test_flow_does_not_depend_on_chunk_length_or_renormalisation_blocks(
     rng = np.random.default_rng(6)
     x = rng.uniform(-1, 1, (T, I))
     r = rng.standard_normal(H)
-    layer = gk.GatedLayer(
-        *(
-            model.params[k]
-            for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
-        )
-    )
+    layer = gk.GatedLayer(*(model.params[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")))
     h0 = np.zeros(H)
     run = (
         (lambda chunk: gk.lstm_gradient_flow(layer, x, h0, h0, r, chunk=chunk))
@@ -430,14 +364,10 @@ def test_flow_does_not_depend_on_chunk_length_or_renormalisation_blocks(
         else (lambda chunk: gk.gru_gradient_flow(layer, x, h0, r, chunk=chunk))
     )
     base = gradient_flow(model, x, r)
-    assert base[0] < math.log(1e-60), (
-        "the flow must span several renormalisation windows"
-    )
+    assert base[0] < math.log(1e-60), "the flow must span several renormalisation windows"
     for chunk in (1, 7, 64, T + 5):
         assert_flows_agree(run(chunk), base, H, I)
-    monkeypatch.setattr(
-        gk, "_LO", math.inf
-    )  # no block is ever accepted: every step renormalises
+    monkeypatch.setattr(gk, "_LO", math.inf)  # no block is ever accepted: every step renormalises
     assert_flows_agree(run(gk.CHUNK), base, H, I)
 
 
@@ -455,10 +385,7 @@ def test_fast_lyapunov_growth_equals_the_product_of_materialised_jacobians(kind,
     v0 /= np.linalg.norm(v0)
     fast = lyapunov_exponent(model, x, v0=v0, reorthonormalize_every=every)
     generic = lyapunov_exponent(generic_twin(model), x, v0=v0)
-    tol = (
-        2 * PER_STEP_KAPPA * (4 * H + I + 12) * u * T
-        + LOG_ROUNDING * u * abs(T * generic)
-    ) / T
+    tol = (2 * PER_STEP_KAPPA * (4 * H + I + 12) * u * T + LOG_ROUNDING * u * abs(T * generic)) / T
     assert fast == pytest.approx(generic, abs=tol)
     assert generic < -0.01  # a real contraction rate, not a degenerate zero
 
@@ -471,24 +398,16 @@ def test_lyapunov_growth_of_an_annihilating_product_is_minus_infinity(kind):
     model = make_model(kind, I, H, scale=0.5, seed=9)
     p = model.params
     if kind == "lstm":
-        p["bias_ih_l0"] = np.full(
-            4 * H, -1000.0
-        )  # sigmoid(-1000) = 0 exactly in float64
+        p["bias_ih_l0"] = np.full(4 * H, -1000.0)  # sigmoid(-1000) = 0 exactly in float64
     else:
         p["weight_hh_l0"] = np.zeros((3 * H, H))
-        p["bias_ih_l0"] = np.concatenate(
-            [np.zeros(H), np.full(H, -1000.0), np.full(H, 1000.0)]
-        )
+        p["bias_ih_l0"] = np.concatenate([np.zeros(H), np.full(H, -1000.0), np.full(H, 1000.0)])
     model.params = p
     x = np.random.default_rng(9).uniform(-1, 1, (T, I))
     flow = gradient_flow(model, x)
     assert flow[-1] == 0.0 and np.all(flow[:-1] == -np.inf)
     np.testing.assert_array_equal(flow, gradient_flow(generic_twin(model), x))
-    assert (
-        lyapunov_exponent(model, x)
-        == -math.inf
-        == lyapunov_exponent(generic_twin(model), x)
-    )
+    assert lyapunov_exponent(model, x) == -math.inf == lyapunov_exponent(generic_twin(model), x)
 
 
 def test_non_finite_forward_state_raises_naming_the_step():
@@ -499,9 +418,7 @@ def test_non_finite_forward_state_raises_naming_the_step():
     I, H = 2, 2
     model = make_model("gru", I, H, scale=0.5, seed=10)
     p = model.params
-    p["weight_hh_l0"] = np.array(
-        [[-10.0, -10.0]] * H + [[0.0, 0.0]] * H + [[10.0, 10.0]] * H
-    )
+    p["weight_hh_l0"] = np.array([[-10.0, -10.0]] * H + [[0.0, 0.0]] * H + [[10.0, 10.0]] * H)
     model.params = p
     x = np.ones((6, I))
     h0 = np.full(H, 1e308)
@@ -522,16 +439,12 @@ def test_backward_overflow_raises_as_the_generic_path(kind):
     model.params = p
     x = np.random.default_rng(1).uniform(-1, 1, (1, I))
     for m in (model, generic_twin(model)):
-        with pytest.raises(
-            FloatingPointError, match=r"backward step overflowed at t=1 "
-        ):
+        with pytest.raises(FloatingPointError, match=r"backward step overflowed at t=1 "):
             gradient_flow(m, x, np.ones(H))
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_a_wrong_backward_coefficient_makes_the_oracle_comparison_fail(
-    kind, monkeypatch
-):
+def test_a_wrong_backward_coefficient_makes_the_oracle_comparison_fail(kind, monkeypatch):
     """Test the tester: dropping one term of the one-step Jacobian in the kernel (LSTM: the
     forget-gate path Bf = c_{t-1} f (1 - f); GRU: the direct path z) moves the flow far outside
     the tolerance against torch autograd."""
@@ -544,9 +457,7 @@ def test_a_wrong_backward_coefficient_makes_the_oracle_comparison_fail(
     oracle = torch_per_step_log_norms(model, x, states0, r)
     kernel = gk._LSTM if kind == "lstm" else gk._GRU
     original = kernel.coefficients
-    dropped = slice(
-        3 * H, 4 * H
-    )  # LSTM P = [A, Bo, Bi, Bf, Bg, f]; GRU P = [Cr, Cz, Cn, z]
+    dropped = slice(3 * H, 4 * H)  # LSTM P = [A, Bo, Bi, Bf, Bg, f]; GRU P = [Cr, Cz, Cn, z]
 
     def mutated(self, n):
         G = original(self, n)

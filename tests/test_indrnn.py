@@ -41,8 +41,11 @@ def test_one_step_jacobian_is_diagonal_with_entries_phi_prime_times_u(seed, T, n
     p = model.params
     h = np.vstack([np.zeros(3), res.output])
     a = x @ p["weight_ih_l0"].T + p["bias_ih_l0"] + p["weight_hh_l0"] * h[:-1] + p["bias_hh_l0"]
-    d = {"tanh": lambda: 1 - np.tanh(a) ** 2, "sigmoid": lambda: np.exp(-a) / (1 + np.exp(-a)) ** 2,
-         "relu": lambda: (a > 0).astype(float)}[nl]() * p["weight_hh_l0"]
+    d = {
+        "tanh": lambda: 1 - np.tanh(a) ** 2,
+        "sigmoid": lambda: np.exp(-a) / (1 + np.exp(-a)) ** 2,
+        "relu": lambda: (a > 0).astype(float),
+    }[nl]() * p["weight_hh_l0"]
     off = J * (1 - np.eye(3))
     assert np.all(off == 0.0)
     diag = np.diagonal(J, axis1=1, axis2=2)
@@ -74,9 +77,17 @@ def test_derivation_jacobian_with_tanh_substituted_equals_model_jacobians():
 def test_gradient_flow_is_the_per_neuron_product_of_phi_prime_times_u(seed, T, n):
     """With readout e_n, ln||dL/dh_k|| = sum_{j>k} ln|u_n phi'(a_{j,n})|: only neuron n carries gradient."""
     rng = np.random.default_rng(seed)
-    model = gt.IndRNN(2, 3, nonlinearity="tanh", params={
-        "weight_ih_l0": rng.uniform(-1, 1, (3, 2)), "weight_hh_l0": rng.uniform(-1.5, 1.5, 3),
-        "bias_ih_l0": rng.uniform(-1, 1, 3), "bias_hh_l0": rng.uniform(-1, 1, 3)})
+    model = gt.IndRNN(
+        2,
+        3,
+        nonlinearity="tanh",
+        params={
+            "weight_ih_l0": rng.uniform(-1, 1, (3, 2)),
+            "weight_hh_l0": rng.uniform(-1.5, 1.5, 3),
+            "bias_ih_l0": rng.uniform(-1, 1, 3),
+            "bias_hh_l0": rng.uniform(-1, 1, 3),
+        },
+    )
     x = rng.uniform(-1, 1, (T, 2))
     readout = np.eye(3)[n]
     flow = gt.gradient_flow(model, x, readout=readout)
@@ -100,8 +111,9 @@ def test_paper_range_of_u_keeps_the_relu_gain_between_epsilon_and_gamma(m):
     factor = 1 + 1e-3
     u = np.array([lo, hi, lo / factor, hi * factor])
     H = u.size
-    model = gt.IndRNN(1, H, nonlinearity="relu", bias=False,
-                      params={"weight_ih_l0": np.ones((H, 1)), "weight_hh_l0": u})
+    model = gt.IndRNN(
+        1, H, nonlinearity="relu", bias=False, params={"weight_ih_l0": np.ones((H, 1)), "weight_hh_l0": u}
+    )
     x = np.ones((m, 1))  # a_t = 1 + u h_{t-1} > 0: every neuron active
     gains = [np.exp(gt.gradient_flow(model, x, readout=np.eye(H)[n])[0]) for n in range(H)]
     # |u|^m from lo, hi rounded to double: relative error <= m u + (the ln/exp round trip) ~ m * 2.2e-16
@@ -110,8 +122,7 @@ def test_paper_range_of_u_keeps_the_relu_gain_between_epsilon_and_gamma(m):
     assert gains[2] < eps and gains[3] > Gam
 
 
-@given(model=gst.models(families=("indrnn",), nonlinearities=("relu", "tanh", "sigmoid", "identity"),
-                        max_layers=3))
+@given(model=gst.models(families=("indrnn",), nonlinearities=("relu", "tanh", "sigmoid", "identity"), max_layers=3))
 def test_torch_twin_round_trips_a_stacked_bidirectional_indrnn_bit_for_bit(model):
     """to_torch gives a torch.nn.Module whose weight_hh_l{k} have shape (H,); from_torch of it gives
     back the same model, parameters bit for bit."""
@@ -131,7 +142,8 @@ def test_lyapunov_spectrum_of_a_relu_indrnn_with_active_neurons_is_ln_abs_u(data
     the identity basis the QR method starts from, when |u| is decreasing)."""
     H = data.draw(st.integers(1, 4))
     u = np.sort(data.draw(hnp.arrays(np.float64, H, elements=st.floats(0.1, 0.99))))[::-1]
-    model = gt.IndRNN(1, H, nonlinearity="relu", bias=False,
-                      params={"weight_ih_l0": np.ones((H, 1)), "weight_hh_l0": u})
+    model = gt.IndRNN(
+        1, H, nonlinearity="relu", bias=False, params={"weight_ih_l0": np.ones((H, 1)), "weight_hh_l0": u}
+    )
     spectrum = gt.lyapunov_spectrum(model, np.ones((30, 1)))
     assert np.max(np.abs(spectrum - np.log(u))) <= 1e-14 * 30

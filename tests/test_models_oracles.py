@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import assert_rel, robust_norm
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -25,7 +26,6 @@ from gradtheory.oracles import (
     model_loss,
     richardson,
 )
-from helpers import assert_rel, robust_norm
 
 ANALYTIC = dict(families=("rnn", "lstm", "gru", "residual", "highway"), nonlinearities=("tanh", "sigmoid", "identity"))
 _ELEM = gst.reals(1.5)
@@ -40,8 +40,11 @@ def small_cases(draw, max_layers=2, **model_kw):
     """Unbatched small model (torch-free families included), x, h0, cotangents."""
     kw = dict(ANALYTIC)
     kw.update(model_kw)
-    model = draw(gst.models(max_layers=max_layers, batch_first=False, hidden_size=st.integers(1, 3),
-                            input_size=st.integers(1, 3), **kw))
+    model = draw(
+        gst.models(
+            max_layers=max_layers, batch_first=False, hidden_size=st.integers(1, 3), input_size=st.integers(1, 3), **kw
+        )
+    )
     T = draw(st.integers(1, 4))
     LD, H = model.num_layers * model.num_directions, model.hidden_size
     x = _arr(draw, (T, model.input_size))
@@ -93,7 +96,9 @@ def _loss_round_off(model, x, h0, d_out, d_hn, d_cn):
         G = max(G, float(np.prod(1.0 + np.linalg.norm(model.jacobians(res, 0, d), 2, axis=(-2, -1)))))
     weights = np.sum(np.abs(d_out)) + np.sum(np.abs(d_hn)) + (np.sum(np.abs(d_cn)) if d_cn is not None else 0.0)
     n, T = model.hidden_size * model.cell.gates, x.shape[0]
-    return TOLERANCES["model_loss_forward_error"].rtol * (n + 2) * T * UNIT_ROUNDOFF * M * G * weights  # (4n + 8) T u M G
+    return (
+        TOLERANCES["model_loss_forward_error"].rtol * (n + 2) * T * UNIT_ROUNDOFF * M * G * weights
+    )  # (4n + 8) T u M G
 
 
 @given(small_cases(max_layers=1), st.integers(0, 2**32 - 1))
@@ -115,7 +120,9 @@ def test_bptt_within_derived_error_bound_of_central_and_richardson_differences(c
         v = rng.normal(size=point.shape)
         exact = float(np.sum(_grad_of(grads, name) * v))
         h, H3 = 1e-5, 1e-2
-        third = abs(f(point + 2 * H3 * v) - 2 * f(point + H3 * v) + 2 * f(point - H3 * v) - f(point - 2 * H3 * v)) / (2 * H3**3)
+        third = abs(f(point + 2 * H3 * v) - 2 * f(point + H3 * v) + 2 * f(point - H3 * v) - f(point - 2 * H3 * v)) / (
+            2 * H3**3
+        )
         bound = h**2 / 6 * 2 * third + eps_L / h  # (two evaluations, each within eps_L) / 2h
         cd = float(central_difference(f, point, v, h))
         assert abs(cd - exact) <= bound, (name, cd, exact, bound)
@@ -153,7 +160,10 @@ def test_bptt_equals_exact_arithmetic_for_small_models(case, seed):
     hh = h0[0] if isinstance(h0, tuple) else h0
     direction["h0"] = rng.normal(size=hh.shape)
     _, dL = exact_directional_derivative(model, x, direction, d_output=d_out, h0=h0, d_h_n=d_hn)
-    pairs = [(grads.params[k], direction[k]) for k in model.params] + [(grads.x, direction["x"]), (grads.h0, direction["h0"])]
+    pairs = [(grads.params[k], direction[k]) for k in model.params] + [
+        (grads.x, direction["x"]),
+        (grads.h0, direction["h0"]),
+    ]
     bptt = sum(float(np.sum(g * v)) for g, v in pairs)
     scale = robust_norm(*(g for g, _ in pairs)) * robust_norm(*(v for _, v in pairs))
     assert abs(float(dL) - bptt) <= TOLERANCES["exact_vs_bptt"].rtol * scale, (float(dL), bptt, scale)
@@ -219,7 +229,7 @@ def test_per_step_gradient_is_transposed_jacobian_product_applied_to_readout(cas
     grads = model.backward(res, np.zeros_like(res.output), d_hn, d_cn)
     J = model.jacobians(res)
     g = np.concatenate([d_hn[0], d_cn[0]]) if d_cn is not None else d_hn[0]
-    T, H = x.shape[0], model.hidden_size
+    T = x.shape[0]
     for step in range(T - 1, -1, -1):
         got = np.concatenate([grads.dh[0, step], grads.dc[0, step]]) if d_cn is not None else grads.dh[0, step]
         assert_rel(got, g, "jacobian_product", f"dL/ds_{step + 1}")
@@ -281,8 +291,9 @@ def test_sigmoid_rnn_is_seed_004_model_with_concatenated_weight(n, m, T, seed):
     rng = np.random.default_rng(seed)
     W = rng.normal(size=(n, n + m))
     x = rng.normal(size=(T, m))
-    model = gt.RNN(m, n, nonlinearity="sigmoid", bias=False,
-                   params={"weight_hh_l0": W[:, :n], "weight_ih_l0": W[:, n:]})
+    model = gt.RNN(
+        m, n, nonlinearity="sigmoid", bias=False, params={"weight_hh_l0": W[:, :n], "weight_ih_l0": W[:, n:]}
+    )
     c = np.zeros(n)
     states = []
     for t in range(T):

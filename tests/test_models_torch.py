@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import assert_rel, torch_run
 from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import gradtheory as gt
 from gradtheory import strategies as gst
-from helpers import assert_rel, torch_run
 
 _ELEM = gst.reals(2.0)
 

@@ -36,7 +36,10 @@ def test_complex_step_is_exact_to_roundoff_on_analytic_function(values, seed):
     v = np.random.default_rng(seed).normal(size=x.shape)
     exact = np.sum(df_exp_sin(x) * v)
     scale = np.sum(np.abs(df_exp_sin(x) * v))
-    assert abs(complex_step(f_exp_sin, x, v) - exact) <= TOLERANCES["complex_step_analytic"].rtol * x.size * UNIT_ROUNDOFF * scale
+    assert (
+        abs(complex_step(f_exp_sin, x, v) - exact)
+        <= TOLERANCES["complex_step_analytic"].rtol * x.size * UNIT_ROUNDOFF * scale
+    )
 
 
 @given(st.floats(1e-290, 1e-250))
@@ -80,7 +83,9 @@ def test_jacobian_of_linear_map_is_its_matrix_for_every_method():
     x = np.array([0.1, 0.2, -0.3])
     for method in ("complex", "richardson", "central"):
         # a linear map has zero truncation error: only round-off ~ u |A x| / h remains
-        np.testing.assert_allclose(jacobian(lambda v: A @ v, x, method=method), A, rtol=0, atol=TOLERANCES["linear_jacobian_abs"].rtol)
+        np.testing.assert_allclose(
+            jacobian(lambda v: A @ v, x, method=method), A, rtol=0, atol=TOLERANCES["linear_jacobian_abs"].rtol
+        )
     np.testing.assert_array_equal(jacobian(lambda v: A @ v, x, method="complex"), A)
     with pytest.raises(ValueError, match="method='forward' is unknown"):
         directional_derivative(lambda v: v, x, x, method="forward")
@@ -89,11 +94,13 @@ def test_jacobian_of_linear_map_is_its_matrix_for_every_method():
 def test_exact_oracle_is_rational_for_identity_rnn_and_matches_hand_computation():
     """h1 = w x1 (scalar identity RNN, no bias), h2 = w h1 + w x2... L = h2; dL/dw_hh = h1.
     With float inputs 0.5 and 0.25 everything is a dyadic rational and the result is exact."""
-    model = gt.RNN(1, 1, nonlinearity="identity", bias=False,
-                   params={"weight_ih_l0": [[0.5]], "weight_hh_l0": [[0.25]]})
+    model = gt.RNN(
+        1, 1, nonlinearity="identity", bias=False, params={"weight_ih_l0": [[0.5]], "weight_hh_l0": [[0.25]]}
+    )
     x = np.array([[1.0], [2.0]])
-    L, dL = exact_directional_derivative(model, x, {"weight_hh_l0": np.array([[1.0]])},
-                                         d_output=np.array([[0.0], [1.0]]))
+    L, dL = exact_directional_derivative(
+        model, x, {"weight_hh_l0": np.array([[1.0]])}, d_output=np.array([[0.0], [1.0]])
+    )
     # h1 = 0.5, h2 = 0.25*0.5 + 0.5*2 = 1.125; dh2/dw_hh = h1 = 0.5
     assert L == Fraction(9, 8) and dL == Fraction(1, 2)
     assert isinstance(dL, Fraction)
@@ -104,5 +111,6 @@ def test_exact_oracle_rejects_unsupported_models():
         exact_directional_derivative(gt.GRU(1, 1, num_layers=2), np.zeros((2, 1)), {}, d_output=np.zeros((2, 1)))
     opaque = type("OpaqueCell", (gt.cells.get("rnn").cell,), {"equations": None})()  # no scalar form
     with pytest.raises(TypeError, match="got RecurrentModel"):
-        exact_directional_derivative(gt.RecurrentModel(1, 1, cell=opaque), np.zeros((2, 1)), {},
-                                     d_output=np.zeros((2, 1)))
+        exact_directional_derivative(
+            gt.RecurrentModel(1, 1, cell=opaque), np.zeros((2, 1)), {}, d_output=np.zeros((2, 1))
+        )

@@ -27,6 +27,7 @@ def _restore_global_state():
     settings.load_profile(profile)
     torch.set_num_threads(threads)
 
+
 README_EXAMPLE = '''
 import torch
 from gradtheory.check import assert_gradients_match
@@ -66,20 +67,24 @@ def test_tanh_cell_gradients():
 
 
 def test_readme_example_passes_and_its_transposed_twin_fails_with_the_summary(pytester):
-    pytester.makepyfile(test_good=README_EXAMPLE,
-                        test_bad=README_EXAMPLE.replace("da.T @ h, da.sum(0)", "h.T @ da, da.sum(0)"))
+    pytester.makepyfile(
+        test_good=README_EXAMPLE, test_bad=README_EXAMPLE.replace("da.T @ h, da.sum(0)", "h.T @ da, da.sum(0)")
+    )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*GradientCheckError: check_gradients: gradients WRONG for 1 of 5 inputs; seed=0*",
-        "*[[]FAIL] input 3 'W_hh' shape (5, 5)*",
-        "*the gradient is TRANSPOSED: grad.T matches the reference*",
-        "FAILED test_bad.py::test_tanh_cell_gradients*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*GradientCheckError: check_gradients: gradients WRONG for 1 of 5 inputs; seed=0*",
+            "*[[]FAIL] input 3 'W_hh' shape (5, 5)*",
+            "*the gradient is TRANSPOSED: grad.T matches the reference*",
+            "FAILED test_bad.py::test_tanh_cell_gradients*",
+        ]
+    )
 
 
 def test_gradient_check_fixture_uses_the_seed_option(pytester):
-    pytester.makepyfile(test_fixture='''
+    pytester.makepyfile(
+        test_fixture="""
 import numpy as np
 
 def test_numpy_function(gradient_check):
@@ -91,11 +96,16 @@ def test_numpy_function(gradient_check):
 def test_wrong_numpy_gradient(gradient_check):
     a = np.linspace(-1.0, 1.0, 5)
     gradient_check(lambda a: np.sin(a) ** 2, (a,), grad_fn=lambda w, a: (w * np.sin(a) * np.cos(a),))
-''')
+"""
+    )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--gradtheory-seed=7")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*gradients WRONG for 1 of 1 inputs; seed=7*",
-                                 "*the gradient is SCALED: analytic/reference = 0.5 in every failing block*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*gradients WRONG for 1 of 1 inputs; seed=7*",
+            "*the gradient is SCALED: analytic/reference = 0.5 in every failing block*",
+        ]
+    )
 
 
 @pytest.fixture
@@ -115,24 +125,28 @@ def test_plugin_leaves_hypothesis_settings_alone_unless_asked(pytester, monkeypa
     monkeypatch.delenv("GRADTHEORY_PROFILE", raising=False)
     settings.register_profile("users_own", max_examples=3)
     settings.load_profile("users_own")
-    pytester.makepyfile(test_profile="""
+    pytester.makepyfile(
+        test_profile="""
 from hypothesis import settings
 
 def test_profile():
     assert settings._current_profile == "users_own"
-""")
+"""
+    )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
 
 
 def test_profile_option_still_selects_the_hypothesis_profile(pytester, restore_hypothesis_profile):
 
-    pytester.makepyfile(test_profile='''
+    pytester.makepyfile(
+        test_profile="""
 from hypothesis import settings
 
 def test_profile():
     assert settings._current_profile == "thorough"
-''')
+"""
+    )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--gradtheory-profile=thorough")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["gradtheory: hypothesis profile 'thorough'"])
@@ -141,15 +155,18 @@ def test_profile():
 def test_an_inconclusive_check_fails_the_users_test(pytester):
     """A forward that draws from an unseeded generator cannot be judged: the fixture fails the
     test (an inconclusive check is never a pass) and says why."""
-    pytester.makepyfile(test_random='''
+    pytester.makepyfile(
+        test_random="""
 import numpy as np
 
 def test_random_forward(gradient_check):
     a = np.linspace(-1.0, 1.0, 5)
     noisy = lambda a: np.sin(a) * np.random.default_rng().uniform(0.9, 1.1)
     gradient_check(noisy, (a,), grad_fn=lambda w, a: (w * np.cos(a),))
-''')
+"""
+    )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*INCONCLUSIVE: 1 of 1 inputs could not be judged*this is not a pass*",
-                                 "*fn is NOT DETERMINISTIC*"])
+    result.stdout.fnmatch_lines(
+        ["*INCONCLUSIVE: 1 of 1 inputs could not be judged*this is not a pass*", "*fn is NOT DETERMINISTIC*"]
+    )

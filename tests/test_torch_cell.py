@@ -47,9 +47,7 @@ def _flow_tolerance(J: np.ndarray, flow: np.ndarray) -> np.ndarray:
     gains = np.exp(flow[:-1] - flow[1:])  # ||J_t^T v_t|| / ||v_t||, t = 1..T
     kappa = np.linalg.norm(J, 2, axis=(1, 2)) / gains
     per_step = _FLOW_FACTOR * S**1.5 * U * kappa
-    return np.concatenate([np.cumsum(per_step[::-1])[::-1], [0.0]]) + 4 * U * np.abs(
-        flow
-    )
+    return np.concatenate([np.cumsum(per_step[::-1])[::-1], [0.0]]) + 4 * U * np.abs(flow)
 
 
 def _lyapunov_tolerance(J: np.ndarray, v0: np.ndarray) -> float:
@@ -109,9 +107,7 @@ def test_torch_cell_flow_and_lyapunov_equal_the_numpy_twin(kind):
         gt.lyapunov_spectrum(twin, x, k=3),
     )
     # QR of the same product: each exponent is a mean of ln|R_ii|, perturbed like the top one.
-    assert np.all(
-        np.abs(spec - spec_ref) <= 3 * _lyapunov_tolerance(J, _default_v0(J.shape[-1]))
-    )
+    assert np.all(np.abs(spec - spec_ref) <= 3 * _lyapunov_tolerance(J, _default_v0(J.shape[-1])))
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
@@ -144,9 +140,7 @@ def test_torch_cell_forward_backward_jacobians_equal_the_numpy_twin(kind):
     assert sorted(g.params) == ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]
     for name, value in g.params.items():
         ref_value = gr.params[name + "_l0"]
-        assert np.max(np.abs(value - ref_value)) <= B * fwd * (
-            1 + np.max(np.abs(ref_value))
-        ), name
+        assert np.max(np.abs(value - ref_value)) <= B * fwd * (1 + np.max(np.abs(ref_value))), name
     J, Jr = model.jacobians(res), twin.jacobians(ref)
     assert J.shape == Jr.shape == (T, B, model.state_size, model.state_size)
     assert np.max(np.abs(J - Jr)) <= fwd * (1 + np.max(np.abs(Jr)))
@@ -184,9 +178,7 @@ def test_stacked_and_bidirectional_cells_compose_like_torch():
         g, gr = model.backward(res, d, d_h_n=dh_n), twin.backward(ref, d, d_h_n=dh_n)
         assert sorted(g.params) == sorted(gr.params)
         for name in gr.params:
-            assert np.max(np.abs(g.params[name] - gr.params[name])) <= B * tol * (
-                1 + np.abs(gr.params[name]).max()
-            )
+            assert np.max(np.abs(g.params[name] - gr.params[name])) <= B * tol * (1 + np.abs(gr.params[name]).max())
         for name in ("x", "h0", "dh"):
             a, b = getattr(g, name), getattr(gr, name)
             assert np.max(np.abs(a - b)) <= tol * (1 + np.max(np.abs(b))), name
@@ -231,9 +223,7 @@ class ResidualMemoryCell(torch.nn.Module):
         return torch.tanh(self.W(x) + self.V(h) + m), m
 
 
-def _plain_autograd_log_norms(
-    step, x: np.ndarray, s0: torch.Tensor, r: np.ndarray
-) -> np.ndarray:
+def _plain_autograd_log_norms(step, x: np.ndarray, s0: torch.Tensor, r: np.ndarray) -> np.ndarray:
     """Oracle: ln||dL/ds_k||, k = 0..T, L = <r, h_T>, from ONE autograd graph of the unrolled step
     (torch.autograd.grad with respect to every state node; no chunking, no renormalisation). The
     state passed on is a fresh node s_k = s'_k + 0, so the derivative is the joint-state one."""
@@ -247,9 +237,7 @@ def _plain_autograd_log_norms(
     loss = (s[0, :H] * torch.from_numpy(r)).sum()
     grads = torch.autograd.grad(loss, nodes)
     rows = torch.cat(grads).numpy()
-    m = np.max(
-        np.abs(rows), axis=1
-    )  # scale first: squares of entries ~1e-162 would underflow
+    m = np.max(np.abs(rows), axis=1)  # scale first: squares of entries ~1e-162 would underflow
     safe = np.where(m > 0, m, 1.0)
     with np.errstate(divide="ignore"):
         return np.log(m) + 0.5 * np.log(np.sum((rows / safe[:, None]) ** 2, axis=1))
@@ -259,11 +247,7 @@ def _autograd_jacobians(step, x: np.ndarray, s0: torch.Tensor) -> np.ndarray:
     """Oracle one-step Jacobians along the trajectory, torch.autograd.functional.jacobian per step."""
     xs, s, out = torch.from_numpy(x), s0, []
     for t in range(x.shape[0]):
-        out.append(
-            torch.autograd.functional.jacobian(
-                lambda st, t=t: step(xs[t : t + 1], st), s
-            )[0, :, 0, :]
-        )
+        out.append(torch.autograd.functional.jacobian(lambda st, t=t: step(xs[t : t + 1], st), s)[0, :, 0, :])
         with torch.no_grad():
             s = step(xs[t : t + 1], s)
     return torch.stack(out).numpy()
@@ -287,9 +271,7 @@ def test_custom_cell_flow_equals_plain_per_step_autograd(which):
         S = H
     elif which == "residual-memory":
         cell = ResidualMemoryCell(I, H)
-        model = gt.from_torch_cell(
-            cell, input_size=I, hidden_size=H, state_sizes=(H, H)
-        )
+        model = gt.from_torch_cell(cell, input_size=I, hidden_size=H, state_sizes=(H, H))
         ref_cell = ResidualMemoryCell(I, H).double()
         ref_cell.load_state_dict(cell.state_dict())
 
@@ -331,21 +313,15 @@ def test_long_horizon_flow_is_finite_where_plain_autograd_underflows_to_zero():
     r[0] = 1.0
     ref_cell = torch.nn.GRUCell(I, H).double()
     ref_cell.load_state_dict(cell.state_dict())
-    plain = _plain_autograd_log_norms(
-        ref_cell, x, torch.zeros(1, H, dtype=torch.float64), r
-    )
-    assert (
-        np.sum(plain == -np.inf) > 1000
-    )  # plain float64 autograd underflowed to exact zeros
+    plain = _plain_autograd_log_norms(ref_cell, x, torch.zeros(1, H, dtype=torch.float64), r)
+    assert np.sum(plain == -np.inf) > 1000  # plain float64 autograd underflowed to exact zeros
     flow = gt.gradient_flow(model, x)
     assert np.all(np.isfinite(flow)) and flow[0] < -1000
     ref = gt.gradient_flow(twin, x)
     J = twin.jacobians(twin.forward(x))
     assert np.all(np.abs(flow - ref) <= _flow_tolerance(J, ref))
     normal = plain > math.log(1e-290)  # where autograd's vectors are not subnormal
-    assert np.all(
-        np.abs(flow[normal] - plain[normal]) <= _flow_tolerance(J, ref)[normal]
-    )
+    assert np.all(np.abs(flow[normal] - plain[normal]) <= _flow_tolerance(J, ref)[normal])
     lam = gt.lyapunov_exponent(model, x)
     # Both are ln||.|| of the same product P (backward with u = e_0, forward with v0) and lie in
     # [ln s1 + ln|cos|, ln s1]; for these fixed generic unit vectors in R^16, |ln|cos|| <= 8 each
@@ -392,9 +368,7 @@ def test_stacked_flow_is_the_joint_state_flow():
                 p.copy_(getattr(lstm, f"{n}_l{layer}"))
     model = gt.from_torch_cell(cells)
 
-    def step(
-        x, s
-    ):  # joint state (h0, c0, h1, c1) through torch's own nn.LSTM, one step
+    def step(x, s):  # joint state (h0, c0, h1, c1) through torch's own nn.LSTM, one step
         h = torch.stack([s[:, :H], s[:, 2 * H : 3 * H]])
         c = torch.stack([s[:, H : 2 * H], s[:, 3 * H :]])
         _, (h, c) = lstm(x[None], (h, c))
@@ -415,9 +389,7 @@ def test_stacked_flow_is_the_joint_state_flow():
     J = _autograd_jacobians(step, x, s0)
     assert np.all(np.abs(flow - ref) <= _flow_tolerance(J, ref))
     with pytest.raises(NotImplementedError, match="unidirectional"):
-        gt.gradient_flow(
-            gt.from_torch_cell(torch.nn.GRUCell(I, H), bidirectional=True), x
-        )
+        gt.gradient_flow(gt.from_torch_cell(torch.nn.GRUCell(I, H), bidirectional=True), x)
 
 
 def test_check_stability_and_raw_cells():
@@ -446,9 +418,7 @@ def test_from_torch_accepts_subclasses_of_rnn_modules():
     x = _x(20, 3)
     twin = gt.from_torch(module)
     out, _ = module(torch.from_numpy(x))
-    assert (
-        np.max(np.abs(twin.forward(x).output - out.detach().numpy())) <= 4 * 20 * 8 * U
-    )
+    assert np.max(np.abs(twin.forward(x).output - out.detach().numpy())) <= 4 * 20 * 8 * U
     assert np.array_equal(gt.gradient_flow(module, x), gt.gradient_flow(twin, x))
 
 
@@ -501,9 +471,7 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="num_layers"):
         gt.from_torch_cell([torch.nn.GRUCell(3, 4)], num_layers=2)
     model = gt.from_torch_cell(torch.nn.GRUCell(3, 4))
-    with pytest.raises(
-        ValueError, match=r"x must be one unbatched sequence of shape \(T, 3\)"
-    ):
+    with pytest.raises(ValueError, match=r"x must be one unbatched sequence of shape \(T, 3\)"):
         gt.gradient_flow(model, np.zeros((5, 2)))
     with pytest.raises(ValueError, match="readout"):
         gt.gradient_flow(model, np.zeros((5, 3)), readout=np.ones(3))
@@ -543,14 +511,9 @@ def test_plot_model_factory_writes_the_flow(tmp_path):
     from gradtheory.cli import main
 
     src = tmp_path / "my_cells.py"
-    src.write_text(
-        "import torch\n\ndef make():\n    torch.manual_seed(0)\n    return torch.nn.GRUCell(3, 5)\n"
-    )
+    src.write_text("import torch\n\ndef make():\n    torch.manual_seed(0)\n    return torch.nn.GRUCell(3, 5)\n")
     out = tmp_path / "plots"
-    assert (
-        main(["plot", "--model", f"{src}:make", "--steps", "50", "--out", str(out)])
-        == 0
-    )
+    assert main(["plot", "--model", f"{src}:make", "--steps", "50", "--out", str(out)]) == 0
     png = (out / "model_flow.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
@@ -591,10 +554,6 @@ def test_one_cell_with_num_layers_shares_its_weights():
     assert sorted(g.params) == ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]
     for n, value in g.params.items():
         expected = gr.params[n + "_l0"] + gr.params[n + "_l1"]
-        assert np.max(np.abs(value - expected)) <= B * tol * (
-            1 + np.abs(expected).max()
-        ), n
+        assert np.max(np.abs(value - expected)) <= B * tol * (1 + np.abs(expected).max()), n
     with pytest.raises(ValueError, match=r"failed on x_t of shape \(2, 5\)"):
-        gt.from_torch_cell(
-            torch.nn.GRUCell(3, 5), num_layers=2
-        )  # layer 1 reads width 5, not 3
+        gt.from_torch_cell(torch.nn.GRUCell(3, 5), num_layers=2)  # layer 1 reads width 5, not 3

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given
 
 import gradtheory as gt
-from gradtheory._tolerances import TOLERANCES
 from gradtheory import strategies as gst
+from gradtheory._tolerances import TOLERANCES
 from gradtheory.oracles import central_difference, complex_step, richardson
 
 
@@ -25,7 +25,11 @@ def lstm():
     "x, exc, message",
     [
         (np.zeros((5, 2, 4)), ValueError, "x must have input_size=3 features in its last axis, got 4"),
-        (np.zeros((5, 2, 3), dtype=np.int64), TypeError, "x must have a floating dtype (float64 expected), got dtype int64"),
+        (
+            np.zeros((5, 2, 3), dtype=np.int64),
+            TypeError,
+            "x must have a floating dtype (float64 expected), got dtype int64",
+        ),
         (np.zeros((0, 2, 3)), ValueError, "x must contain at least one time step, got shape (0, 2, 3) (T = 0)"),
         (np.zeros((5,)), ValueError, "x must have 2 or 3 dimensions, got shape (5,)"),
         (np.full((5, 2, 3), np.nan), ValueError, "x must be finite, got nan at index (0, 0, 0)"),
@@ -59,7 +63,10 @@ def test_bad_initial_state_and_cotangents(lstm):
 
 
 def test_bad_model_options():
-    with pytest.raises(ValueError, match=r"nonlinearity='softplus' is unknown; expected one of \['identity', 'relu', 'sigmoid', 'tanh'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"nonlinearity='softplus' is unknown; expected one of \['identity', 'relu', 'sigmoid', 'tanh'\]",
+    ):
         gt.RNN(3, 4, nonlinearity="softplus")
     with pytest.raises(TypeError, match="hidden_size must be an int, got float 4.0"):
         gt.GRU(3, 4.0)
@@ -68,7 +75,9 @@ def test_bad_model_options():
     with pytest.raises(TypeError, match="bidirectional must be a bool, got str 'yes'"):
         gt.LSTM(3, 4, bidirectional="yes")
     with pytest.raises(ValueError, match=r"params has the wrong names: missing \['bias_hh_l0'"):
-        gt.RNN(1, 1, params={"weight_ih_l0": np.zeros((1, 1)), "weight_hh_l0": np.zeros((1, 1)), "bias_ih_l0": np.zeros(1)})
+        gt.RNN(
+            1, 1, params={"weight_ih_l0": np.zeros((1, 1)), "weight_hh_l0": np.zeros((1, 1)), "bias_ih_l0": np.zeros(1)}
+        )
     with pytest.raises(ValueError, match=r"params\['weight_hh_l0'\] must have shape \(1, 1\), got shape \(2, 2\)"):
         gt.RNN(1, 1, bias=False, params={"weight_ih_l0": np.zeros((1, 1)), "weight_hh_l0": np.zeros((2, 2))})
     model = gt.RNN(2, 2)
@@ -116,10 +125,15 @@ def test_oracles_validate_arguments():
         central_difference(f, np.zeros(3), np.zeros(3), h=-1)
     with pytest.raises(ValueError, match="levels must be >= 2, got 1"):
         richardson(f, np.zeros(3), np.ones(3), levels=1)
-    assert complex_step(lambda v: np.sum(v**2), np.ones(3), np.ones(3)) == pytest.approx(6.0, rel=TOLERANCES["complex_step_quadratic"].rtol)
+    assert complex_step(lambda v: np.sum(v**2), np.ones(3), np.ones(3)) == pytest.approx(
+        6.0, rel=TOLERANCES["complex_step_quadratic"].rtol
+    )
 
 
-@given(gst.models(families=("rnn", "lstm", "gru", "residual", "highway"), nonlinearities=("tanh", "relu", "sigmoid")), gst.sequences(input_size=4, batch=2))
+@given(
+    gst.models(families=("rnn", "lstm", "gru", "residual", "highway"), nonlinearities=("tanh", "relu", "sigmoid")),
+    gst.sequences(input_size=4, batch=2),
+)
 def test_no_function_mutates_its_inputs(model, x):
     """forward, backward, jacobians, from_torch/to_torch leave every argument unchanged."""
     model = copy.deepcopy(model)

@@ -159,7 +159,9 @@ class Cell(Protocol):
     recurrence: Recurrence
     activation: Activation | None
 
-    def step(self, gi: np.ndarray, gh: np.ndarray, state: tuple[np.ndarray, ...]) -> tuple[tuple[np.ndarray, ...], Any]: ...
+    def step(
+        self, gi: np.ndarray, gh: np.ndarray, state: tuple[np.ndarray, ...]
+    ) -> tuple[tuple[np.ndarray, ...], Any]: ...
 
     def step_backward(
         self, d_state: tuple[np.ndarray, ...], cache: Any
@@ -170,12 +172,13 @@ class Cell(Protocol):
 
 def check_cell(cell: Any, name: str = "cell") -> Cell:
     """Validate that ``cell`` implements the :class:`Cell` protocol; return it."""
-    missing = [a for a in ("gates", "n_states", "additive", "recurrence", "step", "step_backward", "step_jacobian")
-               if not hasattr(cell, a)]
+    missing = [
+        a
+        for a in ("gates", "n_states", "additive", "recurrence", "step", "step_backward", "step_jacobian")
+        if not hasattr(cell, a)
+    ]
     if missing:
-        raise TypeError(
-            f"{name} must implement gradtheory.cells.Cell, got {type(cell).__name__} without {missing}"
-        )
+        raise TypeError(f"{name} must implement gradtheory.cells.Cell, got {type(cell).__name__} without {missing}")
     if not isinstance(cell.recurrence, Recurrence):
         raise TypeError(f"{name}.recurrence must be gradtheory.cells.DENSE or DIAGONAL, got {cell.recurrence!r}")
     for attr in ("gates", "n_states"):

@@ -45,17 +45,15 @@ class HighwayCell(ElmanCell):
     def step_backward(self, d_state, cache):
         a_F, F, T, h_prev = cache
         (dh,) = d_state
-        da = np.concatenate(
-            [dh * T * self.activation.grad(a_F, F), dh * (F - h_prev) * T * (1.0 - T)], axis=1
-        )
+        da = np.concatenate([dh * T * self.activation.grad(a_F, F), dh * (F - h_prev) * T * (1.0 - T)], axis=1)
         return da, da, (dh * (1.0 - T),)
 
     def step_jacobian(self, cache, W_hh):
         a_F, F, T, h_prev = cache
         H = F.shape[-1]
-        J = (T * self.activation.grad(a_F, F))[:, :, None] * W_hh[:H] + (
-            (F - h_prev) * T * (1 - T)
-        )[:, :, None] * W_hh[H:]
+        J = (T * self.activation.grad(a_F, F))[:, :, None] * W_hh[:H] + ((F - h_prev) * T * (1 - T))[:, :, None] * W_hh[
+            H:
+        ]
         idx = np.arange(H)
         J[:, idx, idx] += 1.0 - T
         return J

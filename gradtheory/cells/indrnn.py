@@ -120,8 +120,10 @@ def derive() -> Any:
     factors = [sp.diag(*[p[j, n] * u[n] for n in range(H)]) for j in range(3)]
     prod = factors[2] * factors[1] * factors[0]
     assert_zero(prod - factors[0] * factors[1] * factors[2], "diagonal Jacobians commute (H = 2)")
-    assert_zero(prod - sp.diag(*[u[n] ** 3 * p[0, n] * p[1, n] * p[2, n] for n in range(H)]),
-                "product of three IndRNN Jacobians - diag(u_n^3 prod_j phi'(a_{j,n})) (H = 2)")
+    assert_zero(
+        prod - sp.diag(*[u[n] ** 3 * p[0, n] * p[1, n] * p[2, n] for n in range(H)]),
+        "product of three IndRNN Jacobians - diag(u_n^3 prod_j phi'(a_{j,n})) (H = 2)",
+    )
     # the paper's range: eps <= |u|^m P <= Gamma  <=>  (eps/P)^(1/m) <= |u| <= (Gamma/P)^(1/m)
     eps, Gam, P, m, U = sp.symbols(r"\varepsilon \Gamma P_n m U", positive=True)  # U stands for |u_n|
     abs_u = sp.Abs(sp.Symbol("u_n", real=True))
@@ -134,35 +136,57 @@ def derive() -> Any:
     ht, hprev = M("h_t"), M("h_{t-1}")
     gain = text(r"u_n^{t-k} \textstyle\prod_{j=k+1}^{t} \phi'(a_{j,n})")
     steps = (
-        Step(eq(ht, text(r"\phi(W_{ih} x_t + b_{ih} + u \odot h_{t-1} + b_{hh})")),
-             r"IndRNN step; \texttt{weight\_hh} is the vector $u \in \mathbb{R}^H$ (torch layout otherwise)."),
-        Step(eq(Partial(ht, hprev), Diag(text(r"\phi'(a_t) \odot u"))),
-             r"SymPy's Jacobian of the cell's own equations ($H = 2$, generic $\phi$): no neuron reads another."),
-        Step(eq(OrderedProduct(Diag(text(r"\phi'(a_j) \odot u")), sp.Tuple(j, k + 1, t)),
-                Diag(text(r"\bigl(u_n^{t-k} \textstyle\prod_{j=k+1}^{t} \phi'(a_{j,n})\bigr)_n"))),
-             r"Diagonal matrices commute; checked for three steps by expansion ($H = 2$)."),
-        Step(eq(Partial(M("h_{t,n}"), M("h_{k,n}")), gain),
-             r"Each neuron carries its own gradient; $\partial h_{t,n}/\partial h_{k,m} = 0$ for $m \ne n$."),
-        Step(eq(Norm(Partial(ht, M("h_k"))), text(r"\max_n |u_n|^{t-k} \textstyle\prod_{j=k+1}^{t} |\phi'(a_{j,n})|")),
-             r"The spectral norm of a diagonal matrix is its largest entry in absolute value.",
-             chain=((r"\leq", text(r"(\gamma \max_n |u_n|)^{t-k}")),)),
-        Step(le(eps, sp.Abs(sp.Symbol(r"\partial h_{t,n} / \partial h_{k,n}"))),
-             r"Neither vanishing nor exploding over $m = t - k$ steps (Li et al., 2018, Sec.~3.1): the gain stays between the smallest and largest acceptable values $\varepsilon \le \Gamma$.",
-             chain=((r"\leq", Gam),)),
-        Step(le(lo, abs_u), r"With $P_n = \prod_{j=k+1}^{t} |\phi'(a_{j,n})| > 0$ and $|u_n|^m P_n$ increasing in $|u_n|$, the condition is exactly this range (SymPy checks both ends).",
-             chain=((r"\leq", hi),)),
-        Step(le(eps ** (1 / m), abs_u), r"relu with neuron $n$ active at every step ($P_n = 1$): the paper's range; both ends tend to 1 as $m \to \infty$.",
-             chain=((r"\leq", Gam ** (1 / m)),)),
+        Step(
+            eq(ht, text(r"\phi(W_{ih} x_t + b_{ih} + u \odot h_{t-1} + b_{hh})")),
+            r"IndRNN step; \texttt{weight\_hh} is the vector $u \in \mathbb{R}^H$ (torch layout otherwise).",
+        ),
+        Step(
+            eq(Partial(ht, hprev), Diag(text(r"\phi'(a_t) \odot u"))),
+            r"SymPy's Jacobian of the cell's own equations ($H = 2$, generic $\phi$): no neuron reads another.",
+        ),
+        Step(
+            eq(
+                OrderedProduct(Diag(text(r"\phi'(a_j) \odot u")), sp.Tuple(j, k + 1, t)),
+                Diag(text(r"\bigl(u_n^{t-k} \textstyle\prod_{j=k+1}^{t} \phi'(a_{j,n})\bigr)_n")),
+            ),
+            r"Diagonal matrices commute; checked for three steps by expansion ($H = 2$).",
+        ),
+        Step(
+            eq(Partial(M("h_{t,n}"), M("h_{k,n}")), gain),
+            r"Each neuron carries its own gradient; $\partial h_{t,n}/\partial h_{k,m} = 0$ for $m \ne n$.",
+        ),
+        Step(
+            eq(Norm(Partial(ht, M("h_k"))), text(r"\max_n |u_n|^{t-k} \textstyle\prod_{j=k+1}^{t} |\phi'(a_{j,n})|")),
+            r"The spectral norm of a diagonal matrix is its largest entry in absolute value.",
+            chain=((r"\leq", text(r"(\gamma \max_n |u_n|)^{t-k}")),),
+        ),
+        Step(
+            le(eps, sp.Abs(sp.Symbol(r"\partial h_{t,n} / \partial h_{k,n}"))),
+            r"Neither vanishing nor exploding over $m = t - k$ steps (Li et al., 2018, Sec.~3.1): the gain stays between the smallest and largest acceptable values $\varepsilon \le \Gamma$.",
+            chain=((r"\leq", Gam),),
+        ),
+        Step(
+            le(lo, abs_u),
+            r"With $P_n = \prod_{j=k+1}^{t} |\phi'(a_{j,n})| > 0$ and $|u_n|^m P_n$ increasing in $|u_n|$, the condition is exactly this range (SymPy checks both ends).",
+            chain=((r"\leq", hi),),
+        ),
+        Step(
+            le(eps ** (1 / m), abs_u),
+            r"relu with neuron $n$ active at every step ($P_n = 1$): the paper's range; both ends tend to 1 as $m \to \infty$.",
+            chain=((r"\leq", Gam ** (1 / m)),),
+        ),
     )
     return Derivation(
         name="indrnn",
         title="IndRNN: diagonal recurrence and per-neuron gradients",
-        intro=(r"The independently recurrent network (Li, Li, Cook, Zhu and Gao, 2018) replaces $W_{hh}$ by a "
-               r"vector $u$: every one-step Jacobian is diagonal, so gradients through time are per-neuron "
-               r"products $u_n^{t-k}\prod_j \phi'(a_{j,n})$, and each neuron's recurrent weight alone decides "
-               r"whether its gradient vanishes or explodes. The checks compare \texttt{IndRNN.jacobians} with "
-               r"these diagonals, \texttt{gradient\_flow} with the per-neuron products, and gradients at the "
-               r"ends of the range with $\varepsilon$ and $\Gamma$."),
+        intro=(
+            r"The independently recurrent network (Li, Li, Cook, Zhu and Gao, 2018) replaces $W_{hh}$ by a "
+            r"vector $u$: every one-step Jacobian is diagonal, so gradients through time are per-neuron "
+            r"products $u_n^{t-k}\prod_j \phi'(a_{j,n})$, and each neuron's recurrent weight alone decides "
+            r"whether its gradient vanishes or explodes. The checks compare \texttt{IndRNN.jacobians} with "
+            r"these diagonals, \texttt{gradient\_flow} with the per-neuron products, and gradients at the "
+            r"ends of the range with $\varepsilon$ and $\Gamma$."
+        ),
         steps=steps,
         result={"jacobian": J, "phi": phi, "range": (lo, hi), "symbols": (eps, Gam, P, m)},
         source="gradtheory/cells/indrnn.py",

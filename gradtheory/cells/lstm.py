@@ -55,9 +55,7 @@ class LSTMCell:
         di = dc * g
         df = dc * c_prev
         dg = dc * i
-        da = np.concatenate(
-            [di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g * g), do * o * (1.0 - o)], axis=1
-        )
+        da = np.concatenate([di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g * g), do * o * (1.0 - o)], axis=1)
         return da, da, (None, dc * f)
 
     def step_jacobian(self, cache, W_hh):

@@ -69,6 +69,10 @@ class RNN(ActivationModel):
 
 
 SPEC = CellSpec(
-    "rnn", ElmanCell, RNN, nonlinearities=("tanh", "relu", "sigmoid", "identity"), torch_mode="RNN",
+    "rnn",
+    ElmanCell,
+    RNN,
+    nonlinearities=("tanh", "relu", "sigmoid", "identity"),
+    torch_mode="RNN",
     fast_kernel="gradtheory._elman_kernel",
 )

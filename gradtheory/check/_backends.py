@@ -109,8 +109,11 @@ def _to_numpy(v: Any, complex_ok: bool) -> np.ndarray:
     if is_torch_tensor(v):
         v = v.detach().cpu().resolve_conj().numpy() if v.is_complex() else v.detach().cpu().numpy()
     v = np.asarray(v)
-    kind = np.complex128 if (complex_ok and v.dtype.kind == "c") else (
-        np.complex128 if v.dtype.kind == "c" else np.float64)
+    kind = (
+        np.complex128
+        if (complex_ok and v.dtype.kind == "c")
+        else (np.complex128 if v.dtype.kind == "c" else np.float64)
+    )
     return np.array(v, dtype=kind)
 
 
@@ -140,14 +143,20 @@ class Backend:
         checked, skipped = [], []
         for leaf in self.all_leaves:
             reason = self._classify(leaf)
-            if reason is None and np.size(leaf.value.detach().cpu().numpy() if is_torch_tensor(leaf.value)
-                                          else leaf.value) == 0:
+            if (
+                reason is None
+                and np.size(leaf.value.detach().cpu().numpy() if is_torch_tensor(leaf.value) else leaf.value) == 0
+            ):
                 reason = "empty (no element to check)"
             selected = _selected(leaf, target.checked, target.names)
             if reason is None and not selected:
                 reason = "not selected by checked="
-            elif (reason is not None and target.checked is not None and leaf.name in target.checked
-                  and reason != "requires_grad is False"):
+            elif (
+                reason is not None
+                and target.checked is not None
+                and leaf.name in target.checked
+                and reason != "requires_grad is False"
+            ):
                 raise ValueError(f"checked selects {leaf.name!r}, which cannot be checked: {reason}")
             if reason is None or (reason == "requires_grad is False" and target.checked is not None and selected):
                 checked.append(Checked(leaf, self._as_array(leaf.value)))
@@ -156,8 +165,10 @@ class Backend:
         if target.checked is not None:
             for sel in target.checked:
                 if not any(_selected(c.leaf, (sel,), target.names) for c in checked):
-                    raise ValueError(f"checked contains {sel!r}, which names no float input leaf "
-                                     f"(leaves: {[leaf.name for leaf in self.all_leaves]})")
+                    raise ValueError(
+                        f"checked contains {sel!r}, which names no float input leaf "
+                        f"(leaves: {[leaf.name for leaf in self.all_leaves]})"
+                    )
         self.checked = checked
         self.skipped = skipped
         #: a backward's gradient of the wrong shape, by checked index (a wrong backward, not a usage error)
@@ -232,8 +243,9 @@ def _selected(leaf: Leaf, checked: tuple[Any, ...] | None, names: tuple[str, ...
     for sel in checked:
         if isinstance(sel, (int, np.integer)) and not isinstance(sel, bool) and leaf.keys[0] == sel:
             return True
-        if isinstance(sel, str) and (leaf.name == sel or leaf.name.startswith(sel + "[")
-                                     or leaf.name.startswith(sel + ".")):
+        if isinstance(sel, str) and (
+            leaf.name == sel or leaf.name.startswith(sel + "[") or leaf.name.startswith(sel + ".")
+        ):
             return True
     return False
 
@@ -249,8 +261,10 @@ class NumpyBackend(Backend):
             if v.dtype == np.float64:
                 return None
             if v.dtype.kind == "f":
-                raise TypeError(f"{leaf.name} must be a float64 array (a lower precision hides errors below its "
-                                f"round-off), got dtype {v.dtype}")
+                raise TypeError(
+                    f"{leaf.name} must be a float64 array (a lower precision hides errors below its "
+                    f"round-off), got dtype {v.dtype}"
+                )
             return f"a {v.dtype} array (not a float64 array: not differentiated)"
         if isinstance(v, (float, np.floating)) and not isinstance(v, bool):
             return "a Python/numpy float scalar (pass a float64 array to check it)"
@@ -286,7 +300,9 @@ class NumpyBackend(Backend):
                 continue
             g = np.asarray(g)
             if g.shape != c.x.shape:
-                self.shape_errors[i] = f"grad_fn returned a gradient of shape {g.shape} for this input of shape {c.x.shape}"
+                self.shape_errors[i] = (
+                    f"grad_fn returned a gradient of shape {g.shape} for this input of shape {c.x.shape}"
+                )
                 res[i] = None
                 continue
             res[i] = g
@@ -307,8 +323,10 @@ class TorchBackend(Backend):
             if not v.is_floating_point():
                 return f"a {v.dtype} tensor (not floating point: not differentiated)"
             if v.dtype != torch.float64 and not in_module and v.requires_grad:
-                raise TypeError(f"{leaf.name} must be a float64 tensor (a lower precision hides errors below its "
-                                f"round-off), got dtype {v.dtype}; convert with .double()")
+                raise TypeError(
+                    f"{leaf.name} must be a float64 tensor (a lower precision hides errors below its "
+                    f"round-off), got dtype {v.dtype}; convert with .double()"
+                )
             if not v.requires_grad:
                 return "requires_grad is False"
             return None
@@ -351,8 +369,11 @@ class TorchBackend(Backend):
         self.rng.reset()
         with torch.enable_grad():
             out = self._run(args)
-        pairs = [(v, torch.tensor(w.copy(), dtype=v.dtype)) for (_, _, v), w in zip(_float_outputs(out), cotangents)
-                 if is_torch_tensor(v) and v.requires_grad and np.any(w)]
+        pairs = [
+            (v, torch.tensor(w.copy(), dtype=v.dtype))
+            for (_, _, v), w in zip(_float_outputs(out), cotangents)
+            if is_torch_tensor(v) and v.requires_grad and np.any(w)
+        ]
         if not pairs:
             return {i: None for i in range(len(self.checked))}
         leaves_ = [handed[c.leaf.keys] for c in self.checked]
@@ -363,8 +384,7 @@ class TorchBackend(Backend):
 def _autograd(pairs: list[tuple[Any, Any]], leaves_: list[Any]) -> Any:
     import torch
 
-    return torch.autograd.grad([p[0] for p in pairs], leaves_, grad_outputs=[p[1] for p in pairs],
-                               allow_unused=True)
+    return torch.autograd.grad([p[0] for p in pairs], leaves_, grad_outputs=[p[1] for p in pairs], allow_unused=True)
 
 
 def make_backend(target: TargetView, pin_rng: bool) -> Backend:
@@ -374,5 +394,7 @@ def make_backend(target: TargetView, pin_rng: bool) -> Backend:
     if is_torch and target.grad_fn is not None:
         raise TypeError("grad_fn is only for numpy functions; torch inputs are differentiated by autograd")
     if not is_torch and target.grad_fn is None:
-        raise TypeError("grad_fn is required for numpy functions: grad_fn(cotangent, *inputs) -> one gradient per input")
+        raise TypeError(
+            "grad_fn is required for numpy functions: grad_fn(cotangent, *inputs) -> one gradient per input"
+        )
     return (TorchBackend if is_torch else NumpyBackend)(target, pin_rng)

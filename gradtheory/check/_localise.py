@@ -151,14 +151,18 @@ def localise_time(s: Session, index: int, full, probe) -> Localisation:
     steps = tuple(t for lo, hi in bad for t in range(lo, hi))
     axis, T = s.time_axis, s.T
     if not steps:
-        text = ("the output steps' losses taken one at a time all agree (the error is in the final-state "
-                "outputs or needs several steps together)")
+        text = (
+            "the output steps' losses taken one at a time all agree (the error is in the final-state "
+            "outputs or needs several steps together)"
+        )
         return Localisation((text,), ())
     if len(steps) == T:
-        return Localisation((f"the loss of every output step 0..{T - 1} (time axis {axis}) gives a wrong gradient",),
-                            steps)
-    text = (f"wrong for the loss of output steps {_ranges(steps)} (time axis {axis}); the first is t = {steps[0]}"
-            + (f", the last is t = {steps[-1]}" if len(steps) > 1 else ""))
+        return Localisation(
+            (f"the loss of every output step 0..{T - 1} (time axis {axis}) gives a wrong gradient",), steps
+        )
+    text = f"wrong for the loss of output steps {_ranges(steps)} (time axis {axis}); the first is t = {steps[0]}" + (
+        f", the last is t = {steps[-1]}" if len(steps) > 1 else ""
+    )
     return Localisation((text,), steps)
 
 

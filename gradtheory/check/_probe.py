@@ -136,8 +136,13 @@ class Probe:
         best, prev = float(c_best @ d), float(c_prev @ d)
         # Round-off in D_j is noise / h_j (difference of two noisy values over 2 h_j); weights c_j.
         roundoff = float(np.sum(np.abs(c_best) / steps)) * noise
-        return Derivative(best, max(abs(best - prev), roundoff), _smooth(d, steps, noise),
-                          abs(best - prev) > 8.0 * roundoff, kink_location(d, steps, noise))
+        return Derivative(
+            best,
+            max(abs(best - prev), roundoff),
+            _smooth(d, steps, noise),
+            abs(best - prev) > 8.0 * roundoff,
+            kink_location(d, steps, noise),
+        )
 
 
 def _significance(d: np.ndarray, steps: np.ndarray, noise: float) -> tuple[np.ndarray, np.ndarray]:

@@ -58,19 +58,27 @@ class Session:
 
     def noise_of(self, wm: list[np.ndarray]) -> float:
         # independent errors of the N output terms: the 2-norm of w * fn, not the 1-norm
-        return self.noise_factor * UNIT_ROUNDOFF * safe_norm(np.concatenate(
-            [np.ravel(wi * oi) for wi, oi in zip(wm, self.base)]))
+        return (
+            self.noise_factor
+            * UNIT_ROUNDOFF
+            * safe_norm(np.concatenate([np.ravel(wi * oi) for wi, oi in zip(wm, self.base)]))
+        )
 
     def probe(self, index: int, v: np.ndarray, step: float) -> Probe:
         o = self.options
         return Probe(self.backend, index, v, method=o.method, step=step, levels=o.levels)
 
-    def compare(self, g: np.ndarray | None, v: np.ndarray, probe: Probe, wm: list[np.ndarray] | None = None) -> Comparison:
+    def compare(
+        self, g: np.ndarray | None, v: np.ndarray, probe: Probe, wm: list[np.ndarray] | None = None
+    ) -> Comparison:
         """The test |a - D| <= k (E + c_an u sum|g v|) (error analysis in gradients.py)."""
         wm = self.w if wm is None else wm
         a = 0.0 if g is None else float(np.sum(g * v))
-        an_round = 0.0 if g is None else TOLERANCES["check_analytic_roundoff"].rtol * UNIT_ROUNDOFF * float(
-            np.sum(np.abs(g * v)))
+        an_round = (
+            0.0
+            if g is None
+            else TOLERANCES["check_analytic_roundoff"].rtol * UNIT_ROUNDOFF * float(np.sum(np.abs(g * v)))
+        )
         d = probe.derivative(wm, self.noise_of(wm))
         tol = TOLERANCES["check_safety"].rtol * (d.estimate + an_round)
         return Comparison(a, d.value, d.estimate, tol, abs(a - d.value), d)

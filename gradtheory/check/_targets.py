@@ -46,8 +46,9 @@ def _float64_leaf(t: Any, name: str) -> Any:
     return t.detach().to(torch.float64).clone().requires_grad_(True)
 
 
-def torch_module_target(module: Any, x: Any, h0: Any = None, *, state: Any = None,
-                        forward_args: Sequence[Any] = ()) -> CheckTarget:
+def torch_module_target(
+    module: Any, x: Any, h0: Any = None, *, state: Any = None, forward_args: Sequence[Any] = ()
+) -> CheckTarget:
     """Wrap a ``torch.nn.Module`` as ``fn(x, [state], [forward_args], *params)`` via ``functional_call``.
 
     Parameters
@@ -90,7 +91,8 @@ def torch_module_target(module: Any, x: Any, h0: Any = None, *, state: Any = Non
     params = tuple(_float64_leaf(p, n) for n, p in module.named_parameters())
     mod = module
     if any(p.dtype != torch.float64 for p in module.parameters()) or any(
-            b.is_floating_point() and b.dtype != torch.float64 for b in module.buffers()):
+        b.is_floating_point() and b.dtype != torch.float64 for b in module.buffers()
+    ):
         mod = copy.deepcopy(module).to(torch.float64)
     buffers = dict(mod.named_buffers())
     front: list[Any] = [_float64_leaf(x, "x")]
@@ -113,7 +115,7 @@ def torch_module_target(module: Any, x: Any, h0: Any = None, *, state: Any = Non
     def fn(x: Any, *rest: Any) -> Any:
         st = rest[:n_state]
         more = rest[n_state] if extra else ()
-        ps = rest[n_state + (1 if extra else 0):]
+        ps = rest[n_state + (1 if extra else 0) :]
         args = (x,) + ((tuple(st) if paired else st[0],) if n_state else ()) + tuple(more)
         # fresh buffers each call: a module that updates running statistics in forward (batch norm)
         # must not change the caller's module
@@ -123,8 +125,13 @@ def torch_module_target(module: Any, x: Any, h0: Any = None, *, state: Any = Non
     time_axis = None
     if isinstance(module, torch.nn.RNNBase):
         time_axis = 1 if (module.batch_first and x.dim() == 3) else 0
-    return CheckTarget(fn, (*front, *params), names=(*front_names, *names), time_axis=time_axis,
-                       time_inputs=(0,) if time_axis is not None else ())
+    return CheckTarget(
+        fn,
+        (*front, *params),
+        names=(*front_names, *names),
+        time_axis=time_axis,
+        time_inputs=(0,) if time_axis is not None else (),
+    )
 
 
 def model_target(model: Any, x: Any, h0: Any = None) -> CheckTarget:
@@ -159,5 +166,11 @@ def model_target(model: Any, x: Any, h0: Any = None) -> CheckTarget:
         return (g.x, *(g.params[n] for n in names))
 
     time_axis = 1 if (x.ndim == 3 and model.batch_first) else 0
-    return CheckTarget(fn, (x, *(model.params[n].copy() for n in names)), grad_fn=grad_fn,
-                       names=("x", *names), time_axis=time_axis, time_inputs=(0,))
+    return CheckTarget(
+        fn,
+        (x, *(model.params[n].copy() for n in names)),
+        grad_fn=grad_fn,
+        names=("x", *names),
+        time_axis=time_axis,
+        time_inputs=(0,),
+    )

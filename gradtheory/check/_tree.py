@@ -69,8 +69,9 @@ def _set_parameter(module: Any, dotted: str, value: Any) -> Any:
     return param
 
 
-def rebuild(obj: Any, keys: tuple[Any, ...], replace: Callable[[tuple[Any, ...], Any], Any],
-            handed: dict[tuple[Any, ...], Any]) -> Any:
+def rebuild(
+    obj: Any, keys: tuple[Any, ...], replace: Callable[[tuple[Any, ...], Any], Any], handed: dict[tuple[Any, ...], Any]
+) -> Any:
     """``obj`` with every leaf ``x`` at path ``k`` replaced by ``replace(k, x)``; a module is
     deep-copied with its parameters replaced. ``handed[k]`` records the object user code gets."""
     if isinstance(obj, dict):

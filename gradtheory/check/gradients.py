@@ -91,10 +91,14 @@ def _as_target(fn: Any, inputs: Any, **given: Any) -> CheckTarget:
             t = torch_module_target(fn, inputs, state=given["state"], forward_args=given["forward_args"])
         else:
             if given["state"] is not None or given["forward_args"]:
-                raise TypeError("state= and forward_args= are for a torch.nn.Module or a gradtheory model; "
-                                "pass a function's arguments in inputs")
+                raise TypeError(
+                    "state= and forward_args= are for a torch.nn.Module or a gradtheory model; "
+                    "pass a function's arguments in inputs"
+                )
             if not callable(fn):
-                raise TypeError(f"fn must be callable (or a torch.nn.Module / gradtheory model), got {type(fn).__name__}")
+                raise TypeError(
+                    f"fn must be callable (or a torch.nn.Module / gradtheory model), got {type(fn).__name__}"
+                )
             if inputs is None:
                 raise TypeError("inputs must be given: a tuple of float64 tensors or arrays (possibly nested)")
             if not isinstance(inputs, (tuple, list)):
@@ -130,30 +134,52 @@ def _nondeterminism(backend: Backend, base: list[np.ndarray], again: list[np.nda
         diff = float(np.max(np.abs(a - b))) if a.size else 0.0
         scale = float(np.max(np.abs(a))) if a.size else 0.0
         if diff > NONDETERMINISM_RTOL * scale:
-            moved.append(f"{name} (shape {a.shape}) moved by up to {diff:.3g} ({diff / max(scale, 1e-300):.2g} of "
-                         f"its largest element)")
+            moved.append(
+                f"{name} (shape {a.shape}) moved by up to {diff:.3g} ({diff / max(scale, 1e-300):.2g} of "
+                f"its largest element)"
+            )
     return moved
 
 
 def _nondeterministic_note(moved: list[str], pinned: bool) -> str:
     causes = [
-        ("dropout or another random op drawing from an RNG that is not the torch/numpy/random global one"
-         if pinned else "dropout or another random op (RNG pinning is off: pin_rng=False)"),
+        (
+            "dropout or another random op drawing from an RNG that is not the torch/numpy/random global one"
+            if pinned
+            else "dropout or another random op (RNG pinning is off: pin_rng=False)"
+        ),
         "a module or layer built inside fn (new random weights at each call)",
-        ("a generator of its own (np.random.default_rng() without a seed, a torch.Generator) or state "
-         "kept between calls (a counter, a cache, a running statistic)"),
+        (
+            "a generator of its own (np.random.default_rng() without a seed, a torch.Generator) or state "
+            "kept between calls (a counter, a cache, a running statistic)"
+        ),
     ]
-    return ("fn is NOT DETERMINISTIC: two evaluations at the same inputs differ: " + "; ".join(moved)
-            + ". No gradient can be judged against finite differences of a random function. Likely causes: "
-            + "; ".join(causes) + ".")
+    return (
+        "fn is NOT DETERMINISTIC: two evaluations at the same inputs differ: "
+        + "; ".join(moved)
+        + ". No gradient can be judged against finite differences of a random function. Likely causes: "
+        + "; ".join(causes)
+        + "."
+    )
 
 
 def _unjudged(backend: Backend, i: int, g: np.ndarray | None, finding: str) -> InputCheck:
     c = backend.checked[i]
     nan = math.nan
-    return InputCheck(index=i, name=c.name, shape=tuple(c.x.shape), analytic=nan, reference=nan, estimate=nan,
-                      tolerance=nan, error=nan, status="inconclusive", relative_error=nan, resolution=nan,
-                      findings=(finding,))
+    return InputCheck(
+        index=i,
+        name=c.name,
+        shape=tuple(c.x.shape),
+        analytic=nan,
+        reference=nan,
+        estimate=nan,
+        tolerance=nan,
+        error=nan,
+        status="inconclusive",
+        relative_error=nan,
+        resolution=nan,
+        findings=(finding,),
+    )
 
 
 class _Choice(NamedTuple):
@@ -230,23 +256,29 @@ def _unstable_reference(s: Session, i: int, g: np.ndarray | None, c: Comparison,
     c2 = s.compare(g, probe.direction, s.probe(i, probe.direction, step))
     if _usable(c2) and abs(c2.reference - c.reference) <= c.tolerance + c2.tolerance:
         return ""
-    return (f"INCONCLUSIVE: the reference is not stable across step sizes (D = {c.reference:.12e} at step "
-            f"{probe.steps[0]:.1e}, {c2.reference:.12e} at step {step:.1e}{'' if _usable(c2) else ', not smooth'}): "
-            "kinks near the point (a piecewise-linear function such as a ReLU network can look smooth on a few "
-            "steps); the disagreement with the gradient cannot be blamed on the backward")
+    return (
+        f"INCONCLUSIVE: the reference is not stable across step sizes (D = {c.reference:.12e} at step "
+        f"{probe.steps[0]:.1e}, {c2.reference:.12e} at step {step:.1e}{'' if _usable(c2) else ', not smooth'}): "
+        "kinks near the point (a piecewise-linear function such as a ReLU network can look smooth on a few "
+        "steps); the disagreement with the gradient cannot be blamed on the backward"
+    )
 
 
 def _kink_finding(kinks: list, step: float) -> str:
     if kinks:
         (lo, hi), _ = kinks[0]
-        where = (f"within {hi:.1e} of the point" if lo == 0.0 else f"at a distance between {lo:.1e} and {hi:.1e}")
-        return (f"INCONCLUSIVE: a kink (a point where fn is not differentiable: relu, abs, max, clipping) is located "
-                f"along the direction {where} (in units of the direction, steps down to {step / 256:.1e}); the "
-                "finite differences cannot be trusted across it, so this input is not judged")
-    return ("INCONCLUSIVE: the central differences never behaved like a smooth function's (they do not converge as "
-            f"h^2, or fn returned non-finite values) at steps down to {step / 256:.1e} along {_SMOOTH_DIRECTIONS} "
-            "directions; no kink could be located: fn may be non-differentiable, leave its domain or be too curved "
-            "on the scale of the step (try a smaller step=); this input is not judged")
+        where = f"within {hi:.1e} of the point" if lo == 0.0 else f"at a distance between {lo:.1e} and {hi:.1e}"
+        return (
+            f"INCONCLUSIVE: a kink (a point where fn is not differentiable: relu, abs, max, clipping) is located "
+            f"along the direction {where} (in units of the direction, steps down to {step / 256:.1e}); the "
+            "finite differences cannot be trusted across it, so this input is not judged"
+        )
+    return (
+        "INCONCLUSIVE: the central differences never behaved like a smooth function's (they do not converge as "
+        f"h^2, or fn returned non-finite values) at steps down to {step / 256:.1e} along {_SMOOTH_DIRECTIONS} "
+        "directions; no kink could be located: fn may be non-differentiable, leave its domain or be too curved "
+        "on the scale of the step (try a smaller step=); this input is not judged"
+    )
 
 
 def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -> InputCheck:
@@ -291,14 +323,17 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
                 "relative, but no stencil passed the accuracy test (Richardson estimate above 1e-8 |D| and dominated "
                 "by truncation at every step tried: kinks or strong curvature near the point), so the disagreement "
                 "cannot be blamed on the backward"
-                + (f"; {_kink_finding(kinks_all, o.step)[len('INCONCLUSIVE: '):]}" if kinks_all else ""))
+                + (f"; {_kink_finding(kinks_all, o.step)[len('INCONCLUSIVE: ') :]}" if kinks_all else "")
+            )
     if i in s.backend.shape_errors:
         findings.append(s.backend.shape_errors[i])
     if g is None and c.reference != 0.0:
         findings.append("the backward returned no gradient (None) for this input, but fn depends on it")
     if status == "wrong" and c.reference == 0.0 and c.analytic != 0.0:
-        findings.append("fn's output did not change at all when this input was perturbed: does fn read it? (a "
-                        "forward that uses a captured copy, e.g. self.params, instead of its argument)")
+        findings.append(
+            "fn's output did not change at all when this input was perturbed: does fn read it? (a "
+            "forward that uses a captured copy, e.g. self.params, instead of its argument)"
+        )
     if g is not None and g.dtype == np.float32:
         findings.append("the gradient has dtype float32 (expected float64)")
     bad_blocks: tuple = ()
@@ -318,15 +353,27 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
                 bad_steps = loc.where
     scale = abs(c.reference) if c.reference != 0 else max(c.tolerance, 1e-300)
     return InputCheck(
-        index=i, name=s.backend.checked[i].name, shape=tuple(x.shape), analytic=c.analytic, reference=c.reference,
-        estimate=c.estimate, tolerance=c.tolerance, error=c.error, status=status,
-        relative_error=c.error / scale, resolution=c.tolerance / scale, findings=tuple(findings),
-        bad_blocks=bad_blocks, bad_output_steps=bad_steps, step=used_step if o.method == "richardson" else None,
+        index=i,
+        name=s.backend.checked[i].name,
+        shape=tuple(x.shape),
+        analytic=c.analytic,
+        reference=c.reference,
+        estimate=c.estimate,
+        tolerance=c.tolerance,
+        error=c.error,
+        status=status,
+        relative_error=c.error / scale,
+        resolution=c.tolerance / scale,
+        findings=tuple(findings),
+        bad_blocks=bad_blocks,
+        bad_output_steps=bad_steps,
+        step=used_step if o.method == "richardson" else None,
     )
 
 
-def _noise_factor(s: Session, base: list[np.ndarray], again: list[np.ndarray],
-                  rng: np.random.Generator) -> tuple[float, float]:
+def _noise_factor(
+    s: Session, base: list[np.ndarray], again: list[np.ndarray], rng: np.random.Generator
+) -> tuple[float, float]:
     """(c, relative noise): c such that one L value is wrong by ~ c u ||w * fn||_2 (docstring)."""
     size = safe_norm(np.concatenate([np.ravel(wi * oi) for wi, oi in zip(s.w, base)]))
     floor = TOLERANCES["check_roundoff_growth"].rtol
@@ -346,8 +393,9 @@ def _time_setup(target: CheckTarget, backend: Backend, base: list[np.ndarray]) -
     if target.time_inputs is not None:
         return T, frozenset(i for i, c in enumerate(backend.checked) if c.leaf.keys[0] in target.time_inputs)
     # inputs laid out like the output along time: same rank, same length on the time axis
-    return T, frozenset(i for i, c in enumerate(backend.checked)
-                        if c.x.ndim == base[0].ndim and c.x.shape[target.time_axis] == T)
+    return T, frozenset(
+        i for i, c in enumerate(backend.checked) if c.x.ndim == base[0].ndim and c.x.shape[target.time_axis] == T
+    )
 
 
 def _validate(*, method: str, levels: int, directions: int, seed: int, step: float, flags: dict[str, bool]) -> Options:
@@ -433,17 +481,33 @@ def check_gradients(
         With ``raise_exception=True`` when the verdict is not ``"correct"``.
     """
     t0 = time.perf_counter()
-    options = _validate(method=method, levels=levels, directions=directions, seed=seed, step=step,
-                        flags={"localise": localise, "pin_rng": pin_rng, "raise_exception": raise_exception})
+    options = _validate(
+        method=method,
+        levels=levels,
+        directions=directions,
+        seed=seed,
+        step=step,
+        flags={"localise": localise, "pin_rng": pin_rng, "raise_exception": raise_exception},
+    )
     if time_axis is not None:
         time_axis = check_positive_int(time_axis, "time_axis", minimum=0)
-    target = _as_target(fn, inputs, grad_fn=grad_fn, names=names, time_axis=time_axis, checked=checked,
-                        state=state, forward_args=forward_args)
+    target = _as_target(
+        fn,
+        inputs,
+        grad_fn=grad_fn,
+        names=names,
+        time_axis=time_axis,
+        checked=checked,
+        state=state,
+        forward_args=forward_args,
+    )
     backend = make_backend(_view(target), pin_rng)
     if not backend.checked:
         if backend.framework == "torch":
-            raise ValueError("no input requires grad: mark the tensors to check with .requires_grad_(True) "
-                             "(as for torch.autograd.gradcheck)")
+            raise ValueError(
+                "no input requires grad: mark the tensors to check with .requires_grad_(True) "
+                "(as for torch.autograd.gradcheck)"
+            )
         raise ValueError("inputs contains no float64 array to check")
     try:
         report = _run(target, backend, options, seed, progress)
@@ -466,8 +530,17 @@ def _run(target: CheckTarget, backend: Backend, options: Options, seed: int, pro
     rng_w, rng_v, rng_noise = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     w = [rng_w.standard_normal(o.shape) for o in base]
     T, time_inputs = _time_setup(target, backend, base)
-    s = Session(backend, options, w, base, TOLERANCES["check_roundoff_growth"].rtol, rng_v,
-                target.time_axis if T is not None else None, T, time_inputs)
+    s = Session(
+        backend,
+        options,
+        w,
+        base,
+        TOLERANCES["check_roundoff_growth"].rtol,
+        rng_v,
+        target.time_axis if T is not None else None,
+        T,
+        time_inputs,
+    )
     notes: list[str] = []
     moved = _nondeterminism(backend, base, again)
     grads = backend.vjp(w)
@@ -479,10 +552,12 @@ def _run(target: CheckTarget, backend: Backend, options: Options, seed: int, pro
     else:
         s.noise_factor, rel_noise = _noise_factor(s, base, again, rng_noise)
         if rel_noise > FLOAT32_FORWARD_NOISE:
-            notes.append(f"fn's measured evaluation noise is {rel_noise:.1e} of ||w * fn||: FLOAT32 PRECISION in the "
-                         "forward (float32 round-off u = 6.0e-8; float64 gives ~1e-16), e.g. a float32 hidden state, "
-                         "weight or cast; tolerances come from this noise, so the check resolves only what "
-                         "'resolution' says")
+            notes.append(
+                f"fn's measured evaluation noise is {rel_noise:.1e} of ||w * fn||: FLOAT32 PRECISION in the "
+                "forward (float32 round-off u = 6.0e-8; float64 gives ~1e-16), e.g. a float32 hidden state, "
+                "weight or cast; tolerances come from this noise, so the check resolves only what "
+                "'resolution' says"
+            )
         grads2 = backend.vjp(w)
         localised = [0]
         for i in range(len(backend.checked)):
@@ -496,18 +571,31 @@ def _run(target: CheckTarget, backend: Backend, options: Options, seed: int, pro
                 progress(len(results), len(backend.checked), backend.checked[i].name)
     weak = [c.name for c in results if c.status == "correct" and c.resolution > 1e-6]
     if weak and not (notes and "FLOAT32" in notes[-1]):
-        notes.append(f"low resolution (> 1e-6 relative) for {weak}: the reference is not accurate there (evaluation "
-                     "noise or curvature on the scale of the step); try another step")
+        notes.append(
+            f"low resolution (> 1e-6 relative) for {weak}: the reference is not accurate there (evaluation "
+            "noise or curvature on the scale of the step); try another step"
+        )
     if backend.mutated:
-        notes.append(f"fn modified its input(s) in place: {', '.join(backend.mutated)}. The check gives fn fresh "
-                     "copies, so the verdict is unaffected, but code that reuses those arrays after calling fn sees "
-                     "changed values")
+        notes.append(
+            f"fn modified its input(s) in place: {', '.join(backend.mutated)}. The check gives fn fresh "
+            "copies, so the verdict is unaffected, but code that reuses those arrays after calling fn sees "
+            "changed values"
+        )
     statuses = {c.status for c in results}
     status = "wrong" if "wrong" in statuses else "inconclusive" if "inconclusive" in statuses else "correct"
     return GradientReport(
-        status=status, inputs=tuple(results), seed=seed, method=options.method, step=options.step,
-        levels=options.levels, evaluations=backend.evaluations, backward_passes=backend.backward_passes, seconds=0.0,
-        notes=tuple(notes), skipped=tuple(backend.skipped), noise=None if moved else s.noise_factor * UNIT_ROUNDOFF,
+        status=status,
+        inputs=tuple(results),
+        seed=seed,
+        method=options.method,
+        step=options.step,
+        levels=options.levels,
+        evaluations=backend.evaluations,
+        backward_passes=backend.backward_passes,
+        seconds=0.0,
+        notes=tuple(notes),
+        skipped=tuple(backend.skipped),
+        noise=None if moved else s.noise_factor * UNIT_ROUNDOFF,
         pin_rng=backend.rng.enabled,
     )
 
@@ -518,9 +606,11 @@ def _gradient_moved(g: np.ndarray | None, g2: np.ndarray | None) -> str:
     diff = float(np.max(np.abs(g - g2))) if g.size else 0.0
     scale = float(np.max(np.abs(g))) if g.size else 0.0
     if diff > NONDETERMINISM_RTOL * scale:
-        return (f"two backward passes at the same point and cotangent gave gradients differing by up to {diff:.3g} "
-                f"({diff / max(scale, 1e-300):.2g} of the largest element): a random op in the backward, or a "
-                "backward that does not recompute what the forward drew")
+        return (
+            f"two backward passes at the same point and cotangent gave gradients differing by up to {diff:.3g} "
+            f"({diff / max(scale, 1e-300):.2g} of the largest element): a random op in the backward, or a "
+            "backward that does not recompute what the forward drew"
+        )
     return ""
 
 

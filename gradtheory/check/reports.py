@@ -62,12 +62,21 @@ class InputCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "index": self.index, "name": self.name, "shape": list(self.shape), "status": self.status,
-            "analytic": _num(self.analytic), "reference": _num(self.reference), "estimate": _num(self.estimate),
-            "tolerance": _num(self.tolerance), "error": _num(self.error),
-            "relative_error": _num(self.relative_error), "resolution": _num(self.resolution),
-            "findings": list(self.findings), "bad_blocks": list(self.bad_blocks),
-            "bad_output_steps": list(self.bad_output_steps), "step": self.step,
+            "index": self.index,
+            "name": self.name,
+            "shape": list(self.shape),
+            "status": self.status,
+            "analytic": _num(self.analytic),
+            "reference": _num(self.reference),
+            "estimate": _num(self.estimate),
+            "tolerance": _num(self.tolerance),
+            "error": _num(self.error),
+            "relative_error": _num(self.relative_error),
+            "resolution": _num(self.resolution),
+            "findings": list(self.findings),
+            "bad_blocks": list(self.bad_blocks),
+            "bad_output_steps": list(self.bad_output_steps),
+            "step": self.step,
         }
 
 
@@ -145,8 +154,10 @@ class GradientReport:
             if unsure:
                 head += f" ({len(unsure)} input(s) inconclusive: {', '.join(unsure)})"
         elif self.status == "inconclusive":
-            head = (f"INCONCLUSIVE: {len(unsure)} of {len(self.inputs)} inputs could not be judged "
-                    f"({', '.join(unsure)}); this is not a pass")
+            head = (
+                f"INCONCLUSIVE: {len(unsure)} of {len(self.inputs)} inputs could not be judged "
+                f"({', '.join(unsure)}); this is not a pass"
+            )
         else:
             head = "gradients OK"
         return head
@@ -155,8 +166,10 @@ class GradientReport:
     def summary(self) -> str:
         meth = self.method + (f" (step {self.step:g}, {self.levels} levels)" if self.method == "richardson" else "")
         lines = [
-            (f"check_gradients: {self._head()}; seed={self.seed}, reference {meth}, "
-             f"{self.evaluations} evaluations + {self.backward_passes} backward, {self.seconds:.3f} s")
+            (
+                f"check_gradients: {self._head()}; seed={self.seed}, reference {meth}, "
+                f"{self.evaluations} evaluations + {self.backward_passes} backward, {self.seconds:.3f} s"
+            )
         ]
         tags = {"correct": "ok  ", "wrong": "FAIL", "inconclusive": "??  "}
         order = {"wrong": 0, "inconclusive": 1, "correct": 2}
@@ -186,11 +199,20 @@ class GradientReport:
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-ready data (``gradtheory check --json`` prints it)."""
         return {
-            "status": self.status, "ok": self.ok, "seed": self.seed, "method": self.method, "step": self.step,
-            "levels": self.levels, "evaluations": self.evaluations, "backward_passes": self.backward_passes,
-            "seconds": self.seconds, "noise": None if self.noise is None else _num(self.noise),
-            "pin_rng": self.pin_rng, "inputs": [c.to_dict() for c in self.inputs],
-            "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped], "notes": list(self.notes),
+            "status": self.status,
+            "ok": self.ok,
+            "seed": self.seed,
+            "method": self.method,
+            "step": self.step,
+            "levels": self.levels,
+            "evaluations": self.evaluations,
+            "backward_passes": self.backward_passes,
+            "seconds": self.seconds,
+            "noise": None if self.noise is None else _num(self.noise),
+            "pin_rng": self.pin_rng,
+            "inputs": [c.to_dict() for c in self.inputs],
+            "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
+            "notes": list(self.notes),
         }
 
     def to_json(self, **kwargs: Any) -> str:

@@ -50,9 +50,11 @@ class StabilityReport:
     @property
     def summary(self) -> str:
         lines = [
-            (f"check_stability ({self.kind}): regime {self.regime.upper()}; Lyapunov exponent "
-            f"{self.lyapunov:+.4f} per step, measured gradient-flow rate {self.rate:+.4f} per step "
-            f"(factor {math.exp(self.rate) if self.rate > -700 else 0.0:.4g} per step back in time)")
+            (
+                f"check_stability ({self.kind}): regime {self.regime.upper()}; Lyapunov exponent "
+                f"{self.lyapunov:+.4f} per step, measured gradient-flow rate {self.rate:+.4f} per step "
+                f"(factor {math.exp(self.rate) if self.rate > -700 else 0.0:.4g} per step back in time)"
+            )
         ]
         if self.gamma is not None:
             q = self.gamma * self.spectral_norm
@@ -61,16 +63,22 @@ class StabilityReport:
                 f"gamma*||W_hh||_2 = {q:.6g} (rate {self.bound_rate:+.4f}); distance to the threshold 1: "
                 f"{self.distance:+.4g}" + (" -> gradients provably vanish" if q < 1 else " -> no vanishing guarantee")
             )
-            lines.append(f"  measured flow under the envelope: {'yes' if self.envelope_ok else 'NO (a bug: the bound is a theorem)'}")
+            lines.append(
+                f"  measured flow under the envelope: {'yes' if self.envelope_ok else 'NO (a bug: the bound is a theorem)'}"
+            )
         else:
-            lines.append("  no gamma*||W_hh||_2 envelope for this cell (gated/residual state): regime from measurement only")
+            lines.append(
+                "  no gamma*||W_hh||_2 envelope for this cell (gated/residual state): regime from measurement only"
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.summary
 
 
-def check_stability(model_or_module: Any, x: Any, *, readout: Any = None, neutral_band: float = 1e-2) -> StabilityReport:
+def check_stability(
+    model_or_module: Any, x: Any, *, readout: Any = None, neutral_band: float = 1e-2
+) -> StabilityReport:
     r"""Measure the gradient flow of a recurrent model against the envelope :math:`(\gamma\|W_{hh}\|_2)^{T-k}`.
 
     ``model_or_module``: a single-layer unidirectional gradtheory model or ``torch.nn.RNN``/
@@ -118,6 +126,16 @@ def check_stability(model_or_module: Any, x: Any, *, readout: Any = None, neutra
         env_ok = bool(np.all(flow[ok_mask] <= env[ok_mask] + slack * (1 + np.abs(env[ok_mask]))))
         if np.any(finite & ~np.isfinite(env)):
             env_ok = False
-    return StabilityReport(regime=regime, rate=rate, lyapunov=lyap, kind=type(model).__name__, gamma=gamma,
-                           spectral_norm=sn, bound_rate=bound_rate, distance=distance, envelope_ok=env_ok,
-                           flow=flow, envelope=env)
+    return StabilityReport(
+        regime=regime,
+        rate=rate,
+        lyapunov=lyap,
+        kind=type(model).__name__,
+        gamma=gamma,
+        spectral_norm=sn,
+        bound_rate=bound_rate,
+        distance=distance,
+        envelope_ok=env_ok,
+        flow=flow,
+        envelope=env,
+    )

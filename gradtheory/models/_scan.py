@@ -20,8 +20,9 @@ All arrays are time-major and batched: x (T, B, I), states (B, H).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -101,6 +102,8 @@ def scan_forward(cell, x, state0, p: LayerParams) -> LayerTrace:
         for k, s in enumerate(state):
             states[k][t + 1] = s
     return LayerTrace(cell, x, states, caches, p.W_ih, p.W_hh, p.b_ih is not None)
+
+
 def scan_backward(trace: LayerTrace, d_out, d_final, truncate=None):
     """BPTT through one layer.
 

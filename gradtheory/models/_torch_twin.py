@@ -22,9 +22,20 @@ class TorchTwin(torch.nn.Module):
     direction).
     """
 
-    def __init__(self, cell: Any, cell_name: str, input_size: int, hidden_size: int, num_layers: int = 1, *,
-                 bias: bool = True, batch_first: bool = False, bidirectional: bool = False,
-                 nonlinearity: str | None = None, dtype: Any = torch.float64) -> None:
+    def __init__(
+        self,
+        cell: Any,
+        cell_name: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        batch_first: bool = False,
+        bidirectional: bool = False,
+        nonlinearity: str | None = None,
+        dtype: Any = torch.float64,
+    ) -> None:
         super().__init__()
         if not hasattr(cell, "torch_step"):
             raise NotImplementedError(f"the cell {type(cell).__name__} has no torch_step: no torch twin")

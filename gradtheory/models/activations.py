@@ -13,9 +13,9 @@ torch at inputs whose pre-activation is exactly zero.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 import numpy as np
 
@@ -96,6 +96,4 @@ def get_activation(name: str | Activation) -> Activation:
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(
-            f"nonlinearity={name!r} is unknown; expected one of {sorted(ACTIVATIONS)}"
-        ) from None
+        raise ValueError(f"nonlinearity={name!r} is unknown; expected one of {sorted(ACTIVATIONS)}") from None

@@ -8,8 +8,9 @@ after reading ``x_0`` (so ``h_n[reverse] == output[0, ..., H:]``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -206,7 +207,7 @@ class RecurrentModel:
         if T == 0:
             raise ValueError(f"x must contain at least one time step, got shape {x.shape} (T = 0)")
         if B == 0:
-            raise ValueError(f"x must contain at least one sequence, got batch size 0")
+            raise ValueError("x must contain at least one sequence, got batch size 0")
         if n_in != self.input_size:
             raise ValueError(f"x must have input_size={self.input_size} features in its last axis, got {n_in}")
         return x, batched

@@ -88,11 +88,7 @@ def is_torch_cell(obj: Any) -> bool:
     if isinstance(obj, TorchCellModel):
         return True
     torch = sys.modules.get("torch")
-    return (
-        torch is not None
-        and isinstance(obj, torch.nn.Module)
-        and not isinstance(obj, torch.nn.RNNBase)
-    )
+    return torch is not None and isinstance(obj, torch.nn.Module) and not isinstance(obj, torch.nn.RNNBase)
 
 
 def is_torch_rnn(obj: Any) -> bool:
@@ -105,20 +101,14 @@ def is_torch_rnn(obj: Any) -> bool:
 class _FlatCell:
     """A float64 copy of the user's cell seen as ``s' = f(x, s)`` on flattened states (B, S)."""
 
-    def __init__(
-        self, cell: Any, state_sizes: tuple[int, ...], tuple_state: bool, where: str
-    ) -> None:
+    def __init__(self, cell: Any, state_sizes: tuple[int, ...], tuple_state: bool, where: str) -> None:
         torch = _torch()
         self.where = where
         if isinstance(cell, torch.nn.Module):
             try:
-                self.module = (
-                    copy.deepcopy(cell).to(device="cpu", dtype=torch.float64).eval()
-                )
+                self.module = copy.deepcopy(cell).to(device="cpu", dtype=torch.float64).eval()
             except Exception as exc:
-                raise TypeError(
-                    f"cell {where} could not be copied to float64 (copy.deepcopy, .to): {exc}"
-                ) from exc
+                raise TypeError(f"cell {where} could not be copied to float64 (copy.deepcopy, .to): {exc}") from exc
             self.fn: Callable = self.module
         else:
             self.module = None
@@ -154,9 +144,7 @@ def _describe(obj: Any) -> str:
 def _probe(flat: _FlatCell, input_size: int, hidden_size: int) -> None:
     """One step on two random rows: checks the returned structure, dtype, shape and row independence."""
     torch = _torch()
-    g = torch.Generator().manual_seed(
-        0
-    )  # a private generator: torch's global RNG is not touched
+    g = torch.Generator().manual_seed(0)  # a private generator: torch's global RNG is not touched
     x = torch.randn(2, input_size, generator=g, dtype=torch.float64)
     s = 0.5 * torch.randn(2, flat.S, generator=g, dtype=torch.float64)
     with torch.no_grad():
@@ -171,14 +159,9 @@ def _probe(flat: _FlatCell, input_size: int, hidden_size: int) -> None:
             ok = (
                 isinstance(out, (tuple, list))
                 and len(out) == len(flat.state_sizes)
-                and all(
-                    isinstance(o, torch.Tensor) and tuple(o.shape) == (2, n)
-                    for o, n in zip(out, flat.state_sizes)
-                )
+                and all(isinstance(o, torch.Tensor) and tuple(o.shape) == (2, n) for o, n in zip(out, flat.state_sizes))
             )
-            expected = "a tuple of tensors of shapes " + ", ".join(
-                f"(2, {n})" for n in flat.state_sizes
-            )
+            expected = "a tuple of tensors of shapes " + ", ".join(f"(2, {n})" for n in flat.state_sizes)
         else:
             ok = isinstance(out, torch.Tensor) and tuple(out.shape) == (2, flat.S)
             expected = f"a tensor of shape (2, {flat.S})"
@@ -186,9 +169,7 @@ def _probe(flat: _FlatCell, input_size: int, hidden_size: int) -> None:
             hint = ""
             if not flat.tuple_state and isinstance(out, (tuple, list)):
                 hint = f"; a cell whose state is a tuple (like LSTMCell's (h, c)) needs state_sizes=(H, ...), e.g. ({hidden_size}, {hidden_size})"
-            raise ValueError(
-                f"cell {flat.where} must return the next state as {expected}, got {_describe(out)}{hint}"
-            )
+            raise ValueError(f"cell {flat.where} must return the next state as {expected}, got {_describe(out)}{hint}")
         if flat.state_sizes[0] != hidden_size:
             raise ValueError(
                 f"state_sizes[0] (the size of h) must equal hidden_size={hidden_size}, got {flat.state_sizes[0]}"
@@ -201,9 +182,7 @@ def _probe(flat: _FlatCell, input_size: int, hidden_size: int) -> None:
             )
         alone = torch.cat([flat(x[i : i + 1], s[i : i + 1]) for i in range(2)])
     if not torch.all(torch.isfinite(both)):
-        raise ValueError(
-            f"cell {flat.where} returned a non-finite state on a standard normal probe input"
-        )
+        raise ValueError(f"cell {flat.where} returned a non-finite state on a standard normal probe input")
     err = float((both - alone).abs().max())
     if err > _ROW_INDEPENDENCE_RTOL * (1.0 + float(both.abs().max())):
         raise ValueError(
@@ -250,9 +229,7 @@ class TorchCellModel:
         bidirectional: bool,
         names: dict,
     ) -> None:
-        self._cells = (
-            cells  # [layer][direction] -> _FlatCell (shared cells are the same object)
-        )
+        self._cells = cells  # [layer][direction] -> _FlatCell (shared cells are the same object)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = len(cells)
@@ -288,11 +265,7 @@ class TorchCellModel:
         Names are the cell's own, suffixed ``_l{layer}`` (``_reverse``) like torch's stacked
         modules when there are several distinct cells; unsuffixed when one cell is used throughout.
         """
-        return [
-            (n + self._names[id(c)], p)
-            for c in self._unique_cells()
-            for n, p in c.named_parameters()
-        ]
+        return [(n + self._names[id(c)], p) for c in self._unique_cells() for n, p in c.named_parameters()]
 
     # -- input handling ---------------------------------------------------------------------
     def _prepare_x(self, x):
@@ -305,15 +278,11 @@ class TorchCellModel:
             x = x[:, None, :]
         T, B, n_in = x.shape
         if T == 0:
-            raise ValueError(
-                f"x must contain at least one time step, got shape {x.shape} (T = 0)"
-            )
+            raise ValueError(f"x must contain at least one time step, got shape {x.shape} (T = 0)")
         if B == 0:
             raise ValueError("x must contain at least one sequence, got batch size 0")
         if n_in != self.input_size:
-            raise ValueError(
-                f"x must have input_size={self.input_size} features in its last axis, got {n_in}"
-            )
+            raise ValueError(f"x must have input_size={self.input_size} features in its last axis, got {n_in}")
         return torch.from_numpy(np.ascontiguousarray(x)), batched
 
     def _initial_states(self, h0, B: int, batched: bool):
@@ -330,9 +299,7 @@ class TorchCellModel:
             parts, names = h0, [f"h0[{i}]" for i in range(len(h0))]
         else:
             if isinstance(h0, tuple):
-                raise TypeError(
-                    f"h0 must be an array for a cell whose state is a single tensor, got {_describe(h0)}"
-                )
+                raise TypeError(f"h0 must be an array for a cell whose state is a single tensor, got {_describe(h0)}")
             parts, names = (h0,), ["h0"]
         out = []
         for value, name, n in zip(parts, names, self.state_sizes):
@@ -460,9 +427,7 @@ class TorchCellModel:
         d_out = as_float_array(d_output, "d_output", shape=result.output.shape)
         batched = result.batched
         x = torch.from_numpy(result.inputs[0].copy()).requires_grad_(True)
-        s0 = torch.from_numpy(np.stack([st[0] for st in result.states])).requires_grad_(
-            True
-        )
+        s0 = torch.from_numpy(np.stack([st[0] for st in result.states])).requires_grad_(True)
         if not batched:
             d_out = d_out[:, None]
 
@@ -470,9 +435,7 @@ class TorchCellModel:
             if value is None:
                 return None
             if size == 0:
-                raise TypeError(
-                    f"{name} is only defined for a cell with a tuple state (h, ...)"
-                )
+                raise TypeError(f"{name} is only defined for a cell with a tuple state (h, ...)")
             shape = (LD, x.shape[1], size) if batched else (LD, size)
             arr = as_float_array(value, name, shape=shape)
             return torch.from_numpy(arr if batched else arr[:, None])
@@ -488,17 +451,13 @@ class TorchCellModel:
             if dc_n is not None:
                 loss = loss + (finals[..., H:] * dc_n).sum()
             steps = [s for tr in trajectories for s in tr[1:]]
-            grads = torch.autograd.grad(
-                loss, [x, s0, *steps, *(p for _, p in params)], allow_unused=True
-            )
+            grads = torch.autograd.grad(loss, [x, s0, *steps, *(p for _, p in params)], allow_unused=True)
         T = x.shape[0]
         zero = torch.zeros(x.shape[1], S, dtype=torch.float64)
         step_grads = [zero if g is None else g for g in grads[2 : 2 + len(steps)]]
         d_states = torch.stack(step_grads).reshape(LD, T, x.shape[1], S).numpy()
         for ld in range(LD):
-            if (
-                ld % self.num_directions == 1
-            ):  # reverse direction: reading order -> sequence positions
+            if ld % self.num_directions == 1:  # reverse direction: reading order -> sequence positions
                 d_states[ld] = d_states[ld][::-1]
         dx = grads[0].numpy() if grads[0] is not None else np.zeros(x.shape)
         d0 = grads[1].numpy() if grads[1] is not None else np.zeros(s0.shape)
@@ -519,9 +478,7 @@ class TorchCellModel:
         )
 
     # -- Jacobians ----------------------------------------------------------------------------
-    def jacobians(
-        self, result: CellForwardResult, layer: int = 0, direction: int = 0
-    ) -> np.ndarray:
+    def jacobians(self, result: CellForwardResult, layer: int = 0, direction: int = 0) -> np.ndarray:
         r"""One-step Jacobians :math:`\partial s_t/\partial s_{t-1}` of one layer and direction.
 
         Shape (T, B, S, S) (or (T, S, S) unbatched), formed with ``torch.func.jacrev`` of the
@@ -547,13 +504,9 @@ class TorchCellModel:
         layer = check_positive_int(layer, "layer", minimum=0)
         direction = check_positive_int(direction, "direction", minimum=0)
         if layer >= self.num_layers:
-            raise ValueError(
-                f"layer must be < num_layers={self.num_layers}, got {layer}"
-            )
+            raise ValueError(f"layer must be < num_layers={self.num_layers}, got {layer}")
         if direction >= self.num_directions:
-            raise ValueError(
-                f"direction must be < {self.num_directions}, got {direction}"
-            )
+            raise ValueError(f"direction must be < {self.num_directions}, got {direction}")
         torch = _torch()
         ld = layer * self.num_directions + direction
         states = torch.from_numpy(result.states[ld][:-1])
@@ -615,9 +568,7 @@ def _row_jacobians(step: Callable, x, s):
             for i in range(S):
                 e = torch.zeros_like(out)
                 e[:, i] = 1.0
-                (g,) = torch.autograd.grad(
-                    out, st, e, retain_graph=True, allow_unused=True
-                )
+                (g,) = torch.autograd.grad(out, st, e, retain_graph=True, allow_unused=True)
                 rows.append(torch.zeros_like(st) if g is None else g)
             J = torch.stack(rows)
     return J.permute(1, 0, 2).detach()
@@ -629,18 +580,14 @@ def _size_of(cell: Any, attr: str, given: int | None) -> int:
         return check_positive_int(given, attr)
     value = getattr(cell, attr, None)
     if value is None:
-        raise ValueError(
-            f"{attr} must be given for cell {type(cell).__name__} (it has no {attr} attribute)"
-        )
+        raise ValueError(f"{attr} must be given for cell {type(cell).__name__} (it has no {attr} attribute)")
     return check_positive_int(value, f"cell.{attr}")
 
 
 def _check_cell(cell: Any, name: str) -> None:
     torch = _torch()
     if isinstance(cell, TorchCellModel):
-        raise TypeError(
-            f"{name} must be a cell, got a TorchCellModel (it is already wrapped: use it directly)"
-        )
+        raise TypeError(f"{name} must be a cell, got a TorchCellModel (it is already wrapped: use it directly)")
     if isinstance(cell, torch.nn.RNNBase):
         raise TypeError(
             f"{name} must be a cell (one step), got the sequence module {type(cell).__name__}: "
@@ -709,22 +656,14 @@ def from_torch_cell(
     return TorchCellModel(cells, I, H, sizes, tuple_state, bidirectional, names)
 
 
-def _cells_by_position(
-    cell: Any, num_layers: int | None, bidirectional: bool
-) -> list[list[Any]]:
+def _cells_by_position(cell: Any, num_layers: int | None, bidirectional: bool) -> list[list[Any]]:
     """The user's cells laid out [layer][direction] (the same object where one is shared)."""
     D = 2 if bidirectional else 1
     if isinstance(cell, (list, tuple)):
         if len(cell) == 0:
-            raise ValueError(
-                "cell must be a cell or a non-empty sequence of cells, got an empty sequence"
-            )
-        if num_layers is not None and check_positive_int(
-            num_layers, "num_layers"
-        ) != len(cell):
-            raise ValueError(
-                f"num_layers={num_layers} must equal the number of cells given ({len(cell)})"
-            )
+            raise ValueError("cell must be a cell or a non-empty sequence of cells, got an empty sequence")
+        if num_layers is not None and check_positive_int(num_layers, "num_layers") != len(cell):
+            raise ValueError(f"num_layers={num_layers} must equal the number of cells given ({len(cell)})")
         layers = list(cell)
     else:
         n = 1 if num_layers is None else check_positive_int(num_layers, "num_layers")
@@ -739,11 +678,7 @@ def _cells_by_position(
             )
         dirs = list(entry) if pair else [entry] * D
         for d, c in enumerate(dirs):
-            name = (
-                "cell"
-                if len(layers) == 1 and not pair
-                else f"cell[{i}]" + (f"[{d}]" if pair else "")
-            )
+            name = "cell" if len(layers) == 1 and not pair else f"cell[{i}]" + (f"[{d}]" if pair else "")
             _check_cell(c, name)
         per_position.append(dirs)
     return per_position
@@ -755,24 +690,15 @@ def _state_layout(first: Any, H: int, state_sizes: Any) -> tuple[tuple[int, ...]
     if state_sizes is None:
         is_lstm = isinstance(first, torch.nn.LSTMCell)
         sizes, tuple_state = ((H, H) if is_lstm else (H,)), is_lstm
-    elif isinstance(state_sizes, (int, np.integer)) and not isinstance(
-        state_sizes, bool
-    ):
+    elif isinstance(state_sizes, (int, np.integer)) and not isinstance(state_sizes, bool):
         sizes, tuple_state = (check_positive_int(state_sizes, "state_sizes"),), False
     elif isinstance(state_sizes, (list, tuple)) and len(state_sizes) > 0:
-        sizes = tuple(
-            check_positive_int(v, f"state_sizes[{k}]")
-            for k, v in enumerate(state_sizes)
-        )
+        sizes = tuple(check_positive_int(v, f"state_sizes[{k}]") for k, v in enumerate(state_sizes))
         tuple_state = True
     else:
-        raise TypeError(
-            f"state_sizes must be an int or a non-empty sequence of ints, got {state_sizes!r}"
-        )
+        raise TypeError(f"state_sizes must be an int or a non-empty sequence of ints, got {state_sizes!r}")
     if sizes[0] != H:
-        raise ValueError(
-            f"state_sizes[0] (the size of h) must equal hidden_size={H}, got {sizes[0]}"
-        )
+        raise ValueError(f"state_sizes[0] (the size of h) must equal hidden_size={H}, got {sizes[0]}")
     return sizes, tuple_state
 
 
@@ -789,19 +715,13 @@ def _wrap(per_position, I: int, H: int, sizes: tuple[int, ...], tuple_state: boo
         for d, c in enumerate(dirs):
             position = f"_l{layer}" + ("_reverse" if d else "")
             if id(c) not in wrapped:
-                where = type(c).__name__ + (
-                    f" (layer {layer}" + (", reverse)" if d else ")")
-                    if distinct
-                    else ""
-                )
+                where = type(c).__name__ + (f" (layer {layer}" + (", reverse)" if d else ")") if distinct else "")
                 flat = _FlatCell(c, sizes, tuple_state, where)
                 _probe(flat, n_in, H)
                 wrapped[id(c)] = flat
                 names[id(flat)] = position if distinct else ""
             elif layer > 0 and n_in != I:
-                _probe(
-                    wrapped[id(c)], n_in, H
-                )  # a shared cell must also accept the stacked input width
+                _probe(wrapped[id(c)], n_in, H)  # a shared cell must also accept the stacked input width
             row.append(wrapped[id(c)])
         cells.append(row)
     return cells, names
@@ -890,9 +810,7 @@ def _params_frozen(model: TorchCellModel):
     return ctx()
 
 
-def torch_cell_gradient_flow(
-    model: Any, x: Any, readout: Any = None, h0: Any = None
-) -> np.ndarray:
+def torch_cell_gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np.ndarray:
     r"""``ln||dL/ds_k||`` for k = 0..T, :math:`L = \langle r, h_T\rangle`, for a torch cell model.
 
     Same contract as :func:`gradtheory.gradient_flow` (entry T is ``ln||r||``; -inf for an
@@ -974,12 +892,8 @@ def _flow_chunk(states, v, t0: int, log_scale: _Sum, out: np.ndarray):
     """
     torch = _torch()
     K = len(states) - 1
-    grads = torch.autograd.grad(
-        states[-1], states[:-1], v, retain_graph=True, allow_unused=True
-    )
-    G = torch.stack([torch.zeros_like(v) if g is None else g for g in grads]).reshape(
-        K, -1
-    )
+    grads = torch.autograd.grad(states[-1], states[:-1], v, retain_graph=True, allow_unused=True)
+    G = torch.stack([torch.zeros_like(v) if g is None else g for g in grads]).reshape(K, -1)
     norms = torch.linalg.vector_norm(G, dim=1).numpy()
     if np.all((norms >= _CHUNK_LO) & (norms <= _CHUNK_HI)):
         base = log_scale.value
@@ -987,16 +901,12 @@ def _flow_chunk(states, v, t0: int, log_scale: _Sum, out: np.ndarray):
         log_scale.add(math.log(norms[0]))
         return G[0].reshape(v.shape) / norms[0]
     for j in range(K - 1, -1, -1):  # one step at a time, renormalising after each
-        (g,) = torch.autograd.grad(
-            states[j + 1], states[j], v, retain_graph=True, allow_unused=True
-        )
+        (g,) = torch.autograd.grad(states[j + 1], states[j], v, retain_graph=True, allow_unused=True)
         nrm = 0.0 if g is None else float(_safe_norm(g))
         if nrm == 0.0:
             return None
         if not math.isfinite(nrm):
-            raise FloatingPointError(
-                f"one backward step overflowed at t={t0 + j + 1} (||J_t|| too large for float64)"
-            )
+            raise FloatingPointError(f"one backward step overflowed at t={t0 + j + 1} (||J_t|| too large for float64)")
         log_scale.add(math.log(nrm))
         out[t0 + j] = log_scale.value
         v = g / nrm
@@ -1027,18 +937,14 @@ def _jacobian_blocks(model: TorchCellModel, x: Any, h0: Any):
                     states.append(step(xs[t], states[-1]))
             s = states[-1]
             if not bool(torch.isfinite(s).all()):
-                raise FloatingPointError(
-                    f"the forward pass overflowed before step t={t1} (state not finite)"
-                )
+                raise FloatingPointError(f"the forward pass overflowed before step t={t1} (state not finite)")
             prev = torch.cat(states[:-1])  # (K, S): rows are the states each step reads
             yield _row_jacobians(step, xs[t0:t1, 0], prev).numpy()
 
 
 def _start_vector(S: int, v0: Any) -> np.ndarray:
     if v0 is None:
-        v = np.random.default_rng(0).standard_normal(
-            S
-        )  # the numpy models' default (same draw)
+        v = np.random.default_rng(0).standard_normal(S)  # the numpy models' default (same draw)
     else:
         v = as_float_array(v0, "v0", shape=(S,))
     nrm = float(np.linalg.norm(v))
@@ -1119,44 +1025,22 @@ def torch_cell_lyapunov_spectrum(
     return out
 
 
-def torch_cell_check_stability(
-    model: Any, x: Any, *, readout: Any = None, neutral_band: float = 1e-2
-):
+def torch_cell_check_stability(model: Any, x: Any, *, readout: Any = None, neutral_band: float = 1e-2):
     """:func:`gradtheory.check_stability` for a torch cell model: regime, measured rate and Lyapunov
     exponent (no envelope: that theorem is for the Elman cell; those fields are None)."""
     from ..check import StabilityReport
 
-    if not (
-        isinstance(neutral_band, (int, float))
-        and not isinstance(neutral_band, bool)
-        and neutral_band >= 0
-    ):
+    if not (isinstance(neutral_band, (int, float)) and not isinstance(neutral_band, bool) and neutral_band >= 0):
         raise ValueError(f"neutral_band must be a float >= 0, got {neutral_band!r}")
     model = _as_cell_model(model)
     flow = torch_cell_gradient_flow(model, x, readout=readout)
     T = flow.shape[0] - 1
     s = T - np.arange(T + 1)
     finite = np.isfinite(flow)
-    rate = (
-        float(np.polyfit(s[finite], flow[finite], 1)[0])
-        if finite.sum() >= 2
-        else -math.inf
-    )
+    rate = float(np.polyfit(s[finite], flow[finite], 1)[0]) if finite.sum() >= 2 else -math.inf
     lyap = float(torch_cell_lyapunov_exponent(model, x))
-    regime = (
-        "vanishing"
-        if lyap < -neutral_band
-        else "exploding"
-        if lyap > neutral_band
-        else "neutral"
-    )
-    kind = (
-        "TorchCell("
-        + "/".join(
-            sorted({type(c.fn).__name__ for layer in model._cells for c in layer})
-        )
-        + ")"
-    )
+    regime = "vanishing" if lyap < -neutral_band else "exploding" if lyap > neutral_band else "neutral"
+    kind = "TorchCell(" + "/".join(sorted({type(c.fn).__name__ for layer in model._cells for c in layer})) + ")"
     return StabilityReport(
         regime=regime,
         rate=rate,

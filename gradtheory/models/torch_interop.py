@@ -45,8 +45,10 @@ def from_torch(module: Any) -> RecurrentModel:
     # getattr, not named_parameters(): with torch.nn.utils.parametrize (orthogonal, spectral_norm)
     # the parameters are stored as parametrizations.<name>.original while <name> is the value used.
     with torch.no_grad():
-        params = {name: getattr(module, name).detach().cpu().to(torch.float64).numpy().copy()
-                  for name in _weight_names(module)}
+        params = {
+            name: getattr(module, name).detach().cpu().to(torch.float64).numpy().copy()
+            for name in _weight_names(module)
+        }
     kwargs: dict[str, Any] = dict(
         bias=module.bias,
         batch_first=module.batch_first,
@@ -75,8 +77,16 @@ def _from_twin(module: Any) -> RecurrentModel:
     spec = cells.get(module.cell_name)
     params = {name: p.detach().cpu().to(torch.float64).numpy().copy() for name, p in module.named_parameters()}
     extra = {} if module.nonlinearity is None else {"nonlinearity": module.nonlinearity}
-    return spec.model(module.input_size, module.hidden_size, module.num_layers, bias=module.bias,
-                      batch_first=module.batch_first, bidirectional=module.bidirectional, params=params, **extra)
+    return spec.model(
+        module.input_size,
+        module.hidden_size,
+        module.num_layers,
+        bias=module.bias,
+        batch_first=module.batch_first,
+        bidirectional=module.bidirectional,
+        params=params,
+        **extra,
+    )
 
 
 def _weight_names(module: Any) -> list[str]:
@@ -85,7 +95,9 @@ def _weight_names(module: Any) -> list[str]:
     for layer in range(module.num_layers):
         for d in range(2 if module.bidirectional else 1):
             sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-            names += ["weight_ih" + sfx, "weight_hh" + sfx] + (["bias_ih" + sfx, "bias_hh" + sfx] if module.bias else [])
+            names += ["weight_ih" + sfx, "weight_hh" + sfx] + (
+                ["bias_ih" + sfx, "bias_hh" + sfx] if module.bias else []
+            )
     return names
 
 
@@ -118,16 +130,20 @@ def to_torch(model: RecurrentModel) -> Any:
         if spec.torch_mode == "RNN":
             nonlinearity = getattr(model, "nonlinearity", None)
             if nonlinearity not in ("tanh", "relu"):
-                raise NotImplementedError(
-                    f"torch.nn.RNN has no nonlinearity={nonlinearity!r} (only 'tanh' and 'relu')"
-                )
+                raise NotImplementedError(f"torch.nn.RNN has no nonlinearity={nonlinearity!r} (only 'tanh' and 'relu')")
             extra = {"nonlinearity": nonlinearity}
         module = getattr(torch.nn, spec.torch_mode)(model.input_size, model.hidden_size, **extra, **common)
     elif hasattr(model.cell, "torch_step"):
         from ._torch_twin import TorchTwin
 
-        module = TorchTwin(model.cell, spec.name, model.input_size, model.hidden_size,
-                           nonlinearity=getattr(model, "nonlinearity", None), **common)
+        module = TorchTwin(
+            model.cell,
+            spec.name,
+            model.input_size,
+            model.hidden_size,
+            nonlinearity=getattr(model, "nonlinearity", None),
+            **common,
+        )
     else:
         raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
     with torch.no_grad():

@@ -17,7 +17,7 @@ or relu), step by step: no unrolled expression is ever built.
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,7 @@ def _mp_sig(a):
     return 1 / (1 + mpmath.exp(-a))
 
 
-@lru_cache(maxsize=None)
+@cache
 def cell_step(family: str, hidden_size: int, input_size: int, activation: str = "tanh") -> dict[str, Any]:
     """SymPy-derived one-step derivatives of a registered cell (cached), lambdified.
 
@@ -92,19 +92,32 @@ def cell_step(family: str, hidden_size: int, input_size: int, activation: str = 
     state_parts, _ = cell_equations(cell, gi, gh, tuple(prev), activation if cell.activation is not None else None)
     state, prev_v = sp.Matrix.vstack(*state_parts), sp.Matrix.vstack(*prev)
     theta = list(W_ih) + list(W_hh_syms) + list(b_ih) + list(b_hh)
-    exprs = [state.T.tolist()[0], state.jacobian(prev_v).tolist(), state.jacobian(theta).tolist(), state.jacobian(x).tolist()]
+    exprs = [
+        state.T.tolist()[0],
+        state.jacobian(prev_v).tolist(),
+        state.jacobian(theta).tolist(),
+        state.jacobian(x).tolist(),
+    ]
     args = [list(W_ih), list(W_hh_syms), list(b_ih), list(b_hh), list(x), list(prev_v)]
     exact = bool(getattr(cell, "rational", False))
     if exact:
         fn = sp.lambdify(args, exprs, modules=[{}])
     else:
         fn = sp.lambdify(args, exprs, modules=[{"sig": _mp_sig}, "mpmath"], cse=True)
-    return {"fn": fn, "exact": exact, "S": prev_v.rows, "P": len(theta), "state": state, "prev": prev_v,
-            "hh_shape": hh_shape}
+    return {
+        "fn": fn,
+        "exact": exact,
+        "S": prev_v.rows,
+        "P": len(theta),
+        "state": state,
+        "prev": prev_v,
+        "hh_shape": hh_shape,
+    }
 
 
-def model_gradient_by_formula(model: Any, x: Any, h0: Any = None, *, d_output: Any, d_h_n: Any = None,
-                              d_c_n: Any = None, dps: int = 40) -> dict[str, np.ndarray]:
+def model_gradient_by_formula(
+    model: Any, x: Any, h0: Any = None, *, d_output: Any, d_h_n: Any = None, d_c_n: Any = None, dps: int = 40
+) -> dict[str, np.ndarray]:
     r"""Gradients of :math:`L = \sum_t\langle g_t, h_t\rangle + \langle d_{h_n}, h_T\rangle (+\langle d_{c_n}, c_T\rangle)`
     for a single-layer unidirectional gradtheory model, by the derived sum of products of one-step
     Jacobians, at ``dps`` digits (or exactly, when every operation is rational).
@@ -119,8 +132,9 @@ def model_gradient_by_formula(model: Any, x: Any, h0: Any = None, *, d_output: A
 
     spec = spec_of(model.cell)
     if spec is None or model.num_layers != 1 or model.bidirectional:
-        raise NotImplementedError("model_gradient_by_formula takes a single-layer unidirectional model of a "
-                                  "registered cell")
+        raise NotImplementedError(
+            "model_gradient_by_formula takes a single-layer unidirectional model of a registered cell"
+        )
     H, I, G = model.hidden_size, model.input_size, model.cell.gates
     step = cell_step(spec.name, H, I, getattr(model, "nonlinearity", "tanh"))
     x = np.asarray(x, dtype=float)

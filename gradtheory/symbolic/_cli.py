@@ -15,12 +15,13 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="DIR", default="proofs",
-                        help="output directory (default: ./proofs in the current directory)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if DIR differs from what the code derives now")
-    parser.add_argument("--pdf", action="store_true",
-                        help="also build DIR/gradtheory.pdf with latexmk + pdflatex")
+    parser.add_argument(
+        "--out", metavar="DIR", default="proofs", help="output directory (default: ./proofs in the current directory)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if DIR differs from what the code derives now"
+    )
+    parser.add_argument("--pdf", action="store_true", help="also build DIR/gradtheory.pdf with latexmk + pdflatex")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -84,9 +84,14 @@ def differences(out_dir: str | os.PathLike, files: dict[str, str] | None = None)
         p = out / name
         old = p.read_text(encoding="utf-8") if p.exists() else None
         if old != text:
-            diffs[name] = "".join(difflib.unified_diff(
-                [] if old is None else old.splitlines(keepends=True), text.splitlines(keepends=True),
-                fromfile=f"{p} (committed)" if old is not None else f"{p} (missing)", tofile=f"{name} (derived now)"))
+            diffs[name] = "".join(
+                difflib.unified_diff(
+                    [] if old is None else old.splitlines(keepends=True),
+                    text.splitlines(keepends=True),
+                    fromfile=f"{p} (committed)" if old is not None else f"{p} (missing)",
+                    tofile=f"{name} (derived now)",
+                )
+            )
     return diffs
 
 
@@ -108,7 +113,9 @@ def build_pdf(out_dir: str | os.PathLike) -> Path:
         log = out / "gradtheory.log"
         errors = []
         if log.exists():
-            errors = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("!") or ".tex:" in line]
+            errors = [
+                line for line in log.read_text(errors="replace").splitlines() if line.startswith("!") or ".tex:" in line
+            ]
         raise RuntimeError("LaTeX failed:\n" + "\n".join(errors[:40] or proc.stdout.splitlines()[-40:]))
     return pdf
 

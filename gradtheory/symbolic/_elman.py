@@ -19,7 +19,7 @@ differentiate and substitute; this takes milliseconds.
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -27,13 +27,12 @@ import sympy as sp
 
 from ..cells import get
 
-
 __all__ = ["elman_step", "bptt_by_formula", "EXACT_ACTIVATIONS"]
 
 EXACT_ACTIVATIONS = ("identity", "relu")
 
 
-@lru_cache(maxsize=None)
+@cache
 def elman_step(activation: str, hidden_size: int, input_size: int) -> dict[str, Any]:
     """Symbols and SymPy-derived derivatives of one Elman step (cached).
 
@@ -52,7 +51,13 @@ def elman_step(activation: str, hidden_size: int, input_size: int) -> dict[str, 
     a = W * h_prev + U * x + b
     (h,), _ = cell_equations(get("rnn").cell(activation), U * x + b, W * h_prev, (h_prev,))  # the cell's own equations
     out = {
-        "h_prev": h_prev, "x": x, "W": W, "U": U, "b": b, "a": a, "h": h,
+        "h_prev": h_prev,
+        "x": x,
+        "W": W,
+        "U": U,
+        "b": b,
+        "a": a,
+        "h": h,
         "J_h": h.jacobian(h_prev),
         "J_W": h.jacobian(list(W)),
         "J_U": h.jacobian(list(U)),
@@ -64,7 +69,9 @@ def elman_step(activation: str, hidden_size: int, input_size: int) -> dict[str, 
     if activation in EXACT_ACTIVATIONS:
         # Rational arithmetic: plain Python code (integers stay integers, Piecewise becomes a
         # conditional expression), so Fraction inputs give Fraction outputs.
-        if any(isinstance(e, sp.Rational) and not e.is_Integer for m in exprs for e in sp.preorder_traversal(sp.Matrix(m))):
+        if any(
+            isinstance(e, sp.Rational) and not e.is_Integer for m in exprs for e in sp.preorder_traversal(sp.Matrix(m))
+        ):
             raise AssertionError("non-integer rational constant would be printed as a float")
         out["fn"] = sp.lambdify(args, exprs, modules=[{}])
     else:
@@ -120,8 +127,10 @@ def bptt_by_formula(
         parts = []
         for t in range(T):
             res = step(*Wo.ravel(), *Uo.ravel(), *bo, *xo[t], *hs[-1])
-            h_new, J_h, J_W, J_U, J_b, J_x = (np.array(r.tolist() if hasattr(r, "tolist") else r, dtype=object).reshape(s)
-                                              for r, s in zip(res, [(H,), (H, H), (H, H * H), (H, H * I), (H, H), (H, I)]))
+            h_new, J_h, J_W, J_U, J_b, J_x = (
+                np.array(r.tolist() if hasattr(r, "tolist") else r, dtype=object).reshape(s)
+                for r, s in zip(res, [(H,), (H, H), (H, H * H), (H, H * I), (H, H), (H, I)])
+            )
             if exact:
                 _check_exact(h_new, J_h)
             hs.append(h_new)
@@ -142,8 +151,14 @@ def bptt_by_formula(
                 dx[k] = dx[k] + v.dot(J_x)
                 v = v.dot(J_h)
             dh0 = dh0 + v
-    return {"W_hh": dW.reshape(H, H), "W_ih": dU.reshape(H, I), "b": db, "x": dx, "h0": dh0,
-            "h": np.array(hs, dtype=object)}
+    return {
+        "W_hh": dW.reshape(H, H),
+        "W_ih": dU.reshape(H, I),
+        "b": db,
+        "x": dx,
+        "h0": dh0,
+        "h": np.array(hs, dtype=object),
+    }
 
 
 def _check_exact(*arrays: np.ndarray) -> None:

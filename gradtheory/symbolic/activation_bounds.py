@@ -121,55 +121,92 @@ def derive() -> Derivation:
         d1, d2 = work["phi_prime"], work["phi_second"]
         label = r"\phi_{\mathrm{%s}}" % name
         steps.append(Step(sp.Eq(text(label + "(a)"), work["phi"]), f"Definition of {name}."))
-        pretty_d1 = d1
         if name == "tanh":
-            pretty_d1 = sp.Eq(d1, 1 - sp.tanh(a) ** 2)
-            steps.append(Step(sp.Eq(text(label + "'(a)"), d1),
-                              r"Differentiate (SymPy); note $\phi' = 1 - \phi^2$ since $\tanh' = 1 - \tanh^2$."))
+            steps.append(
+                Step(
+                    sp.Eq(text(label + "'(a)"), d1),
+                    r"Differentiate (SymPy); note $\phi' = 1 - \phi^2$ since $\tanh' = 1 - \tanh^2$.",
+                )
+            )
         elif name == "sigmoid":
             s = phi("sigmoid")
             assert sp.simplify(d1 - s * (1 - s)) == 0
-            steps.append(Step(sp.Eq(text(label + "'(a)"), d1),
-                              r"Differentiate (SymPy); checked identity $\sigma' = \sigma(1-\sigma)$.",
-                              chain=(sp.Symbol(r"\sigma(a)") * (1 - sp.Symbol(r"\sigma(a)")),)))
+            steps.append(
+                Step(
+                    sp.Eq(text(label + "'(a)"), d1),
+                    r"Differentiate (SymPy); checked identity $\sigma' = \sigma(1-\sigma)$.",
+                    chain=(sp.Symbol(r"\sigma(a)") * (1 - sp.Symbol(r"\sigma(a)")),),
+                )
+            )
         else:
-            steps.append(Step(sp.Eq(text(label + "'(a)"), d1),
-                              "Differentiate (SymPy)" + (r"; at the kink $a=0$ we use $\phi'(0)=0$ as torch does." if name == "relu" else ".")))
+            steps.append(
+                Step(
+                    sp.Eq(text(label + "'(a)"), d1),
+                    "Differentiate (SymPy)"
+                    + (r"; at the kink $a=0$ we use $\phi'(0)=0$ as torch does." if name == "relu" else "."),
+                )
+            )
         if name in ("tanh", "sigmoid"):
             d2s = sp.factor(sp.simplify(d2))
             crit = sp.solveset(sp.Eq(d2s, 0), a, domain=sp.Reals)
             assert isinstance(crit, sp.FiniteSet) and len(crit) == 1, crit
             c0 = list(crit)[0]
-            steps.append(Step(sp.Eq(text(label + "''(a)"), d2s),
-                              r"Differentiate again; SymPy \texttt{solveset} finds the only real zero of $\phi''$ below."))
+            steps.append(
+                Step(
+                    sp.Eq(text(label + "''(a)"), d2s),
+                    r"Differentiate again; SymPy \texttt{solveset} finds the only real zero of $\phi''$ below.",
+                )
+            )
             steps.append(Step(sp.Eq(sp.Symbol("a^{*}"), c0), r"The unique real solution of $\phi''(a) = 0$."))
-            steps.append(Step(sp.Eq(text(r"%s'(a^{*})" % label), sp.simplify(d1.subs(a, c0))),
-                              r"Evaluate $\phi'$ at the critical point."))
+            steps.append(
+                Step(
+                    sp.Eq(text(r"%s'(a^{*})" % label), sp.simplify(d1.subs(a, c0))),
+                    r"Evaluate $\phi'$ at the critical point.",
+                )
+            )
             lo, hi = _LIMITS[(d1, -sp.oo)], _LIMITS[(d1, sp.oo)]
             assert lo == hi
-            steps.append(Step(sp.Eq(text(r"\lim_{a\to-\infty} %s'(a)" % label), lo, evaluate=False),
-                              r"Limits at both ends of the domain (SymPy \texttt{limit}); they are smaller, so the critical value is the supremum.",
-                              chain=(text(r"\lim_{a\to+\infty} %s'(a)" % label),)))
+            steps.append(
+                Step(
+                    sp.Eq(text(r"\lim_{a\to-\infty} %s'(a)" % label), lo, evaluate=False),
+                    r"Limits at both ends of the domain (SymPy \texttt{limit}); they are smaller, so the critical value is the supremum.",
+                    chain=(text(r"\lim_{a\to+\infty} %s'(a)" % label),),
+                )
+            )
         elif name == "relu":
             vals = sorted(set(work["candidates"]), key=sp.default_sort_key)
-            steps.append(Step(sp.Eq(text(r"\{|%s'(a)| : a \in \mathbb{R}\}" % label),
-                                    text(r"\{%s\}" % ", ".join(sp.latex(v) for v in vals))),
-                              r"Each piece is constant ($\phi''=0$ on $a<0$ and on $a>0$), so $|\phi'|$ takes only these values, the kink included."))
+            steps.append(
+                Step(
+                    sp.Eq(
+                        text(r"\{|%s'(a)| : a \in \mathbb{R}\}" % label),
+                        text(r"\{%s\}" % ", ".join(sp.latex(v) for v in vals)),
+                    ),
+                    r"Each piece is constant ($\phi''=0$ on $a<0$ and on $a>0$), so $|\phi'|$ takes only these values, the kink included.",
+                )
+            )
         else:
             steps.append(Step(sp.Eq(text(label + "''(a)"), d2), r"$\phi'' \equiv 0$: $\phi'$ is constant."))
-        steps.append(Step(sp.Eq(sp.Symbol(r"\gamma_{\mathrm{%s}}" % name), val),
-                          r"$\gamma = \sup_a |\phi'(a)|$: the largest candidate value."))
+        steps.append(
+            Step(
+                sp.Eq(sp.Symbol(r"\gamma_{\mathrm{%s}}" % name), val),
+                r"$\gamma = \sup_a |\phi'(a)|$: the largest candidate value.",
+            )
+        )
     result = {name: gamma(name) for name in ACTIVATION_NAMES}
     return Derivation(
         name="activation_bounds",
         title="Activation derivative bounds",
-        intro=(r"The bound $\gamma = \sup_a |\phi'(a)|$ controls how much one step of the Elman "
-               r"recursion can stretch a gradient (Section~\ref{sec:norm-bound}). "
-               r"SymPy derives it: differentiate, solve $\phi''=0$ on each smooth piece, evaluate "
-               r"$|\phi'|$ at the critical points, and take the limits at the ends of each piece."),
+        intro=(
+            r"The bound $\gamma = \sup_a |\phi'(a)|$ controls how much one step of the Elman "
+            r"recursion can stretch a gradient (Section~\ref{sec:norm-bound}). "
+            r"SymPy derives it: differentiate, solve $\phi''=0$ on each smooth piece, evaluate "
+            r"$|\phi'|$ at the critical points, and take the limits at the ends of each piece."
+        ),
         steps=tuple(steps),
         result=result,
-        conclusion=(r"Hence $\gamma_{\tanh} = 1$, $\gamma_{\sigma} = \tfrac14$, "
-                    r"$\gamma_{\mathrm{relu}} = 1$, $\gamma_{\mathrm{id}} = 1$; these exact values are "
-                    r"checked against \texttt{gradtheory.models.activations.ACTIVATIONS}."),
+        conclusion=(
+            r"Hence $\gamma_{\tanh} = 1$, $\gamma_{\sigma} = \tfrac14$, "
+            r"$\gamma_{\mathrm{relu}} = 1$, $\gamma_{\mathrm{id}} = 1$; these exact values are "
+            r"checked against \texttt{gradtheory.models.activations.ACTIVATIONS}."
+        ),
     )

@@ -56,7 +56,7 @@ _SPECIAL = {
 
 def latex_escape(text: str) -> str:
     """Plain text (quotes may hold Markdown, LaTeX and Unicode) as LaTeX that prints it as written."""
-    for k, v in _UNICODE.items():
+    for k in _UNICODE:
         text = text.replace(k, "\x00" + str(list(_UNICODE).index(k)) + "\x01")
     out = "".join(_SPECIAL.get(ch, ch) for ch in text)
     for i, v in enumerate(_UNICODE.values()):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ._core import M, Derivation, Diag, OrderedSum, Partial, Step, assert_zero, eq, text
+from ._core import Derivation, Diag, M, OrderedSum, Partial, Step, assert_zero, eq, text
 
 __all__ = ["derive", "stacked_scalar", "bidirectional_scalar", "STACK_STEPS"]
 
@@ -60,10 +60,17 @@ def bidirectional_scalar(phi, steps: int = STACK_STEPS):
     direct = [sp.diff(L, xs[q - 1]) for q in range(1, steps + 1)]
     formula = []
     for q in range(1, steps + 1):
-        fwd = sum((gf[t - 1] * sp.Mul(*[dphi(af[j]) * wf for j in range(q + 1, t + 1)]) * dphi(af[q]) * vf
-                   for t in range(q, steps + 1)), sp.Integer(0))
-        bwd = sum((gb[t - 1] * sp.Mul(*[dphi(ab[j]) * wb for j in range(t, q)]) * dphi(ab[q]) * vb
-                   for t in range(1, q + 1)), sp.Integer(0))
+        fwd = sum(
+            (
+                gf[t - 1] * sp.Mul(*[dphi(af[j]) * wf for j in range(q + 1, t + 1)]) * dphi(af[q]) * vf
+                for t in range(q, steps + 1)
+            ),
+            sp.Integer(0),
+        )
+        bwd = sum(
+            (gb[t - 1] * sp.Mul(*[dphi(ab[j]) * wb for j in range(t, q)]) * dphi(ab[q]) * vb for t in range(1, q + 1)),
+            sp.Integer(0),
+        )
         formula.append(fwd + bwd)
     return {"symbols": (wf, vf, wb, vb, xs, gf, gb), "direct": direct, "formula": formula}
 
@@ -82,42 +89,92 @@ def derive() -> Derivation:
     for tt in range(1, 4):
         for ss in range(tt + 1, 4):
             assert sp.diff(hs[tt], xs[ss - 1]) == 0
-    steps = [Step(eq(Partial(h(t), x(s)), sp.Integer(0)),
-                  r"Causality, for $s > t$: $h_t$ is a function of $h_0, x_1, \dots, x_t$ only (SymPy: every such derivative of the unrolled model, $T = 3$, generic $\phi$, is identically $0$).")]
-    steps.append(Step(eq(Partial(h(t), x(s)), Partial(h(t), h(s)) * Diag(text(r"\phi'(a_s)")) * M("W_{ih}")),
-                      r"For $s \le t$: the input enters at step $s$ and travels $h_s \to h_t$ (Section~\ref{sec:rnn-bptt})."))
-    hf, hb = (lambda i: M(rf"\overrightarrow{{h}}_{{{sp.latex(i)}}}")), (lambda i: M(rf"\overleftarrow{{h}}_{{{sp.latex(i)}}}"))
-    steps.append(Step(eq(M("y_t"), text(r"\begin{bmatrix} \overrightarrow{h}_t \\ \overleftarrow{h}_t \end{bmatrix}")),
-                      r"Bidirectional output (torch: forward half first); $\overleftarrow{h}_t$ is computed from $\overleftarrow{h}_{t+1}$ and $x_t$."))
-    steps.append(Step(eq(Partial(hb(t), hb(t + 1)), Diag(text(r"\phi'(\overleftarrow{a}_t)")) * M(r"\overleftarrow{W}_{hh}")),
-                      r"The reverse direction's one-step Jacobian runs backwards in time; hence $\partial\overleftarrow{h}_t/\partial x_s = 0$ for $s < t$."))
+    steps = [
+        Step(
+            eq(Partial(h(t), x(s)), sp.Integer(0)),
+            r"Causality, for $s > t$: $h_t$ is a function of $h_0, x_1, \dots, x_t$ only (SymPy: every such derivative of the unrolled model, $T = 3$, generic $\phi$, is identically $0$).",
+        )
+    ]
+    steps.append(
+        Step(
+            eq(Partial(h(t), x(s)), Partial(h(t), h(s)) * Diag(text(r"\phi'(a_s)")) * M("W_{ih}")),
+            r"For $s \le t$: the input enters at step $s$ and travels $h_s \to h_t$ (Section~\ref{sec:rnn-bptt}).",
+        )
+    )
+    hf, hb = (
+        (lambda i: M(rf"\overrightarrow{{h}}_{{{sp.latex(i)}}}")),
+        (lambda i: M(rf"\overleftarrow{{h}}_{{{sp.latex(i)}}}")),
+    )
+    steps.append(
+        Step(
+            eq(M("y_t"), text(r"\begin{bmatrix} \overrightarrow{h}_t \\ \overleftarrow{h}_t \end{bmatrix}")),
+            r"Bidirectional output (torch: forward half first); $\overleftarrow{h}_t$ is computed from $\overleftarrow{h}_{t+1}$ and $x_t$.",
+        )
+    )
+    steps.append(
+        Step(
+            eq(Partial(hb(t), hb(t + 1)), Diag(text(r"\phi'(\overleftarrow{a}_t)")) * M(r"\overleftarrow{W}_{hh}")),
+            r"The reverse direction's one-step Jacobian runs backwards in time; hence $\partial\overleftarrow{h}_t/\partial x_s = 0$ for $s < t$.",
+        )
+    )
     Lsym = sp.Symbol("L")
-    steps.append(Step(eq(Partial(Lsym, x(s)), OrderedSum(Partial(Lsym, hf(t)) * Partial(hf(t), x(s)), sp.Tuple(t, s, T))
-                         + OrderedSum(Partial(Lsym, hb(t)) * Partial(hb(t), x(s)), sp.Tuple(t, 1, s))),
-                      r"The two directions share only the input, so their contributions add: the forward one from outputs at $t \ge s$, the reverse one from $t \le s$ (asserted against SymPy's derivative of an unrolled scalar bidirectional layer, $T = 3$, generic $\phi$)."))
+    steps.append(
+        Step(
+            eq(
+                Partial(Lsym, x(s)),
+                OrderedSum(Partial(Lsym, hf(t)) * Partial(hf(t), x(s)), sp.Tuple(t, s, T))
+                + OrderedSum(Partial(Lsym, hb(t)) * Partial(hb(t), x(s)), sp.Tuple(t, 1, s)),
+            ),
+            r"The two directions share only the input, so their contributions add: the forward one from outputs at $t \ge s$, the reverse one from $t \le s$ (asserted against SymPy's derivative of an unrolled scalar bidirectional layer, $T = 3$, generic $\phi$).",
+        )
+    )
     B = bidirectional_scalar(phi)
     for q in range(STACK_STEPS):
         assert_zero(B["direct"][q] - B["formula"][q], f"bidirectional dL/dx_{q + 1}: direct - two-direction formula")
     h1, h2 = (lambda i: M(f"h^{{(1)}}_{{{sp.latex(i)}}}")), (lambda i: M(f"h^{{(2)}}_{{{sp.latex(i)}}}"))
-    steps.append(Step(eq(h2(t), text(r"\phi\bigl(W^{(2)}_{ih} h^{(1)}_t + W^{(2)}_{hh} h^{(2)}_{t-1} + b^{(2)}\bigr)")),
-                      r"Stacking: layer 2 reads layer 1's output at the same step."))
-    steps.append(Step(eq(Partial(h2(t), h1(r), True), Diag(text(r"\phi'(a^{(2)}_r)")) * M("W^{(2)}_{ih}")),
-                      r"The vertical (depth) Jacobian at step $r$ (immediate: $h^{(2)}_{r-1}$ fixed, $t = r$)."))
-    steps.append(Step(eq(Partial(h2(T), x(s)), OrderedSum(Partial(h2(T), h2(r)) * Diag(text(r"\phi'(a^{(2)}_r)")) * M("W^{(2)}_{ih}") * Partial(h1(r), x(s)), sp.Tuple(r, s, T))),
-                      r"Every path from $x_s$ to $h^{(2)}_T$ climbs from layer 1 to layer 2 at exactly one step $r$ with $s \le r \le T$: a sum of products of horizontal and vertical Jacobians."))
+    steps.append(
+        Step(
+            eq(h2(t), text(r"\phi\bigl(W^{(2)}_{ih} h^{(1)}_t + W^{(2)}_{hh} h^{(2)}_{t-1} + b^{(2)}\bigr)")),
+            r"Stacking: layer 2 reads layer 1's output at the same step.",
+        )
+    )
+    steps.append(
+        Step(
+            eq(Partial(h2(t), h1(r), True), Diag(text(r"\phi'(a^{(2)}_r)")) * M("W^{(2)}_{ih}")),
+            r"The vertical (depth) Jacobian at step $r$ (immediate: $h^{(2)}_{r-1}$ fixed, $t = r$).",
+        )
+    )
+    steps.append(
+        Step(
+            eq(
+                Partial(h2(T), x(s)),
+                OrderedSum(
+                    Partial(h2(T), h2(r)) * Diag(text(r"\phi'(a^{(2)}_r)")) * M("W^{(2)}_{ih}") * Partial(h1(r), x(s)),
+                    sp.Tuple(r, s, T),
+                ),
+            ),
+            r"Every path from $x_s$ to $h^{(2)}_T$ climbs from layer 1 to layer 2 at exactly one step $r$ with $s \le r \le T$: a sum of products of horizontal and vertical Jacobians.",
+        )
+    )
     S = stacked_scalar(phi)
     for q in range(STACK_STEPS):
         assert_zero(S["direct"][q] - S["formula"][q], f"dh2_T/dx_{q + 1}: direct - composed formula")
-    steps.append(Step(eq(Partial(sp.Symbol("h^{(2)}_3"), sp.Symbol("x_1")), _pretty(S, S["formula"][0])),
-                      r"Scalar case, two layers, $T = 3$, generic $\phi$: the composed formula equals SymPy's derivative of the unrolled model for every $s$ (asserted); here $s = 1$, $\phi'^{(l)}_j = \phi'(a^{(l)}_j)$."))
+    steps.append(
+        Step(
+            eq(Partial(sp.Symbol("h^{(2)}_3"), sp.Symbol("x_1")), _pretty(S, S["formula"][0])),
+            r"Scalar case, two layers, $T = 3$, generic $\phi$: the composed formula equals SymPy's derivative of the unrolled model for every $s$ (asserted); here $s = 1$, $\phi'^{(l)}_j = \phi'(a^{(l)}_j)$.",
+        )
+    )
     return Derivation(
         name="bidirectional_stacked",
         title="Bidirectional and stacked models",
-        intro=(r"Directions and layers compose by the chain rule: gradients from the two directions add, "
-               r"and paths through a stack climb between layers exactly once. The checks compare the "
-               r"composed scalar formula (with $\phi = \tanh$) with a two-layer \texttt{gradtheory.RNN}, "
-               r"confirm causality on the numeric models, and split a bidirectional model's input "
-               r"gradient into its two unidirectional halves."),
+        intro=(
+            r"Directions and layers compose by the chain rule: gradients from the two directions add, "
+            r"and paths through a stack climb between layers exactly once. The checks compare the "
+            r"composed scalar formula (with $\phi = \tanh$) with a two-layer \texttt{gradtheory.RNN}, "
+            r"confirm causality on the numeric models, and split a bidirectional model's input "
+            r"gradient into its two unidirectional halves."
+        ),
         steps=tuple(steps),
         result={"stacked": S, "bidirectional": B},
     )

@@ -10,13 +10,22 @@ import pytest
 import sympy as sp
 
 from gradtheory.cli import main
-from gradtheory.symbolic import NAMES, Derivation, Step, all_derivations
-from gradtheory.symbolic import _document
-
+from gradtheory.symbolic import NAMES, Derivation, Step, _document, all_derivations
 from gradtheory.symbolic.audit_chapter import CHAPTER
 
-EXPECTED = ["rnn_bptt", "activation_bounds", "norm_bound", "linear_rnn", "scalar", "seed004_sigmoid",
-            "clipping", "lstm", "gru", "residual_highway", "bidirectional_stacked"]
+EXPECTED = [
+    "rnn_bptt",
+    "activation_bounds",
+    "norm_bound",
+    "linear_rnn",
+    "scalar",
+    "seed004_sigmoid",
+    "clipping",
+    "lstm",
+    "gru",
+    "residual_highway",
+    "bidirectional_stacked",
+]
 PROOFS = Path(__file__).resolve().parents[2] / "proofs"
 
 
@@ -66,8 +75,10 @@ def test_document_inputs_every_derivation_and_has_no_timestamp():
 
 
 # In CI (.ci/run installs texlive) the build must run: a missing engine there is a failure, not a skip.
-@pytest.mark.skipif((shutil.which("latexmk") is None or shutil.which("pdflatex") is None) and not os.environ.get("CI"),
-                    reason="latexmk/pdflatex not installed (Debian: texlive-latex-base texlive-latex-recommended latexmk); CI installs them")
+@pytest.mark.skipif(
+    (shutil.which("latexmk") is None or shutil.which("pdflatex") is None) and not os.environ.get("CI"),
+    reason="latexmk/pdflatex not installed (Debian: texlive-latex-base texlive-latex-recommended latexmk); CI installs them",
+)
 def test_document_compiles_with_pdflatex_without_overfull_lines(tmp_path):
     """latexmk + pdflatex build the document without errors and no line runs off the page (> 1pt)."""
     out = tmp_path / "proofs"
@@ -85,4 +96,5 @@ def test_derive_writes_proofs_in_the_current_directory_by_default(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     assert main(["derive"]) == 0
     assert sorted(p.name for p in (tmp_path / "proofs").iterdir()) == sorted(
-        [f"{n}.tex" for n in NAMES] + [f"{CHAPTER}.tex", _document.MAIN])
+        [f"{n}.tex" for n in NAMES] + [f"{CHAPTER}.tex", _document.MAIN]
+    )

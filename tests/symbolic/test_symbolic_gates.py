@@ -47,7 +47,7 @@ def test_lstm_symbolic_joint_jacobian_equals_model_jacobians(H, data):
     for t in range(len(x)):
         J = np.array(S["fn"](list(W.ravel()), list(u[t]), list(h[t]), list(c[t])), dtype=float)
         np.testing.assert_allclose(J, Js[t], rtol=0, atol=JAC * max(1.0, np.abs(W).max()))
-        f = 1 / (1 + np.exp(-(W[H:2 * H] @ h[t] + u[t, H:2 * H])))
+        f = 1 / (1 + np.exp(-(W[H : 2 * H] @ h[t] + u[t, H : 2 * H])))
         np.testing.assert_allclose(np.diag(Js[t][H:, H:]), f, rtol=TOLERANCES["lstm_forget_diagonal"].rtol)
         assert np.count_nonzero(Js[t][H:, H:] - np.diag(np.diag(Js[t][H:, H:]))) == 0
 
@@ -56,7 +56,7 @@ def test_lstm_constant_error_carousel_passes_the_cell_error_unchanged():
     """With the forget gate saturated open (f = 1 in float64) the cell path's product over any span is I."""
     H, T = 3, 30
     model = LSTM(2, H, seed=3)
-    model.params["bias_ih_l0"][H:2 * H] = 40.0  # sigma(40 + O(1)) = 1 - 4e-18 -> 1.0 in float64
+    model.params["bias_ih_l0"][H : 2 * H] = 40.0  # sigma(40 + O(1)) = 1 - 4e-18 -> 1.0 in float64
     x = np.random.default_rng(0).normal(size=(T, 2))
     Js = model.jacobians(model.forward(x))
     P = np.eye(H)
@@ -80,8 +80,8 @@ def test_gru_symbolic_jacobian_with_direct_path_diag_z_equals_model_jacobians(H,
     Js = model.jacobians(res)
     p = model.params
     u = _input_parts(model, x)
-    u[:, :2 * H] += p["bias_hh_l0"][:2 * H]
-    b_hn = p["bias_hh_l0"][2 * H:]
+    u[:, : 2 * H] += p["bias_hh_l0"][: 2 * H]
+    b_hn = p["bias_hh_l0"][2 * H :]
     h = res.traces[0].states[0][:, 0]
     S = gru_step(H)
     for t in range(len(x)):
@@ -90,13 +90,19 @@ def test_gru_symbolic_jacobian_with_direct_path_diag_z_equals_model_jacobians(H,
     zeroW = dict(p, weight_hh_l0=np.zeros_like(p["weight_hh_l0"]))
     m0 = GRU(2, H, params=zeroW)
     J0 = m0.jacobians(m0.forward(x))
-    z = 1 / (1 + np.exp(-(u[:, H:2 * H])))
+    z = 1 / (1 + np.exp(-(u[:, H : 2 * H])))
     for t in range(len(x)):
         np.testing.assert_allclose(J0[t], np.diag(z[t]), rtol=TOLERANCES["gru_zero_weight_update_gate"].rtol, atol=0)
 
 
-@given(st.sampled_from(["RNN", "LSTM", "GRU"]), st.integers(1, 5), st.integers(1, 5), st.integers(1, 3),
-       st.booleans(), st.booleans())
+@given(
+    st.sampled_from(["RNN", "LSTM", "GRU"]),
+    st.integers(1, 5),
+    st.integers(1, 5),
+    st.integers(1, 3),
+    st.booleans(),
+    st.booleans(),
+)
 def test_parameter_count_formula_equals_torch_and_models(mode, I, H, L, bidirectional, bias):
     """N = D G H (I + H + 2 beta) + (L - 1) D G H (D H + H + 2 beta) equals torch.nn and num_parameters()."""
     import torch
@@ -146,14 +152,25 @@ def test_residual_jacobian_products_have_singular_values_within_one_plus_minus_e
         assert s[-1] >= lo * (1 - JAC) and s[0] <= hi * (1 + JAC)
 
 
-@given(st.floats(-1.5, 1.5), st.floats(-1.5, 1.5), st.floats(-1.5, 1.5), st.floats(-1.5, 1.5),
-       st.lists(st.floats(-1, 1, allow_subnormal=False), min_size=STACK_STEPS, max_size=STACK_STEPS))
+@given(
+    st.floats(-1.5, 1.5),
+    st.floats(-1.5, 1.5),
+    st.floats(-1.5, 1.5),
+    st.floats(-1.5, 1.5),
+    st.lists(st.floats(-1, 1, allow_subnormal=False), min_size=STACK_STEPS, max_size=STACK_STEPS),
+)
 def test_stacked_gradient_is_the_sum_over_climbing_steps_of_composed_jacobians(w1, v1, w2, v2, xs):
     r"""Two stacked scalar tanh layers: dh^(2)_T/dx_s = sum_{r=s}^T (dh2_T/dh2_r) phi'(a2_r) v2 (dh1_r/dx_s),
     lambdified, equals the numpy BPTT input gradient of RNN(1, 1, num_layers=2) (proofs/bidirectional_stacked.tex)."""
     S = _tanh_stack()
-    model = RNN(1, 1, num_layers=2, nonlinearity="tanh", bias=False,
-                params={"weight_ih_l0": [[v1]], "weight_hh_l0": [[w1]], "weight_ih_l1": [[v2]], "weight_hh_l1": [[w2]]})
+    model = RNN(
+        1,
+        1,
+        num_layers=2,
+        nonlinearity="tanh",
+        bias=False,
+        params={"weight_ih_l0": [[v1]], "weight_hh_l0": [[w1]], "weight_ih_l1": [[v2]], "weight_hh_l1": [[w2]]},
+    )
     x = np.array(xs)[:, None]
     d_out = np.zeros((STACK_STEPS, 1))
     d_out[-1] = 1.0
@@ -185,7 +202,7 @@ def test_unidirectional_models_are_causal(family, T, data):
     d_out = np.zeros((T, 2))
     d_out[t] = 1.0
     g = model.backward(model.forward(x), d_out)
-    assert np.all(g.x[t + 1:] == 0.0)
+    assert np.all(g.x[t + 1 :] == 0.0)
     assert np.any(g.x[: t + 1] != 0.0)
 
 
@@ -249,7 +266,9 @@ def test_gated_bptt_formula_in_high_precision_equals_numpy_bptt(case):
     derived = [exact[k] for k in keys] + [exact["x"], exact["h0"]] + ([exact["c0"]] if is_lstm else [])
     a = np.concatenate([np.ravel(v) for v in numeric])
     b_exact = [v for d in derived for v in np.ravel(d)]
-    diff = np.array([float(e - (Fraction(float(n)) if isinstance(e, Fraction) else type(e)(float(n)))) for n, e in zip(a, b_exact)])
+    diff = np.array(
+        [float(e - (Fraction(float(n)) if isinstance(e, Fraction) else type(e)(float(n)))) for n, e in zip(a, b_exact)]
+    )
     scale = np.linalg.norm([float(e) for e in b_exact])
     rtol = TOLERANCES["exact_vs_bptt"].rtol
     assert np.linalg.norm(diff) <= rtol * scale or scale == np.linalg.norm(diff) == 0.0
@@ -258,8 +277,10 @@ def test_gated_bptt_formula_in_high_precision_equals_numpy_bptt(case):
 _BIDI_CACHE: list = []
 
 
-@given(st.lists(st.floats(-1.5, 1.5), min_size=4, max_size=4),
-       st.lists(st.floats(-1, 1, allow_subnormal=False), min_size=3 * STACK_STEPS, max_size=3 * STACK_STEPS))
+@given(
+    st.lists(st.floats(-1.5, 1.5), min_size=4, max_size=4),
+    st.lists(st.floats(-1, 1, allow_subnormal=False), min_size=3 * STACK_STEPS, max_size=3 * STACK_STEPS),
+)
 def test_bidirectional_formula_sums_forward_and_reverse_paths(weights, values):
     r"""Scalar bidirectional tanh layer: dL/dx_s = sum_{t>=s} g^f_t dfwd_t/dx_s + sum_{t<=s} g^b_t dbwd_t/dx_s
     (the reverse products run backwards in time), lambdified, equals the numpy BPTT of
@@ -272,10 +293,20 @@ def test_bidirectional_formula_sums_forward_and_reverse_paths(weights, values):
         _BIDI_CACHE.extend(sp.lambdify([wf, vf, wb, vb, *xs, *gf, *gb], e, modules="numpy") for e in B["formula"])
     wf, vf, wb, vb = weights
     T = STACK_STEPS
-    x, gf, gb = values[:T], values[T:2 * T], values[2 * T:]
-    model = RNN(1, 1, nonlinearity="tanh", bias=False, bidirectional=True,
-                params={"weight_ih_l0": [[vf]], "weight_hh_l0": [[wf]],
-                        "weight_ih_l0_reverse": [[vb]], "weight_hh_l0_reverse": [[wb]]})
+    x, gf, gb = values[:T], values[T : 2 * T], values[2 * T :]
+    model = RNN(
+        1,
+        1,
+        nonlinearity="tanh",
+        bias=False,
+        bidirectional=True,
+        params={
+            "weight_ih_l0": [[vf]],
+            "weight_hh_l0": [[wf]],
+            "weight_ih_l0_reverse": [[vb]],
+            "weight_hh_l0_reverse": [[wb]],
+        },
+    )
     d_out = np.stack([gf, gb], axis=1)
     g = model.backward(model.forward(np.array(x)[:, None]), d_out)
     derived = np.array([f(wf, vf, wb, vb, *x, *gf, *gb) for f in _BIDI_CACHE], dtype=float)

@@ -40,8 +40,13 @@ def rnn_cases(draw, activations=("tanh", "sigmoid", "relu", "identity"), bias=No
     model.params = draw(parameters(model, scale=1.0))
     x = draw(sequences(steps=st.integers(1, 6), input_size=I))
     T = x.shape[0]
-    vec = lambda shape: draw(st.lists(st.floats(-1, 1, allow_subnormal=False), min_size=int(np.prod(shape)),  # noqa: E731
-                                      max_size=int(np.prod(shape))).map(lambda v: np.array(v).reshape(shape)))
+    vec = lambda shape: draw(
+        st.lists(
+            st.floats(-1, 1, allow_subnormal=False),
+            min_size=int(np.prod(shape)),  # noqa: E731
+            max_size=int(np.prod(shape)),
+        ).map(lambda v: np.array(v).reshape(shape))
+    )
     return model, x, vec((H,)), vec((T, H)), vec((H,))
 
 
@@ -100,7 +105,9 @@ def test_symbolic_one_step_jacobian_equals_model_jacobians(case):
     for t in range(x.shape[0]):
         J = np.array(J_fn(*W_hh.ravel(), *W_ih.ravel(), *b, *x[t], *states[t]), dtype=float)
         # Same formula, different operation order: a few ulps of the entries (|J| <= ||W||).
-        np.testing.assert_allclose(J, Js[t], rtol=0, atol=TOLERANCES["jacobian_product"].rtol * max(1.0, np.abs(W_hh).max()))
+        np.testing.assert_allclose(
+            J, Js[t], rtol=0, atol=TOLERANCES["jacobian_product"].rtol * max(1.0, np.abs(W_hh).max())
+        )
 
 
 def test_unrolled_elementwise_gradient_equals_bptt_formula_symbolically():
@@ -132,12 +139,19 @@ def test_seed004_gradient_of_E_k_is_the_sum_of_products_of_sigmoid_jacobians(cas
     P = np.eye(model.hidden_size)
     for t in range(k, -1, -1):
         # ||P|| <= (s/4)^(k-t): submultiplicativity; round-off in the product ~ (k-t) n u relative.
-        assert np.linalg.norm(P, 2) <= (s / threshold) ** (k - t) * (1 + TOLERANCES["seed004_contraction_product"].rtol) + 1e-300
+        assert (
+            np.linalg.norm(P, 2)
+            <= (s / threshold) ** (k - t) * (1 + TOLERANCES["seed004_contraction_product"].rtol) + 1e-300
+        )
         P = P @ Js[t]
 
 
-@given(st.floats(-1.5, 1.5, allow_subnormal=False), st.floats(-1, 1), st.floats(-1, 1),
-       st.lists(st.floats(-1, 1, allow_subnormal=False), min_size=SCALAR_STEPS, max_size=SCALAR_STEPS))
+@given(
+    st.floats(-1.5, 1.5, allow_subnormal=False),
+    st.floats(-1, 1),
+    st.floats(-1, 1),
+    st.lists(st.floats(-1, 1, allow_subnormal=False), min_size=SCALAR_STEPS, max_size=SCALAR_STEPS),
+)
 def test_scalar_linear_rnn_gradient_is_the_power_sum(w, u, h0, xs):
     """h_t = w h_{t-1} + u x_t: dh_T/dh_0 = w^T and dh_T/dw = sum_k w^(T-k) h_(k-1) (proofs/scalar.tex),
     evaluated exactly, against numpy BPTT of RNN(1, 1, 'identity', bias=False)."""
@@ -156,6 +170,8 @@ def test_scalar_linear_rnn_gradient_is_the_power_sum(w, u, h0, xs):
     scale = float(abs(exact_dw)) + float(abs(exact_dh0))
     assert isinstance(exact_dw, Fraction)
     # T-term sums of products of O(1) numbers: round-off ~ T^2 u relative to the sum of |terms|.
-    terms = sum(abs(F(w)) ** (SCALAR_STEPS - kk) for kk in range(1, SCALAR_STEPS + 1)) * (abs(F(h0)) + SCALAR_STEPS * abs(F(u)))
+    terms = sum(abs(F(w)) ** (SCALAR_STEPS - kk) for kk in range(1, SCALAR_STEPS + 1)) * (
+        abs(F(h0)) + SCALAR_STEPS * abs(F(u))
+    )
     assert abs(F(g.params["weight_hh_l0"][0, 0]) - exact_dw) <= EXACT * (float(terms) + scale)
     assert abs(F(g.h0[0, 0]) - exact_dh0) <= EXACT * max(1.0, float(abs(exact_dh0)))

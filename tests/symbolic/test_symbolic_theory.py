@@ -33,7 +33,9 @@ def test_derived_gamma_equals_the_activation_table():
     assert (gamma("tanh"), gamma("sigmoid"), gamma("relu"), gamma("identity")) == (1, sp.Rational(1, 4), 1, 1)
 
 
-@given(st.sampled_from(sorted(ACTIVATIONS)), st.lists(st.floats(-30, 30, allow_subnormal=False), min_size=1, max_size=20))
+@given(
+    st.sampled_from(sorted(ACTIVATIONS)), st.lists(st.floats(-30, 30, allow_subnormal=False), min_size=1, max_size=20)
+)
 def test_derived_derivative_equals_activation_grad_and_is_bounded_by_gamma(name, values):
     """phi' derived by SymPy (lambdified) equals Activation.grad, and |phi'| <= gamma everywhere."""
     a = np.array(values)
@@ -42,8 +44,12 @@ def test_derived_derivative_equals_activation_grad_and_is_bounded_by_gamma(name,
     derived = np.broadcast_to(np.asarray(f(a), dtype=float), a.shape)
     numeric = act.grad(a, act.phi(a))
     # 1 - tanh^2 from h vs sech^2 from a: cancellation near saturation, error ~ u / |1 - h^2| * |1 - h^2| ~ u.
-    np.testing.assert_allclose(numeric, derived, rtol=TOLERANCES["activation_derivative"].rtol,
-                               atol=TOLERANCES["activation_derivative_abs"].rtol)
+    np.testing.assert_allclose(
+        numeric,
+        derived,
+        rtol=TOLERANCES["activation_derivative"].rtol,
+        atol=TOLERANCES["activation_derivative_abs"].rtol,
+    )
     assert np.all(np.abs(numeric) <= float(gamma(name)))
 
 
