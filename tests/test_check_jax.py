@@ -299,3 +299,23 @@ def test_dispatch_does_not_need_jax_when_it_is_not_loaded(monkeypatch):
     assert not has_jax_array([np.ones(3)])
     report = check_gradients(np.sin, [np.linspace(0, 1, 4)], grad_fn=lambda w, x: w * np.cos(x))
     assert report.status == "correct"
+
+
+def test_readme_jax_example_runs_and_its_check_is_correct():
+    """The README's JAX example (a ```py block, so that tests/test_readme.py, which runs without
+    jax, does not execute it) runs as written and its custom_vjp cell is correct; with the planted
+    transpose its comment announces, W is reported TRANSPOSED."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("### JAX") :]
+    block = re.search(r"```py\n(.*?)```", section, flags=re.S).group(1)
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme_jax_example"})
+    broken = block.replace("return da @ W, da, da.T @ h", "return da @ W, da, h.T @ da").replace(
+        'assert report.status == "correct", report.summary', ""
+    )
+    namespace: dict = {"__name__": "readme_jax_example"}
+    exec(compile(broken, "README.md", "exec"), namespace)
+    (W,) = [c for c in namespace["report"].inputs if c.name == "params['W']"]
+    assert W.status == "wrong" and any("TRANSPOSED" in f for f in W.findings), namespace["report"].summary
