@@ -319,3 +319,21 @@ def test_readme_jax_example_runs_and_its_check_is_correct():
     exec(compile(broken, "README.md", "exec"), namespace)
     (W,) = [c for c in namespace["report"].inputs if c.name == "params['W']"]
     assert W.status == "wrong" and any("TRANSPOSED" in f for f in W.findings), namespace["report"].summary
+
+
+def test_float32_cast_inside_fn_is_judged_from_its_measured_noise_and_named():
+    """The inputs are float64 inside the check, but a cast in fn still rounds: the exact gradient
+    of that float32 computation is correct against the tolerance of its measured noise, and the
+    report names FLOAT32 PRECISION in the forward instead of calling the gradient wrong."""
+    x, W = _inputs(7)[0][0], _inputs(7)[2][:3, :3]
+    fn = jax.jit(lambda x, W: jnp.tanh(x.astype(jnp.float32) @ W.astype(jnp.float32)))
+    report = check_gradients(fn, [x, W])
+    assert report.status == "correct", report.summary
+    assert any("FLOAT32 PRECISION" in n for n in report.notes)
+
+
+def test_complex_step_reference_runs_on_jax_functions():
+    """method='complex' hands fn complex128 jax arrays: an analytic jax function is correct."""
+    x, W = _inputs(8)[0][0], _inputs(8)[2][:3, :3]
+    report = check_gradients(jax.jit(lambda x, W: jnp.tanh(x @ W)), [x, W], method="complex")
+    assert report.status == "correct", report.summary

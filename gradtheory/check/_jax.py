@@ -96,7 +96,7 @@ def _to_float64(value: Any) -> Any:
     if is_jax_array(value):
         if _is_float_dtype(value.dtype):
             kind = np.complex128 if np.issubdtype(value.dtype, np.complexfloating) else np.float64
-            return jnp.asarray(np.asarray(value, dtype=kind))
+            return jnp.array(np.array(value, dtype=kind))  # copies: never the caller's buffer
         return value
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "f":
@@ -140,12 +140,14 @@ class JaxBackend(Backend):
         return np.array(value, dtype=np.float64)
 
     def _fresh(self, value: Any, complex_: bool) -> Any:
+        # a new float64 copy at every call, even of an immutable jax array: a fn jitted with
+        # donate_argnums invalidates the buffers it is given
         return _to_float64(value)
 
     def _replacement(self, x: np.ndarray, leaf: Leaf) -> Any:
         import jax.numpy as jnp
 
-        return jnp.asarray(np.array(x))
+        return jnp.array(x)  # a copy
 
     def _forward(self, args: list[Any]) -> Any:
         out = self._run(args)
