@@ -23,6 +23,14 @@ are fastest on one thread; both checkers get the same setting).
    alarms over random sizes and seeds of the correct code, and the planted bugs found.
 6. Random forwards: functions that are not deterministic (dropout with RNG pinning off, an
    unseeded generator, random jitter of relative size 1e-9 .. 1) must never be reported correct.
+7. JAX (needs the jax extra): an Elman cell h' = tanh(h W_hh^T + x W_ih^T + b) as a jax.custom_vjp
+   with a hand-written rule, unrolled by lax.scan (4 -> 32, T = 20, B = 2, jitted). Sensitivity:
+   planted relative errors eps in {1e-3, ..., 1e-9} in the rule's W_hh gradient ((a) scaled by
+   1 + eps, (b) eps * ||g|| * e added, e a random unit tensor), found by check_gradients (W_hh, and
+   only W_hh, wrong) and by jax.test_util.check_grads(order=1, modes=['rev']) (AssertionError) in
+   float64 (x64 on) and in float32 (JAX's default); eps = 0 is the correct rule (no alarm allowed).
+   Cost: check_gradients / check_grads(order=1, modes=['rev'], float64) on the correct function,
+   interleaved repeats, medians.
 """
 
 from __future__ import annotations
@@ -344,6 +352,128 @@ def random_forwards(n: int) -> None:
     print(f"RANDOM FORWARDS REPORTED CORRECT: {worst}/{len(kinds) * n}")
 
 
+def _jax_rnn(planted: str | None, eps: float):
+    """The jitted custom_vjp Elman RNN of section 7, its W_hh rule wrong by ``planted`` of size eps."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    e = np.random.default_rng(7).standard_normal((32, 32))
+    e /= np.linalg.norm(e)
+
+    def forward(h, x, W_hh, W_ih, b):
+        return jnp.tanh(h @ W_hh.T + x @ W_ih.T + b)
+
+    @jax.custom_vjp
+    def cell(h, x, W_hh, W_ih, b):
+        return forward(h, x, W_hh, W_ih, b)
+
+    def fwd(h, x, W_hh, W_ih, b):
+        h_new = forward(h, x, W_hh, W_ih, b)
+        return h_new, (h, x, W_hh, W_ih, h_new)
+
+    def bwd(res, dh_new):
+        h, x, W_hh, W_ih, h_new = res
+        da = dh_new * (1 - h_new**2)
+        dW_hh = da.T @ h
+        if planted == "scaled":
+            dW_hh = (1 + eps) * dW_hh
+        elif planted == "added":
+            dW_hh = dW_hh + eps * jnp.linalg.norm(dW_hh) * jnp.asarray(e, dtype=dW_hh.dtype)
+        return da @ W_hh, da @ W_ih, dW_hh, da.T @ x, da.sum(0)
+
+    cell.defvjp(fwd, bwd)
+
+    def unroll(x, h0, W_hh, W_ih, b):
+        def step(h, x_t):
+            h = cell(h, x_t, W_hh, W_ih, b)
+            return h, h
+
+        h_T, hs = lax.scan(step, h0, x)
+        return hs, h_T
+
+    return jax.jit(unroll)
+
+
+def _jax_inputs(dtype) -> list:
+    rng = np.random.default_rng(3)
+    shapes = [(20, 2, 4), (2, 32), (32, 32), (32, 4), (32,)]
+    scales = [1.0, 0.5, 1 / np.sqrt(32), 1 / np.sqrt(4), 0.1]
+    import jax.numpy as jnp
+
+    return [jnp.asarray(sc * rng.standard_normal(sh), dtype=dtype) for sh, sc in zip(shapes, scales)]
+
+
+def _check_grads_finds(fn, precision: str) -> bool:
+    import jax
+    from jax.test_util import check_grads
+
+    with jax.enable_x64(precision == "float64"):
+        args = _jax_inputs(np.float64 if precision == "float64" else np.float32)
+        try:
+            check_grads(fn, args, order=1, modes=["rev"])
+        except AssertionError:
+            return True
+    return False
+
+
+def jax_vs_check_grads(repeats: int) -> None:
+    print("\n## 7. JAX: custom_vjp Elman RNN 4 -> 32, T = 20, B = 2 (lax.scan, jitted) vs jax.test_util.check_grads")
+    try:
+        import jax
+        from jax.test_util import check_grads
+    except ImportError:
+        print("skipped: jax is not installed (pip install 'gradtheory[jax]')")
+        return
+    print(f"jax {jax.__version__}; found = the planted error is reported (gradtheory: W_hh and only W_hh wrong)")
+    epsilons = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9)
+    print(f"{'kind':7} {'checker':27} {'eps=0':>6} " + " ".join(f"{e:>6.0e}" for e in epsilons))
+    names = ["x", "h0", "W_hh", "W_ih", "b"]
+    for planted in ("scaled", "added"):
+        rows = {"gradtheory (float64)": [], "check_grads (float64, x64)": [], "check_grads (float32)": []}
+        for eps in (0.0, *epsilons):
+            fn = _jax_rnn(planted if eps else None, eps)
+            rep = check_gradients(fn, _jax_inputs(np.float32), names=names, time_axis=0)
+            status = {c.name: c.status for c in rep.inputs}
+            ours = status.pop("W_hh") == "wrong" and set(status.values()) == {"correct"}
+            rows["gradtheory (float64)"].append("ALARM" if (eps == 0 and rep.status != "correct") else ours)
+            rows["check_grads (float64, x64)"].append(_check_grads_finds(fn, "float64"))
+            rows["check_grads (float32)"].append(_check_grads_finds(fn, "float32"))
+        for who, found in rows.items():
+            cells = [
+                "ALARM" if (i == 0 and f) else ("ok" if i == 0 else ("found" if f else "missed"))
+                for i, f in enumerate(found)
+            ]
+            print(f"{planted:7} {who:27} " + " ".join(f"{c:>6}" for c in cells))
+    fn = _jax_rnn(None, 0.0)
+    inputs = _jax_inputs(np.float32)
+    with jax.enable_x64(True):
+        args64 = _jax_inputs(np.float64)
+    rep = check_gradients(fn, inputs)
+
+    def theirs_once() -> None:
+        with jax.enable_x64(True):
+            check_grads(fn, args64, order=1, modes=["rev"])
+
+    theirs_once()
+    ours, theirs = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        check_gradients(fn, inputs)
+        t1 = time.perf_counter()
+        theirs_once()
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        theirs.append(t2 - t1)
+    a, b = statistics.median(ours), statistics.median(theirs)
+    print(
+        f"cost: check_gradients {a * 1e3:.1f} ms ({rep.evaluations} evaluations + {rep.backward_passes} backward); "
+        f"check_grads(order=1, modes=['rev'], float64) {b * 1e3:.1f} ms; RATIO {a / b:.2f}"
+    )
+    ratios = [x / y for x, y in zip(ours, theirs)]
+    print(f"per-repeat ratios: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, max {max(ratios):.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", type=int, default=1000, help="random correct models for the false-alarm sweep")
@@ -351,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=15, help="repeats of the cost comparison")
     p.add_argument("--styles", type=int, default=100, help="random instances per numpy style (section 5)")
     p.add_argument("--random", type=int, default=40, help="instances per kind of random forward (section 6)")
-    p.add_argument("--only", choices=("sensitivity", "bugs", "alarms", "cost", "styles", "random"), default=None)
+    p.add_argument("--only", choices=("sensitivity", "bugs", "alarms", "cost", "styles", "random", "jax"), default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     print(f"# bench_checker: torch {torch.__version__}, numpy {np.__version__}, 1 torch thread")
@@ -367,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         numpy_styles(args.styles)
     if args.only in (None, "random"):
         random_forwards(args.random)
+    if args.only in (None, "jax"):
+        jax_vs_check_grads(args.repeats)
     return 0
 
 

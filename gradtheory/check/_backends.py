@@ -388,9 +388,18 @@ def _autograd(pairs: list[tuple[Any, Any]], leaves_: list[Any]) -> Any:
 
 
 def make_backend(target: TargetView, pin_rng: bool) -> Backend:
-    """The torch backend when any input leaf is a tensor or module, else the numpy one."""
+    """The torch backend when any input leaf is a tensor or module, the JAX one when any is a
+    ``jax.Array`` (``_jax.py``), else the numpy one."""
+    from ._jax import JaxBackend, has_jax_array
+
     flat = [leaf.value for k, a in enumerate(target.inputs) for leaf in leaves(a, (k,), target.names[k])]
     is_torch = any(is_torch_tensor(v) for v in flat) or any(is_module(a) for a in target.inputs)
+    if has_jax_array(flat):
+        if is_torch:
+            raise TypeError("inputs mix torch tensors and jax arrays: check a function of one framework at a time")
+        if target.grad_fn is not None:
+            raise TypeError("grad_fn is only for numpy functions; jax arrays are differentiated by jax.vjp")
+        return JaxBackend(target, pin_rng)
     if is_torch and target.grad_fn is not None:
         raise TypeError("grad_fn is only for numpy functions; torch inputs are differentiated by autograd")
     if not is_torch and target.grad_fn is None:
