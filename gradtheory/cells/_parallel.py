@@ -35,9 +35,8 @@ absolute in the exponent. An absolute error :math:`\delta` in an exponent is a r
 
 with :math:`S_t` the same recurrence on absolute values (the size of the terms, which the
 subtraction of the positive and negative sums may cancel). The sequential loop computes
-:math:`a_t` with absolute error :math:`\le 2u` (minGRU's :math:`1 - z`: :math:`z` carries
-:math:`u` relative, the subtraction is exact for :math:`z \ge 1/2`) or :math:`3u` relative
-(minLSTM's :math:`f/(f+i)`, a sum of positives), :math:`b_t` with :math:`\le 2u` relative, and
+:math:`a_t` with relative error :math:`\le 3u` (minGRU's :math:`1 - z = \sigma(-a_z)`, minLSTM's
+:math:`f/(f+i)`, a sum of positives), :math:`b_t` with :math:`\le 2u` relative, and
 rounds the multiply-add: its error obeys :math:`E_t \le a_t E_{t-1} + 4u (S_{t-1} + |b_t|)`,
 :math:`E_0 = 0` (the contraction :math:`a_t < 1` never amplifies it). Hence scan and loop agree to
 :math:`\delta_t S_t + E_t` (:func:`scan_tolerance`). The log-space

@@ -12,7 +12,7 @@ has shape (2H, 0)) and the state enters through the direct path alone. Gate rows
 ``weight_ih``: ``z`` then ``h~`` (the candidate, linear: the paper's plain minGRU, not its
 log-space variant with :math:`g`; the parallel scan handles signed candidates, see
 :mod:`gradtheory.cells._parallel`). ``bias_ih + bias_hh`` is the bias (torch's RNN layout keeps
-both). Derived in ``proofs/min_rnn.tex``. Twin: the torch twin built from :meth:`MinGRUCell.torch_step`.
+both). Derived in ``proofs/mingru.tex``. Twin: the torch twin built from :meth:`MinGRUCell.torch_step`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..models.activations import sigmoid
 from ._base import NONE, CellSpec
 from ._parallel import ParallelScanModel
 
-__all__ = ["SPEC", "MinGRU", "MinGRUCell"]
+__all__ = ["SPEC", "MinGRU", "MinGRUCell", "derive"]
 
 
 class MinGRUCell:
@@ -45,24 +45,27 @@ class MinGRUCell:
         a = gi + gh
         H = h_prev.shape[-1]
         z = sigmoid(a[:, :H])
+        # the retain gate 1 - z as sigma(-a_z): ~2u relative even where z -> 1 (1.0 - z would lose
+        # log2(1/(1 - z)) bits there, and the gradient through time is a product of these factors)
+        r = sigmoid(-a[:, :H])
         h_tilde = a[:, H:]
-        h = (1.0 - z) * h_prev + z * h_tilde
-        return (h,), (z, h_tilde, h_prev)
+        h = r * h_prev + z * h_tilde
+        return (h,), (z, r, h_tilde, h_prev)
 
     def step_backward(self, d_state, cache):
-        z, h_tilde, h_prev = cache
+        z, r, h_tilde, h_prev = cache
         (dh,) = d_state
-        da_z = dh * (h_tilde - h_prev) * z * (1.0 - z)
+        da_z = dh * (h_tilde - h_prev) * z * r
         da_h = dh * z
         da = np.concatenate([da_z, da_h], axis=1)
-        return da, da, (dh * (1.0 - z),)
+        return da, da, (dh * r,)
 
     def step_jacobian(self, cache, W_hh):
         """diag(1 - z_t): (B, H, H)."""
-        z = cache[0]
-        J = np.zeros(z.shape + z.shape[-1:], dtype=z.dtype)
-        idx = np.arange(z.shape[-1])
-        J[:, idx, idx] = 1.0 - z
+        r = cache[1]
+        J = np.zeros(r.shape + r.shape[-1:], dtype=r.dtype)
+        idx = np.arange(r.shape[-1])
+        J[:, idx, idx] = r
         return J
 
     def equations(self, gi: list, gh: list, prev: tuple, ops: Any) -> tuple[tuple[list, ...], dict]:
@@ -112,4 +115,12 @@ class MinGRU(ParallelScanModel):
     cell_class = MinGRUCell
 
 
-SPEC = CellSpec("mingru", MinGRUCell, MinGRU)
+def derive() -> Any:
+    """The MinGRU derivation (``proofs/mingru.tex``): diagonal Jacobian independent of h, the scan's closed
+    form, the convex-combination bound, the gradient through time."""
+    from ._min_derivation import derive as _derive
+
+    return _derive("mingru")
+
+
+SPEC = CellSpec("mingru", MinGRUCell, MinGRU, derivation=derive)

@@ -16,7 +16,7 @@ The normalised gates sum to 1, so :math:`h_t` is a convex combination of :math:`
 ``f``, ``i``, ``h~`` (the candidate is linear: the paper's plain minLSTM, not its log-space
 variant with :math:`g`; the parallel scan handles signed candidates, see
 :mod:`gradtheory.cells._parallel`). ``bias_ih + bias_hh`` is the bias. Derived in
-``proofs/min_rnn.tex``. Twin: the torch twin built from :meth:`MinLSTMCell.torch_step`.
+``proofs/minlstm.tex``. Twin: the torch twin built from :meth:`MinLSTMCell.torch_step`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..models.activations import sigmoid
 from ._base import NONE, CellSpec
 from ._parallel import ParallelScanModel
 
-__all__ = ["SPEC", "MinLSTM", "MinLSTMCell"]
+__all__ = ["SPEC", "MinLSTM", "MinLSTMCell", "derive"]
 
 
 class MinLSTMCell:
@@ -128,4 +128,12 @@ class MinLSTM(ParallelScanModel):
     cell_class = MinLSTMCell
 
 
-SPEC = CellSpec("minlstm", MinLSTMCell, MinLSTM)
+def derive() -> Any:
+    """The MinLSTM derivation (``proofs/minlstm.tex``): diagonal Jacobian independent of h, the scan's closed
+    form, the convex-combination bound, the gradient through time."""
+    from ._min_derivation import derive as _derive
+
+    return _derive("minlstm")
+
+
+SPEC = CellSpec("minlstm", MinLSTMCell, MinLSTM, derivation=derive)
