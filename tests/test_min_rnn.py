@@ -22,6 +22,14 @@ from gradtheory.models import input_projection
 
 FAMILIES = ("mingru", "minlstm")
 U = 2.0**-53
+# The gate recomputed here (1/(1 + e^a), or f/(f+i)) and the cell's (sigma(-a), f/(f+i)) are each
+# within ~2u relative of the exact gate in (0, 1): they differ by <= 4u absolute.
+GATE_ATOL = 4 * U
+# BPTT's dh_T/dh_0 is a product of T factors each within 2u relative (sigma(-a), or f/(f+i)), and
+# T - 1 roundings of the running product: <= (2T + 4) u relative, per step of the sequence.
+PRODUCT_RTOL_PER_STEP, PRODUCT_RTOL_CONST = 2 * U, 4 * U
+# h_t = a h_{t-1} + (1 - a) h~ rounded: each step adds <= 4u relative to the convex bound's scale.
+HULL_RTOL_PER_STEP = 4 * U
 
 
 def _coefficients(model, x_tm, layer=0, direction=0):
@@ -127,7 +135,7 @@ def test_one_step_jacobian_is_the_diagonal_retain_gate_and_independent_of_h(name
     expected = np.zeros((T, 1, H, H))
     idx = np.arange(H)
     expected[:, :, idx, idx] = gate
-    assert np.max(np.abs(Ja - expected)) <= 4 * U  # two differently rounded forms of one gate in (0, 1)
+    assert np.max(np.abs(Ja - expected)) <= GATE_ATOL
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -155,7 +163,7 @@ def test_gradient_through_time_is_the_product_of_retain_gates_in_50_digits(name,
                 f, i = sig(pre[t, n]), sig(pre[t, 3 + n])
                 prod *= f / (f + i)
         assert 0 < prod < 1
-        assert abs(g.h0[0, 0, n] - float(prod)) <= (2 * T + 4) * U * float(prod)
+        assert abs(g.h0[0, 0, n] - float(prod)) <= (PRODUCT_RTOL_PER_STEP * T + PRODUCT_RTOL_CONST) * float(prod)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
@@ -176,7 +184,7 @@ def test_state_stays_in_the_hull_of_h0_and_the_candidates(name, data):
     running = np.maximum.accumulate(np.abs(h_tilde), axis=0)
     bound = np.maximum(np.abs(h0[0]), running)
     t = np.arange(1, T + 1)[:, None, None]
-    assert np.all(np.abs(h) <= bound * (1 + 4 * t * U))
+    assert np.all(np.abs(h) <= bound * (1 + HULL_RTOL_PER_STEP * t))
 
 
 def test_a_min_gru_backward_that_drops_the_direct_path_is_caught_by_the_checker():
@@ -211,3 +219,28 @@ def test_parallel_forward_rejects_bad_input_by_name():
         model.parallel_forward(np.ones((4, 2)))
     with pytest.raises(ValueError, match="h0"):
         model.parallel_forward(np.ones((4, 3)), np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_stacked_parallel_forward_is_the_composition_of_its_layers(name, bidirectional, batch_first):
+    """A two-layer (bidirectional, batch_first) parallel_forward equals layer 1's parallel_forward fed
+    into layer 2's, bit for bit, with h_n stacked as torch does (the layout; the numerics of one layer
+    are bounded by test_parallel_log_space_scan_equals_sequential_loop_within_the_derived_rounding_bound)."""
+    cls = gt.cells.get(name).model
+    kw = dict(bidirectional=bidirectional, batch_first=batch_first)
+    deep = cls(3, 4, num_layers=2, seed=5, **kw)
+    D = deep.num_directions
+    first = cls(3, 4, params={k: v for k, v in deep.params.items() if "_l0" in k}, **kw)
+    second = cls(4 * D, 4, params={k.replace("_l1", "_l0"): v for k, v in deep.params.items() if "_l1" in k}, **kw)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 7, 3) if batch_first else (7, 2, 3))
+    h0 = rng.normal(size=(2 * D, 2, 4))
+    out = deep.parallel_forward(x, h0)
+    mid = first.parallel_forward(x, h0[:D])
+    top = second.parallel_forward(mid.output, h0[D:])
+    assert np.array_equal(out.output, top.output)
+    assert np.array_equal(out.h_n, np.concatenate([mid.h_n, top.h_n]))
+    loop = deep.forward(x, h0)
+    assert out.output.shape == loop.output.shape and out.h_n.shape == loop.h_n.shape

@@ -35,6 +35,12 @@ _ABSTRACT = (
 # the witnesses' length: 2^-60 ~ 8.7e-19, a gradient that has vanished for any practical purpose
 _T = 60
 _EXAMPLES = 12  # drawn models per property: each costs ~5 ms (T <= 40, H <= 4)
+_U = 2.0**-53
+# h_t = a h_{t-1} + (1 - a) h~ rounded: each step adds <= 4u relative to the convex bound's scale.
+_HULL_RTOL_PER_STEP = 4 * _U
+# dh_T/dh_0 is a product of T factors sigma(-a) each within 2u relative, and T - 1 roundings of
+# the running product: <= (2T + 4) u relative.
+_PRODUCT_RTOL_PER_STEP, _PRODUCT_RTOL_CONST = 2 * _U, 4 * _U
 
 
 def _model(name: str, H: int = 3, I: int = 2, scale: float = 1.0, seed: int = 0) -> Any:
@@ -146,7 +152,7 @@ def _hull_property(name: str, settings: AuditSettings) -> tuple[bool, Any]:
         h_tilde = input_projection(model.cell, x, model.layer_params())[..., -3:]
         bound = np.maximum(np.abs(h0[0]), np.maximum.accumulate(np.abs(h_tilde), axis=0))
         t = np.arange(1, T + 1)[:, None, None]
-        return bool(np.all(np.abs(h) <= bound * (1 + 4 * t * 2.0**-53)))
+        return bool(np.all(np.abs(h) <= bound * (1 + _HULL_RTOL_PER_STEP * t)))
 
     found = holds(
         st.tuples(st.integers(0, 2**16), st.integers(1, 200), st.sampled_from([1.0, 5.0, 20.0])),
@@ -210,7 +216,10 @@ def _gradient_property(name: str, settings: AuditSettings) -> tuple[bool, Any]:
             prod = mp.mpf(1)
             for t in range(T):
                 prod *= 1 / (1 + mp.exp(mp.mpf(pre[t, n])))  # 1 - sigma(a) = sigma(-a)
-            if not (0 <= g[n] <= 1 and abs(g[n] - float(prod)) <= (2 * T + 4) * 2.0**-53 * float(prod)):
+            if not (
+                0 <= g[n] <= 1
+                and abs(g[n] - float(prod)) <= (_PRODUCT_RTOL_PER_STEP * T + _PRODUCT_RTOL_CONST) * float(prod)
+            ):
                 return False
         return True
 
