@@ -244,3 +244,24 @@ def test_stacked_parallel_forward_is_the_composition_of_its_layers(name, bidirec
     assert np.array_equal(out.h_n, np.concatenate([mid.h_n, top.h_n]))
     loop = deep.forward(x, h0)
     assert out.output.shape == loop.output.shape and out.h_n.shape == loop.h_n.shape
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_scan_bound_is_the_per_direction_derived_bound_in_the_output_layout(name):
+    """model.scan_bound(x, h0) is scan_tolerance of each direction's coefficients, placed like
+    output (batch_first, reverse half flipped back); it holds; deeper models: NotImplementedError."""
+    cls = gt.cells.get(name).model
+    model = cls(3, 4, bidirectional=True, batch_first=True, seed=2)
+    rng = np.random.default_rng(4)
+    x, h0 = rng.normal(size=(2, 30, 3)), rng.normal(size=(2, 2, 4))
+    bound = model.scan_bound(x, h0)
+    x_tm = np.swapaxes(x, 0, 1)
+    for d in range(2):
+        log_a, b, _ = _coefficients(model, x_tm, 0, d)
+        expected = scan_tolerance(log_a, b, h0[d])
+        expected = np.swapaxes(expected[::-1] if d == 1 else expected, 0, 1)
+        assert np.array_equal(bound[..., 4 * d : 4 * d + 4], expected)
+    diff = np.abs(model.parallel_forward(x, h0).output - model.forward(x, h0).output)
+    assert np.all(diff <= bound)
+    with pytest.raises(NotImplementedError, match="num_layers=2"):
+        cls(3, 4, num_layers=2).scan_bound(x[0])

@@ -143,8 +143,16 @@ class ParallelScanModel(RecurrentModel):
         Returns
         -------
         ParallelResult
-            ``output`` and ``h_n``; equal to :meth:`forward`'s within :func:`scan_tolerance`.
+            ``output`` and ``h_n``; equal to :meth:`forward`'s within :meth:`scan_bound`.
+
+        Raises
+        ------
+        ValueError
+            For a non-finite parameter, or ``x``/``h0`` of the wrong shape (as :meth:`forward`).
         """
+        for name, value in self.params.items():
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"params[{name!r}] must be finite, got a non-finite entry (NaN or Inf)")
         x_tm, batched = self._prepare_x(x)
         B, H = x_tm.shape[1], self.hidden_size
         (states0,) = self._initial_states(h0, B, batched, np.float64, False)
@@ -165,3 +173,41 @@ class ParallelScanModel(RecurrentModel):
         elif self.batch_first:
             output = np.swapaxes(output, 0, 1)
         return ParallelResult(output, h_n)
+
+    def scan_bound(self, x: Any, h0: Any = None) -> np.ndarray:
+        r"""The derived bound on ``|parallel_forward(x, h0).output - forward(x, h0).output|``, elementwise.
+
+        :math:`\delta_t S_t + E_t` of :mod:`gradtheory.cells._parallel` (the log-space scan's
+        rounding plus the loop's), in the layout of ``output``.
+
+        Parameters
+        ----------
+        x, h0 : array_like
+            As for :meth:`parallel_forward`.
+
+        Returns
+        -------
+        ndarray
+            Same shape as ``output``.
+
+        Raises
+        ------
+        NotImplementedError
+            For ``num_layers > 1``: the bound is derived for one layer (a deeper layer's input
+            already differs by the layer below's rounding).
+        """
+        if self.num_layers != 1:
+            raise NotImplementedError(f"scan_bound is derived for one layer, got num_layers={self.num_layers}")
+        x_tm, batched = self._prepare_x(x)
+        B, H = x_tm.shape[1], self.hidden_size
+        (states0,) = self._initial_states(h0, B, batched, np.float64, False)
+        parts = []
+        for d in range(self.num_directions):
+            inp = x_tm[::-1] if d == 1 else x_tm
+            log_a, b, _ = self.cell.scan_coefficients(input_projection(self.cell, inp, self.layer_params(0, d)), H)
+            bound = scan_tolerance(log_a, b, states0[d])
+            parts.append(bound[::-1] if d == 1 else bound)
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+        if not batched:
+            return out[:, 0]
+        return np.swapaxes(out, 0, 1) if self.batch_first else out

@@ -7,7 +7,7 @@ r"""minGRU cell (Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, 2024, "Were RNNs Al
     \frac{\partial h_t}{\partial h_{t-1}} = \operatorname{diag}(1 - z_t)
     \quad\text{(independent of } h\text{)}
 
-The gates read :math:`x_t` only: the recurrence is :data:`~gradtheory.cells.NONE` (``weight_hh``
+The gates read :math:`x_t` only: the recurrence is ``NONE`` (:mod:`gradtheory.cells._base`) (``weight_hh``
 has shape (2H, 0)) and the state enters through the direct path alone. Gate rows of
 ``weight_ih``: ``z`` then ``h~`` (the candidate, linear: the paper's plain minGRU, not its
 log-space variant with :math:`g`; the parallel scan handles signed candidates, see

@@ -12,7 +12,7 @@ r"""minLSTM cell (Feng, Tung, Ahmed, Bengio & Hajimirsadeghi, 2024, "Were RNNs A
 
 The normalised gates sum to 1, so :math:`h_t` is a convex combination of :math:`h_{t-1}` and
 :math:`\tilde h_t`. The gates read :math:`x_t` only: the recurrence is
-:data:`~gradtheory.cells.NONE` (``weight_hh`` has shape (3H, 0)). Gate rows of ``weight_ih``:
+``NONE`` (:mod:`gradtheory.cells._base`) (``weight_hh`` has shape (3H, 0)). Gate rows of ``weight_ih``:
 ``f``, ``i``, ``h~`` (the candidate is linear: the paper's plain minLSTM, not its log-space
 variant with :math:`g`; the parallel scan handles signed candidates, see
 :mod:`gradtheory.cells._parallel`). ``bias_ih + bias_hh`` is the bias. Derived in
