@@ -16,7 +16,7 @@ _TEXT = {
         step=r"(1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t,\ z_t = \sigma(W_z x_t + b_z),\ \tilde h_t = W_h x_t + b_h",
         a=r"1 - z_t",
         b=r"z_t \odot \tilde h_t",
-        vanish=r"$z_{j,n}$ bounded away from 0",
+        vanish=r"1 - z_{j,n}",
     ),
     "minlstm": dict(
         display="minLSTM",
@@ -25,7 +25,7 @@ _TEXT = {
         step=r"f'_t \odot h_{t-1} + i'_t \odot \tilde h_t,\ f'_t = \tfrac{f_t}{f_t + i_t},\ i'_t = \tfrac{i_t}{f_t + i_t}",
         a=r"f'_t",
         b=r"i'_t \odot \tilde h_t",
-        vanish=r"$f'_{j,n}$ bounded away from 1",
+        vanish=r"f'_{j,n} = 1/(1 + i_{j,n}/f_{j,n})",
     ),
 }
 
@@ -115,8 +115,10 @@ def derive(name: str) -> Any:
         ),
         Step(
             le(text(r"\bigl(\min_{j,n} a_{j,n}\bigr)^{t-k}"), Norm(Partial(ht, M("h_k")))),
-            r"Every $a_{j,n} \in (0,1)$: the gradient through time never explodes, and it vanishes "
-            f"geometrically exactly when the retain gate stays below 1 ({T['vanish']}).",
+            r"Every $a_{j,n} \in (0,1)$: the gradient through time never explodes. It tends to 0 unless "
+            r"$\sum_j (1 - a_{j,n}) < \infty$ for some $n$ (the retain gate "
+            f"$a_{{j,n}} = {T['vanish']}$ must saturate at 1 fast enough), and geometrically while "
+            r"$a_{j,n} \le 1 - \epsilon$.",
             chain=((r"\leq", text(r"\max_n \textstyle\prod_{j=k+1}^{t} a_{j,n} < 1")),),
         ),
     )
