@@ -46,6 +46,40 @@ def _torch_step(module, xt, d_out_t):
     out.backward(d_out_t)
 
 
+def _interleaved(repeats, first, second):
+    """Medians of interleaved timings of two callables (seconds)."""
+    first(), second()  # warm-up
+    ta, tb = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        first()
+        ta.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        second()
+        tb.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def bench_min_rnn(args, rng, x, ratios) -> None:
+    """minGRU / minLSTM (families-c): numpy forward+BPTT against the torch twin's autograd, and the
+    parallel log-space scan (parallel_forward) against the sequential loop (forward), both numpy."""
+    for name in ("MinGRU", "MinLSTM"):
+        _bench_min_rnn_family(name, args, rng, x, ratios)
+
+
+def _bench_min_rnn_family(name, args, rng, x, ratios) -> None:
+    model = getattr(gt, name)(args.n, args.n, seed=0)
+    module = gt.to_torch(model)
+    d_out = rng.normal(size=(args.T, args.B, args.n))
+    xt, d_out_t = torch.tensor(x, requires_grad=True), torch.from_numpy(d_out)
+    mn, mt = _interleaved(args.repeats, lambda: _numpy_step(model, x, d_out), lambda: _torch_step(module, xt, d_out_t))
+    ratios[name] = mn / mt
+    print(f"{name:7s} {1e3 * mn:10.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}  (torch twin)")
+    ms, ml = _interleaved(args.repeats, lambda: model.parallel_forward(x), lambda: model.forward(x))
+    ratios[name + " scan/loop"] = ms / ml
+    print(f"{name:7s} scan {1e3 * ms:.1f} ms, loop {1e3 * ml:.1f} ms, ratio scan/loop {ms / ml:.2f}")
+
+
 def main(argv=None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
@@ -93,6 +127,7 @@ def main(argv=None) -> dict[str, float]:
         mn, mt = statistics.median(tn), statistics.median(tt)
         ratios[name] = mn / mt
         print(f"{name:6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
+    bench_min_rnn(args, rng, x, ratios)
     return ratios
 
 

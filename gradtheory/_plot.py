@@ -195,6 +195,62 @@ def plot_model_flow(path: Path, target: str, T: int, seed: int) -> None:
     fig.savefig(path)
 
 
+# -- minGRU / minLSTM (families-c): flow against the derived product of retain gates, phase diagram
+
+
+def _min_rnn_log_retain(model, x: np.ndarray) -> np.ndarray:
+    """ln a_{t,n} (a = 1 - z for minGRU, f' for minLSTM) from the input alone: (T, H)."""
+    from .models import input_projection
+
+    gi = input_projection(model.cell, x[:, None, :], model.layer_params())
+    return model.cell.scan_coefficients(gi, model.hidden_size)[0][:, 0]
+
+
+def plot_min_rnn(path: Path, T: int, n: int, seed: int) -> None:
+    """minGRU and minLSTM: measured gradient flow against the derived sum of ln a_{j,0} (the one-step
+    Jacobians are diag(a_j)), and the decay rate against the gate bias with the derived
+    max_n mean_t ln a_{t,n} (proofs/mingru.tex, proofs/minlstm.tex)."""
+    from .cells.mingru import MinGRU
+    from .cells.minlstm import MinLSTM
+
+    x = np.random.default_rng(seed).standard_normal((T, n))
+    dist = np.arange(T + 1)[::-1]
+    fig = _figure(11, 4.4)
+    axes = fig.subplots(1, 2)
+    biases = np.linspace(-4.0, 6.0, 21)
+    for color, cls in (("tab:blue", MinGRU), ("tab:green", MinLSTM)):
+        model = cls(n, n, seed=seed)
+        log_a = _min_rnn_log_retain(model, x)
+        derived = np.concatenate([np.cumsum(log_a[::-1, 0])[::-1], [0.0]])
+        axes[0].plot(dist, gradient_flow(model, x), color=color, lw=1.6, label=f"{cls.__name__} measured")
+        axes[0].plot(dist, derived, "--", color="k", lw=0.8)
+        rates, predicted = [], []
+        for b in biases:
+            # the retain gate's bias: z's row block for minGRU (a = 1 - z falls as b grows), f's for minLSTM
+            p = dict(model.params)
+            bias = np.zeros_like(p["bias_ih_l0"])
+            bias[:n] = -b if cls is MinGRU else b
+            p["bias_ih_l0"] = bias
+            m = cls(n, n, params=p)
+            rates.append(lyapunov_exponent(m, x))
+            predicted.append(np.max(np.mean(_min_rnn_log_retain(m, x), axis=0)))
+        axes[1].plot(biases, rates, "o", ms=3, color=color, label=rf"{cls.__name__} measured $\lambda_1$")
+        axes[1].plot(biases, predicted, "-", color=color, lw=1, label=r"derived $\max_n \overline{\ln a_{t,n}}$")
+    axes[0].plot([], [], "--", color="k", lw=0.8, label=r"derived $\sum_{j>k}\ln a_{j,0}$ (diagonal Jacobians)")
+    axes[0].set_xlabel(r"distance $T - k$")
+    axes[0].set_ylabel(r"$\ln\|\partial L/\partial h_k\|$,  $L = \langle e_0, h_T\rangle$")
+    axes[0].set_title("gradient flow: never above 0 (every a in (0, 1))")
+    axes[1].set_xlabel("bias of the retain gate (1 - z, f)")
+    axes[1].set_ylabel(r"decay rate $\lambda_1$ per step")
+    axes[1].set_title("phase diagram: vanishing unless the gate saturates open")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"minGRU / minLSTM (H = {n}, T = {T}, x ~ N(0, 1), torch default init)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         T = check_positive_int(args.steps, "--steps")
@@ -216,6 +272,9 @@ def run(args: argparse.Namespace) -> int:
     written.append(path)
     path = out / "phase_diagram.png"
     plot_phase_diagram(path, T, n, args.seed)
+    written.append(path)
+    path = out / "min_rnn.png"
+    plot_min_rnn(path, T, n, args.seed)  # families-c
     written.append(path)
     for p in written:
         print(f"wrote {p}")

@@ -149,6 +149,8 @@ def directional_derivative(f: ArrayFn, x: Any, v: Any, method: str = "complex") 
 def jacobian(f: ArrayFn, x: Any, method: str = "complex") -> np.ndarray:
     """Full Jacobian of ``f`` at ``x``: shape ``f(x).shape + x.shape``, one column per element."""
     x = as_float_array(x, "x")
+    if x.size == 0:  # an empty parameter (e.g. weight_hh of a cell without recurrent weight)
+        return np.zeros(np.shape(f(x)) + x.shape)
     cols = []
     for k in range(x.size):
         e = np.zeros(x.size)
@@ -241,6 +243,14 @@ class _Dual:
         return _Dual(self.a * o, self.b * o)
 
     __rmul__ = __mul__
+
+    def __truediv__(self, o):
+        if isinstance(o, _Dual):
+            return _Dual(self.a / o.a, (self.b * o.a - self.a * o.b) / (o.a * o.a))
+        return _Dual(self.a / o, self.b / o)
+
+    def __rtruediv__(self, o):
+        return _Dual(o / self.a, -o * self.b / (self.a * self.a))
 
 
 def _make_scalar_ops(kind: str, dps: int):

@@ -50,6 +50,8 @@ _MODULES = (
     "residual",
     "highway",
     "indrnn",
+    "mingru",
+    "minlstm",
 )
 
 #: name -> CellSpec, in registration order.

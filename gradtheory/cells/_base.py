@@ -10,7 +10,7 @@ A cell answers every question the tools ask about one recurrent step:
 * ``step_jacobian(cache, W_hh) -> (B, S, S)``: the one-step Jacobian of the joint state;
 * ``equations(gi, gh, prev, ops) -> (new_state, parts)``: the same step written again,
   independently, on plain lists of scalars, used only by the oracles and the SymPy derivations
-  (never by the numeric code). Only ``+``, ``-``, ``*`` between scalars, integer or exactly
+  (never by the numeric code). Only ``+``, ``-``, ``*``, ``/`` between scalars, integer or exactly
   representable constants, and the functions of ``ops`` (:class:`ScalarOps`) may be used, so that
   the same code runs on Fractions, mpmath numbers, dual numbers and SymPy expressions;
   ``parts`` names intermediate quantities (gates) for the derivations;
@@ -32,6 +32,7 @@ from ..models.activations import Activation
 __all__ = [
     "DENSE",
     "DIAGONAL",
+    "NONE",
     "Cell",
     "CellSpec",
     "Recurrence",
@@ -128,8 +129,39 @@ class _Diagonal(Recurrence):
         return (h.repeat(1, G) if G > 1 else h) * W
 
 
+class _NoRecurrence(Recurrence):
+    r"""No recurrent weight: :math:`R(h, W) = 0`, ``W`` of shape (G*H, 0) (a matrix with no columns).
+
+    For cells whose gates read :math:`x_t` only (minGRU, minLSTM): the previous state enters the
+    step only through the cell's direct path. ``R(h, W) = h_{[:0]} W^T`` is the product with an
+    empty matrix, so ``weight_hh`` keeps its place in torch's layout (and in the torch twin's
+    autograd graph, with an empty gradient) while contributing exactly zero.
+    """
+
+    name = "none"
+
+    def weight_shape(self, rows, hidden_size):
+        return (rows, 0)
+
+    def apply(self, h, W):
+        return np.zeros((h.shape[0], W.shape[0]), dtype=np.result_type(h, W))
+
+    def input_grad(self, d_gh, W, hidden_size):
+        return np.zeros((d_gh.shape[0], hidden_size), dtype=d_gh.dtype)
+
+    def weight_grad(self, d_gh, h):
+        return np.zeros((d_gh.shape[1], 0), dtype=d_gh.dtype)
+
+    def exact(self, W, h):
+        return [0 for _ in W]
+
+    def torch(self, h, W):
+        return h[..., :0] @ W.T
+
+
 DENSE: Recurrence = _Dense()
 DIAGONAL: Recurrence = _Diagonal()
+NONE: Recurrence = _NoRecurrence()
 
 
 @dataclass(frozen=True)
@@ -147,8 +179,8 @@ class Cell(Protocol):
 
     Attributes: ``name`` (registry key), ``gates`` (G: rows of W_ih are G*H), ``gate_names``,
     ``n_states`` (1 for (h,), 2 for (h, c)), ``additive`` (gi and gh are used only through
-    gi + gh, so the scan may fold b_hh into the input projection), ``recurrence`` (:data:`DENSE`
-    or :data:`DIAGONAL`), ``activation`` (an :class:`Activation`, or None).
+    gi + gh, so the scan may fold b_hh into the input projection), ``recurrence`` (:data:`DENSE`,
+    :data:`DIAGONAL` or :data:`NONE`), ``activation`` (an :class:`Activation`, or None).
     """
 
     name: str
@@ -180,7 +212,9 @@ def check_cell(cell: Any, name: str = "cell") -> Cell:
     if missing:
         raise TypeError(f"{name} must implement gradtheory.cells.Cell, got {type(cell).__name__} without {missing}")
     if not isinstance(cell.recurrence, Recurrence):
-        raise TypeError(f"{name}.recurrence must be gradtheory.cells.DENSE or DIAGONAL, got {cell.recurrence!r}")
+        raise TypeError(
+            f"{name}.recurrence must be gradtheory.cells.DENSE, DIAGONAL or NONE (a Recurrence), got {cell.recurrence!r}"
+        )
     for attr in ("gates", "n_states"):
         value = getattr(cell, attr)
         if not (isinstance(value, int) and value >= 1):

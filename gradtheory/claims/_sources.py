@@ -77,6 +77,12 @@ DOCUMENTS: dict[str, Document] = {
         "1997",
         "paper (Neural Computation)",
     ),
+    "feng2024": Document(
+        "Were RNNs All We Needed?",
+        "L. Feng, F. Tung, M. O. Ahmed, Y. Bengio, H. Hajimirsadeghi",
+        "2024",
+        "paper (arXiv:2410.01201)",
+    ),
     "torch": Document(
         "torch.nn.utils.clip_grad_value_ (documentation)",
         "PyTorch",

@@ -92,6 +92,11 @@ EXPECTED = {
     "gru-quicker-to-compute": "proved",
     "gru-update-gate-remembers-or-updates": "proved",
     "bidirectional-output-concatenates": "verified",
+    # families-c: minGRU / minLSTM (gradtheory/claims/min_rnn.py)
+    "mingru-no-bptt": "refined",
+    "minlstm-no-bptt": "refined",
+    "minlstm-time-independent-scale": "proved",
+    "mingru-gradient-neither-vanishes-nor-explodes": "refined",
 }
 
 
