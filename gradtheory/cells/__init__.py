@@ -50,6 +50,7 @@ _MODULES = (
     "residual",
     "highway",
     "indrnn",
+    "antisymmetric",
 )
 
 #: name -> CellSpec, in registration order.

@@ -77,6 +77,12 @@ DOCUMENTS: dict[str, Document] = {
         "1997",
         "paper (Neural Computation)",
     ),
+    "chang2019": Document(
+        "AntisymmetricRNN: A Dynamical System View on Recurrent Neural Networks",
+        "B. Chang, M. Chen, E. Haber, E. H. Chi",
+        "2019",
+        "paper (ICLR)",
+    ),
     "torch": Document(
         "torch.nn.utils.clip_grad_value_ (documentation)",
         "PyTorch",

@@ -77,6 +77,7 @@ def _from_twin(module: Any) -> RecurrentModel:
     spec = cells.get(module.cell_name)
     params = {name: p.detach().cpu().to(torch.float64).numpy().copy() for name, p in module.named_parameters()}
     extra = {} if module.nonlinearity is None else {"nonlinearity": module.nonlinearity}
+    extra.update(getattr(module.cell, "hyperparameters", {}))  # e.g. eps, gamma of AntisymmetricRNN
     return spec.model(
         module.input_size,
         module.hidden_size,

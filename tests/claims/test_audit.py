@@ -92,6 +92,9 @@ EXPECTED = {
     "gru-quicker-to-compute": "proved",
     "gru-update-gate-remembers-or-updates": "proved",
     "bidirectional-output-concatenates": "verified",
+    # AntisymmetricRNN (gradtheory/claims/antisymmetric.py)
+    "antisymmetric-imaginary-spectrum": "proved",
+    "antisymmetric-euler-no-explosion": "refined",
 }
 
 
