@@ -195,6 +195,67 @@ def plot_model_flow(path: Path, target: str, T: int, seed: int) -> None:
     fig.savefig(path)
 
 
+# -- AntisymmetricRNN (Chang et al. 2019; proofs/antisymmetric.tex) ---------------------------
+def plot_antisymmetric(out: Path, T: int, n: int, seed: int) -> list[Path]:
+    r"""``antisymmetric.png``: the AntisymmetricRNN's gradient flow against its bound
+    :math:`(T-k)\ln(1 + \varepsilon\|W - W^\top - \gamma I\|_2)` for diffusions below, near and above
+    the threshold :math:`\varepsilon(\gamma^2 + \mu_{max}^2) = 2\gamma`, and its phase diagram: the top
+    Lyapunov exponent over :math:`\gamma` against the linear-regime rate
+    :math:`\ln\max_j|1 - \varepsilon\gamma + i\varepsilon\mu_j|`."""
+    from .cells.antisymmetric import AntisymmetricRNN
+
+    eps = 0.5
+    x = np.random.default_rng(seed).standard_normal((T, n))
+    W = 0.5 * _direction(n, seed + 1)  # ||W - W^T||_2 <= 1, so eps mu <= 1/2 and a stable gamma exists
+    mu = float(np.linalg.norm(W - W.T, 2))
+    threshold = (1.0 - np.sqrt(1.0 - (eps * mu) ** 2)) / eps  # smaller root of eps gamma^2 - 2 gamma + eps mu^2
+
+    def model(gamma: float, bias: bool = True) -> AntisymmetricRNN:
+        m = AntisymmetricRNN(n, n, eps=eps, gamma=gamma, bias=bias, seed=seed)
+        m.params = {**m.params, "weight_hh_l0": W}
+        return m
+
+    fig = _figure(11, 4.4)
+    ax, ax2 = fig.subplots(1, 2)
+    dist = np.arange(T + 1)[::-1]
+    for color, diffusion in zip(("tab:red", "tab:orange", "tab:blue"), (0.0, threshold, 4.0 * threshold)):
+        m = model(diffusion)
+        flow = gradient_flow(m, x)
+        rate = np.log1p(eps * float(np.linalg.norm(m.cell.recurrence.matrix(W), 2)))
+        ax.plot(dist, flow - flow[-1], color=color, lw=1.6, label=rf"$\gamma = {diffusion:.3g}$ measured")
+        ax.plot(
+            dist, rate * dist, "--", color=color, lw=1, label=rf"bound $(T-k)\ln(1 + \varepsilon\|M\|) $, {rate:.3g}"
+        )
+    measured = np.concatenate([line.get_ydata() for line in ax.lines[::2]])
+    lo, hi = float(np.min(measured[np.isfinite(measured)])), float(np.max(measured[np.isfinite(measured)]))
+    ax.set_ylim(lo - 0.1 * (hi - lo) - 1, hi + 0.5 * (hi - lo) + 1)  # the bounds would dwarf the curves
+    ax.set_xlabel(r"distance $T - k$")
+    ax.set_ylabel(r"$\ln\|\partial L/\partial h_k\| - \ln\|\partial L/\partial h_T\|$")
+    ax.set_title(rf"AntisymmetricRNN, $\varepsilon = {eps:g}$, $\|W - W^\top\|_2 = {mu:.3g}$", fontsize=9)
+    grid = np.linspace(0.0, 3.0 * threshold, 16)
+    mus = np.linalg.svd(W - W.T, compute_uv=False)
+    for scale, style, label in ((0.0, "o-", "x = 0, no bias (h = 0)"), (1.0, "s-", "x ~ N(0, 1)")):
+        rates = [lyapunov_exponent(model(g, bias=scale > 0), scale * x) for g in grid]
+        ax2.plot(grid, rates, style, ms=3, lw=1.2, label=rf"measured $\lambda_1$, {label}")
+    linear = [0.5 * np.log(np.max((1 - eps * g) ** 2 + (eps * mus) ** 2)) for g in grid]
+    ax2.plot(grid, linear, "k--", lw=1, label=r"linear regime $\ln\max_j|1 - \varepsilon\gamma + i\varepsilon\mu_j|$")
+    ax2.axvline(
+        threshold, color="tab:red", lw=1, label=rf"threshold $\varepsilon(\gamma^2+\mu^2) = 2\gamma$: {threshold:.3g}"
+    )
+    ax2.axhline(0.0, color="gray", lw=0.8)
+    ax2.set_xlabel(r"diffusion $\gamma$")
+    ax2.set_ylabel(r"$\lambda_1$ per step (> 0: exploding)")
+    ax2.set_title("phase diagram over the diffusion", fontsize=9)
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"AntisymmetricRNN (H = {n}, T = {T}): forward Euler needs diffusion", fontsize=10)
+    fig.tight_layout()
+    path = out / "antisymmetric.png"
+    fig.savefig(path)
+    return [path]
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         T = check_positive_int(args.steps, "--steps")
@@ -217,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
     path = out / "phase_diagram.png"
     plot_phase_diagram(path, T, n, args.seed)
     written.append(path)
+    written += plot_antisymmetric(out, T, n, args.seed)
     for p in written:
         print(f"wrote {p}")
     return 0
