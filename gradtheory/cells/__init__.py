@@ -51,6 +51,7 @@ _MODULES = (
     "highway",
     "indrnn",
     "antisymmetric",
+    "orthogonal",
 )
 
 #: name -> CellSpec, in registration order.
