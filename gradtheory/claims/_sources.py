@@ -83,6 +83,18 @@ DOCUMENTS: dict[str, Document] = {
         "2019",
         "paper (ICLR)",
     ),
+    "arjovsky2016": Document(
+        "Unitary Evolution Recurrent Neural Networks",
+        "M. Arjovsky, A. Shah, Y. Bengio",
+        "2016",
+        "paper (ICML)",
+    ),
+    "lezcano2019": Document(
+        "Cheap Orthogonal Constraints in Neural Networks: A Simple Parametrization of the Orthogonal and Unitary Group",
+        "M. Lezcano-Casado, D. Mart\u00ednez-Rubio",
+        "2019",
+        "paper (ICML)",
+    ),
     "torch": Document(
         "torch.nn.utils.clip_grad_value_ (documentation)",
         "PyTorch",

@@ -95,6 +95,9 @@ EXPECTED = {
     # AntisymmetricRNN (gradtheory/claims/antisymmetric.py)
     "antisymmetric-imaginary-spectrum": "proved",
     "antisymmetric-euler-no-explosion": "refined",
+    # OrthogonalRNN (gradtheory/claims/orthogonal.py)
+    "orthogonal-no-explosion": "proved",
+    "orthogonal-no-vanishing": "refined",
 }
 
 
