@@ -78,7 +78,7 @@ def imaginary_spectrum_holds(S: np.ndarray, flow: bool = True) -> bool:
     ),
     proofs=("antisymmetric",),
 )
-def imaginary_spectrum(settings: AuditSettings) -> Findings:
+def check_imaginary_spectrum(settings: AuditSettings) -> Findings:
     from ..symbolic import derive
 
     proved = derive("antisymmetric").result["jacobian"] is not None  # derive() asserts every step
@@ -158,7 +158,7 @@ def _exact_witness_gain() -> Fraction:
     ),
     proofs=("antisymmetric",),
 )
-def euler_no_explosion(settings: AuditSettings) -> Findings:
+def check_euler_no_explosion(settings: AuditSettings) -> Findings:
     from ..symbolic import derive
 
     exact = _exact_witness_gain()

@@ -64,7 +64,7 @@ def singular_value_bounds(seed: int, T: int = 30, n: int = 6, scale: float = 1.0
     ),
     proofs=("orthogonal",),
 )
-def no_explosion(settings: AuditSettings) -> Findings:
+def check_no_explosion(settings: AuditSettings) -> Findings:
     from ..symbolic import derive
 
     proved = derive("orthogonal").result["jacobian"] is not None  # derive() asserts every step
@@ -124,7 +124,7 @@ def saturation_witness(T: int = 20) -> tuple[float, float, float]:
     ),
     proofs=("orthogonal",),
 )
-def no_vanishing(settings: AuditSettings) -> Findings:
+def check_no_vanishing(settings: AuditSettings) -> Findings:
     from ..cells.orthogonal import OrthogonalRNN
 
     g, cs, prod = saturation_witness()
