@@ -147,3 +147,31 @@ def test_unparametrized_model_is_the_elman_rnn_with_the_same_outputs():
     assert type(plain) is gt.RNN and plain.nonlinearity == "relu"
     x = np.random.default_rng(3).uniform(-1, 1, (6, 2))
     np.testing.assert_array_equal(model.forward(x).output, plain.forward(x).output)
+
+
+def test_the_parametrization_hook_is_general_a_user_scaled_weight_gets_bptt():
+    """Any model can declare ``parametrizations``: here W_ih = 2 B on a plain Elman RNN, two layers.
+    Its gradient with respect to B equals the complex step through ``model.apply``."""
+
+    class Double:
+        def forward(self, value):
+            return 2.0 * value
+
+        def vjp(self, value, d_weight):
+            return 2.0 * d_weight
+
+        def torch_module(self):
+            raise NotImplementedError("not needed here")
+
+    class DoubledRNN(gt.RNN):
+        parametrizations = {"weight_ih": Double()}
+
+    model = DoubledRNN(2, 3, num_layers=2, seed=4)
+    assert "parametrizations.weight_ih_l1.original" in model.params
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 2))
+    d_out = np.random.default_rng(1).uniform(-1, 1, (5, 3))
+    grads = model.backward(model.forward(x), d_out)
+    name = "parametrizations.weight_ih_l1.original"
+    f, point = model_loss(model, x, wrt=name, d_output=d_out)
+    expected = jacobian(f, point, method="complex")
+    assert np.max(np.abs(grads.params[name] - expected)) <= COMPLEX_STEP_RTOL * np.sum(np.abs(d_out))
