@@ -128,7 +128,54 @@ def main(argv=None) -> dict[str, float]:
         ratios[name] = mn / mt
         print(f"{name:6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
     bench_min_rnn(args, rng, x, ratios)
+    ratios["AntisymmetricRNN"] = bench_antisymmetric(args, x, rng)
+    ratios["OrthogonalRNN"] = bench_orthogonal(args, x, rng)
     return ratios
+
+
+# -- AntisymmetricRNN (issue 10 item 2): numpy forward+BPTT vs autograd through its torch twin --
+def bench_antisymmetric(args, x, rng) -> float:
+    """Median numpy / median torch for the AntisymmetricRNN (tanh, eps = 0.1, gamma = 0.01)."""
+    model = gt.AntisymmetricRNN(args.n, args.n, seed=0)
+    module = gt.to_torch(model)
+    d_out = rng.normal(size=(args.T, args.B, args.n))
+    xt = torch.tensor(x, requires_grad=True)
+    d_out_t = torch.from_numpy(d_out)
+    _numpy_step(model, x, d_out), _torch_step(module, xt, d_out_t)  # warm-up
+    tn, tt = [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        _numpy_step(model, x, d_out)
+        tn.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        _torch_step(module, xt, d_out_t)
+        tt.append(time.perf_counter() - t0)
+    mn, mt = statistics.median(tn), statistics.median(tt)
+    print(f"{'AntisymmetricRNN':6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
+    return mn / mt
+
+
+# -- OrthogonalRNN (issue 10 item 1): numpy forward+BPTT (expm and its adjoint once per pass) vs
+# autograd through the torch twin (torch.nn.utils.parametrize + torch.linalg.matrix_exp) --------
+def bench_orthogonal(args, x, rng) -> float:
+    """Median numpy / median torch for the tanh OrthogonalRNN (gradient with respect to A)."""
+    model = gt.OrthogonalRNN(args.n, args.n, seed=0)
+    module = gt.to_torch(model)
+    d_out = rng.normal(size=(args.T, args.B, args.n))
+    xt = torch.tensor(x, requires_grad=True)
+    d_out_t = torch.from_numpy(d_out)
+    _numpy_step(model, x, d_out), _torch_step(module, xt, d_out_t)  # warm-up
+    tn, tt = [], []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        _numpy_step(model, x, d_out)
+        tn.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        _torch_step(module, xt, d_out_t)
+        tt.append(time.perf_counter() - t0)
+    mn, mt = statistics.median(tn), statistics.median(tt)
+    print(f"{'OrthogonalRNN':6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
+    return mn / mt
 
 
 if __name__ == "__main__":

@@ -251,6 +251,124 @@ def plot_min_rnn(path: Path, T: int, n: int, seed: int) -> None:
     fig.savefig(path)
 
 
+# -- AntisymmetricRNN (Chang et al. 2019; proofs/antisymmetric.tex) ---------------------------
+def plot_antisymmetric(out: Path, T: int, n: int, seed: int) -> list[Path]:
+    r"""``antisymmetric.png``: the AntisymmetricRNN's gradient flow against its bound
+    :math:`(T-k)\ln(1 + \varepsilon\|W - W^\top - \gamma I\|_2)` for diffusions below, near and above
+    the threshold :math:`\varepsilon(\gamma^2 + \mu_{max}^2) = 2\gamma`, and its phase diagram: the top
+    Lyapunov exponent over :math:`\gamma` against the linear-regime rate
+    :math:`\ln\max_j|1 - \varepsilon\gamma + i\varepsilon\mu_j|`."""
+    from .cells.antisymmetric import AntisymmetricRNN
+
+    eps = 0.5
+    x = np.random.default_rng(seed).standard_normal((T, n))
+    W = 0.5 * _direction(n, seed + 1)  # ||W - W^T||_2 <= 1, so eps mu <= 1/2 and a stable gamma exists
+    mu = float(np.linalg.norm(W - W.T, 2))
+    threshold = (1.0 - np.sqrt(1.0 - (eps * mu) ** 2)) / eps  # smaller root of eps gamma^2 - 2 gamma + eps mu^2
+
+    def model(gamma: float, bias: bool = True) -> AntisymmetricRNN:
+        m = AntisymmetricRNN(n, n, eps=eps, gamma=gamma, bias=bias, seed=seed)
+        m.params = {**m.params, "weight_hh_l0": W}
+        return m
+
+    fig = _figure(11, 4.4)
+    ax, ax2 = fig.subplots(1, 2)
+    dist = np.arange(T + 1)[::-1]
+    for color, diffusion in zip(("tab:red", "tab:orange", "tab:blue"), (0.0, threshold, 4.0 * threshold)):
+        m = model(diffusion)
+        flow = gradient_flow(m, x)
+        rate = np.log1p(eps * float(np.linalg.norm(m.cell.recurrence.matrix(W), 2)))
+        ax.plot(dist, flow - flow[-1], color=color, lw=1.6, label=rf"$\gamma = {diffusion:.3g}$ measured")
+        ax.plot(
+            dist, rate * dist, "--", color=color, lw=1, label=rf"bound $(T-k)\ln(1 + \varepsilon\|M\|) $, {rate:.3g}"
+        )
+    measured = np.concatenate([line.get_ydata() for line in ax.lines[::2]])
+    lo, hi = float(np.min(measured[np.isfinite(measured)])), float(np.max(measured[np.isfinite(measured)]))
+    ax.set_ylim(lo - 0.1 * (hi - lo) - 1, hi + 0.5 * (hi - lo) + 1)  # the bounds would dwarf the curves
+    ax.set_xlabel(r"distance $T - k$")
+    ax.set_ylabel(r"$\ln\|\partial L/\partial h_k\| - \ln\|\partial L/\partial h_T\|$")
+    ax.set_title(rf"AntisymmetricRNN, $\varepsilon = {eps:g}$, $\|W - W^\top\|_2 = {mu:.3g}$", fontsize=9)
+    grid = np.linspace(0.0, 3.0 * threshold, 16)
+    mus = np.linalg.svd(W - W.T, compute_uv=False)
+    for scale, style, label in ((0.0, "o-", "x = 0, no bias (h = 0)"), (1.0, "s-", "x ~ N(0, 1)")):
+        rates = [lyapunov_exponent(model(g, bias=scale > 0), scale * x) for g in grid]
+        ax2.plot(grid, rates, style, ms=3, lw=1.2, label=rf"measured $\lambda_1$, {label}")
+    linear = [0.5 * np.log(np.max((1 - eps * g) ** 2 + (eps * mus) ** 2)) for g in grid]
+    ax2.plot(grid, linear, "k--", lw=1, label=r"linear regime $\ln\max_j|1 - \varepsilon\gamma + i\varepsilon\mu_j|$")
+    ax2.axvline(
+        threshold, color="tab:red", lw=1, label=rf"threshold $\varepsilon(\gamma^2+\mu^2) = 2\gamma$: {threshold:.3g}"
+    )
+    ax2.axhline(0.0, color="gray", lw=0.8)
+    ax2.set_xlabel(r"diffusion $\gamma$")
+    ax2.set_ylabel(r"$\lambda_1$ per step (> 0: exploding)")
+    ax2.set_title("phase diagram over the diffusion", fontsize=9)
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"AntisymmetricRNN (H = {n}, T = {T}): forward Euler needs diffusion", fontsize=10)
+    fig.tight_layout()
+    path = out / "antisymmetric.png"
+    fig.savefig(path)
+    return [path]
+
+
+# -- OrthogonalRNN (expRNN; proofs/orthogonal.tex) --------------------------------------------
+def plot_orthogonal(out: Path, T: int, n: int, seed: int) -> list[Path]:
+    r"""``orthogonal.png``: the tanh OrthogonalRNN's gradient flow between its bounds
+    :math:`\sum_j \ln\min_i\tanh'(a_{j,i}) \le \ln\sigma \le \sum_j\ln\max_i\tanh'(a_{j,i}) \le 0`
+    (no explosion, vanishing through saturation) for three input scales, and its phase diagram:
+    the top Lyapunov exponent over the input scale with the per-step means of those bounds."""
+    from .cells.orthogonal import OrthogonalRNN
+
+    model = OrthogonalRNN(n, n, seed=seed)
+    z = np.random.default_rng(seed).standard_normal((T, n))
+
+    def bounds(x):  # cumulative from the end: entry k sums steps k+1..T
+        d = 1 - model.forward(x).output ** 2
+        with np.errstate(divide="ignore"):
+            lo, hi = np.log(d.min(axis=1)), np.log(d.max(axis=1))
+        return np.concatenate([np.cumsum(lo[::-1])[::-1], [0.0]]), np.concatenate([np.cumsum(hi[::-1])[::-1], [0.0]])
+
+    fig = _figure(11, 4.4)
+    ax, ax2 = fig.subplots(1, 2)
+    dist = np.arange(T + 1)[::-1]
+    for color, scale in zip(("tab:blue", "tab:orange", "tab:red"), (0.1, 1.0, 4.0)):
+        x = scale * z
+        flow = gradient_flow(model, x)
+        lo, hi = bounds(x)
+        ax.plot(dist, flow - flow[-1], color=color, lw=1.6, label=rf"x ~ {scale:g} N(0, 1) measured")
+        ax.plot(dist, hi, "--", color=color, lw=1, label=r"$\sum\ln\max_i\tanh'$ (upper)")
+        ax.plot(dist, lo, ":", color=color, lw=1, label=r"$\sum\ln\min_i\tanh'$ (lower)")
+    ax.axhline(0.0, color="k", lw=0.8, label=r"$(\gamma\|W\|_2)^{T-k} = 1$")
+    measured = np.concatenate([line.get_ydata() for line in ax.lines[0:9:3]])
+    ax.set_ylim(max(float(np.min(measured[np.isfinite(measured)])), -2000.0) * 1.2 - 5, 10)
+    ax.set_xlabel(r"distance $T - k$")
+    ax.set_ylabel(r"$\ln\|\partial L/\partial h_k\| - \ln\|\partial L/\partial h_T\|$")
+    ax.set_title(r"OrthogonalRNN (tanh, $W_{hh} = \exp(A - A^\top)$)", fontsize=9)
+    grid = np.geomspace(0.01, 10.0, 14)
+    rates, upper, lower = [], [], []
+    for scale in grid:
+        lo, hi = bounds(scale * z)
+        rates.append(lyapunov_exponent(model, scale * z))
+        upper.append(hi[0] / T)
+        lower.append(lo[0] / T if np.isfinite(lo[0]) else np.nan)
+    ax2.semilogx(grid, rates, "o-", ms=3, lw=1.2, label=r"measured $\lambda_1$")
+    ax2.semilogx(grid, upper, "k--", lw=1, label=r"mean $\ln\max_i\tanh'$ (upper bound)")
+    ax2.semilogx(grid, lower, "k:", lw=1, label=r"mean $\ln\min_i\tanh'$ (lower bound)")
+    ax2.axhline(0.0, color="gray", lw=0.8)
+    ax2.set_xlabel("input scale")
+    ax2.set_ylabel(r"$\lambda_1$ per step (< 0: vanishing)")
+    ax2.set_title("phase diagram over the input scale: saturation alone decides", fontsize=9)
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"OrthogonalRNN (H = {n}, T = {T}): no explosion; vanishing through tanh saturation", fontsize=10)
+    fig.tight_layout()
+    path = out / "orthogonal.png"
+    fig.savefig(path)
+    return [path]
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         T = check_positive_int(args.steps, "--steps")
@@ -276,6 +394,8 @@ def run(args: argparse.Namespace) -> int:
     path = out / "min_rnn.png"
     plot_min_rnn(path, T, n, args.seed)  # families-c
     written.append(path)
+    written += plot_antisymmetric(out, T, n, args.seed)
+    written += plot_orthogonal(out, T, n, args.seed)
     for p in written:
         print(f"wrote {p}")
     return 0

@@ -52,6 +52,8 @@ _MODULES = (
     "indrnn",
     "mingru",
     "minlstm",
+    "antisymmetric",
+    "orthogonal",
 )
 
 #: name -> CellSpec, in registration order.

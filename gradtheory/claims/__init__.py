@@ -71,7 +71,18 @@ CLAIMS_MD_IDS = (
 )
 
 #: The claim families (modules of this package), in registry order.
-FAMILIES = ("rnn", "products", "structure", "lstm", "gates", "clipping", "architecture", "min_rnn")
+FAMILIES = (
+    "rnn",
+    "products",
+    "structure",
+    "lstm",
+    "gates",
+    "clipping",
+    "architecture",
+    "min_rnn",
+    "antisymmetric",
+    "orthogonal",
+)
 
 
 def all_claims() -> list[Claim]:

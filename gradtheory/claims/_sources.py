@@ -83,6 +83,24 @@ DOCUMENTS: dict[str, Document] = {
         "2024",
         "paper (arXiv:2410.01201)",
     ),
+    "chang2019": Document(
+        "AntisymmetricRNN: A Dynamical System View on Recurrent Neural Networks",
+        "B. Chang, M. Chen, E. Haber, E. H. Chi",
+        "2019",
+        "paper (ICLR)",
+    ),
+    "arjovsky2016": Document(
+        "Unitary Evolution Recurrent Neural Networks",
+        "M. Arjovsky, A. Shah, Y. Bengio",
+        "2016",
+        "paper (ICML)",
+    ),
+    "lezcano2019": Document(
+        "Cheap Orthogonal Constraints in Neural Networks: A Simple Parametrization of the Orthogonal and Unitary Group",
+        "M. Lezcano-Casado, D. Mart\u00ednez-Rubio",
+        "2019",
+        "paper (ICML)",
+    ),
     "torch": Document(
         "torch.nn.utils.clip_grad_value_ (documentation)",
         "PyTorch",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from .activations import get_activation
 
 __all__ = [
     "ForwardResult",
+    "Parametrization",
+    "parametrized_name",
     "Gradients",
     "LayerParams",
     "RecurrentModel",
@@ -54,6 +57,9 @@ class ForwardResult:
     traces: tuple[LayerTrace, ...] = field(repr=False)
     batched: bool = field(repr=False)
     batch_first: bool = field(repr=False)
+    #: the parameters the forward ran with (the model's own, or those given to ``apply``): the
+    #: backward pulls the gradients of parametrized weights back to these free parameters
+    params: Mapping[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,32 @@ def _flip(a: np.ndarray) -> np.ndarray:
     return a[::-1]
 
 
+@runtime_checkable
+class Parametrization(Protocol):
+    r"""A weight computed from a free parameter, :math:`W = f(A)` (e.g. ``W_hh = expm(A - A^T)``).
+
+    A model lists its parametrizations in :attr:`RecurrentModel.parametrizations`, keyed by the
+    weight's base name (``"weight_hh"``); every layer and direction then carries the free
+    parameter under torch's name ``parametrizations.<weight>.original`` (as
+    ``torch.nn.utils.parametrize`` names it). ``forward(A)`` gives :math:`W` (real or complex
+    ``A``: analytic maps keep the complex step valid); ``vjp(A, G)`` gives
+    :math:`\partial \langle G, f(A)\rangle / \partial A`; ``torch_module()`` returns the
+    ``torch.nn.Module`` registered on the torch twin with ``register_parametrization``.
+    """
+
+    def forward(self, value: np.ndarray) -> np.ndarray: ...
+
+    def vjp(self, value: np.ndarray, d_weight: np.ndarray) -> np.ndarray: ...
+
+    def torch_module(self) -> Any: ...
+
+
+def parametrized_name(weight: str) -> str:
+    """torch's name of the free parameter behind a parametrized weight (``weight_hh_l0`` ->
+    ``parametrizations.weight_hh_l0.original``)."""
+    return f"parametrizations.{weight}.original"
+
+
 class RecurrentModel:
     """A recurrent model of any cell: parameters keyed by torch names, stacking, bidirectionality.
 
@@ -92,6 +124,8 @@ class RecurrentModel:
 
     mode: str = ""
     cell_class: Any = None
+    #: base weight name (``"weight_hh"``) -> :class:`Parametrization`; empty: every weight is free
+    parametrizations: Mapping[str, Any] = MappingProxyType({})
 
     def __init__(
         self,
@@ -177,13 +211,38 @@ class RecurrentModel:
                 if self.bias:
                     shapes["bias_ih" + sfx] = (G * H,)
                     shapes["bias_hh" + sfx] = (G * H,)
+        if self.parametrizations:  # torch lists the free parameters after the module's own
+            free = {k: v for k, v in shapes.items() if self._parametrization_of(k) is None}
+            free.update({parametrized_name(k): v for k, v in shapes.items() if self._parametrization_of(k) is not None})
+            shapes = free
         return shapes
+
+    def _parametrization_of(self, weight: str) -> Any:
+        """The parametrization of a weight name (``weight_hh_l0_reverse``), or None."""
+        base = weight.split("_l", 1)[0]
+        return self.parametrizations.get(base) if weight.startswith(("weight_", "bias_")) else None
 
     def layer_params(self, layer: int = 0, direction: int = 0, params: Mapping[str, Any] | None = None) -> LayerParams:
         """The weights of one layer and direction (from ``params``, default the model's own)."""
         p = self.params if params is None else params
         sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        return LayerParams(p["weight_ih" + sfx], p["weight_hh" + sfx], p.get("bias_ih" + sfx), p.get("bias_hh" + sfx))
+
+        def value(name):
+            P = self._parametrization_of(name)
+            if P is None:
+                return p.get(name)
+            return P.forward(p[parametrized_name(name)])
+
+        return LayerParams(
+            value("weight_ih" + sfx), value("weight_hh" + sfx), value("bias_ih" + sfx), value("bias_hh" + sfx)
+        )
+
+    def unparametrized(self) -> RecurrentModel:
+        """The model with every parametrized weight replaced by its value (``self`` when there is
+        none): same outputs; its gradients are those with respect to the weights themselves."""
+        if not self.parametrizations:
+            return self
+        raise NotImplementedError(f"{type(self).__name__} does not say which model its weights form")
 
     def num_parameters(self) -> int:
         return int(sum(np.prod(s) for s in self.param_shapes().values()))
@@ -282,6 +341,7 @@ class RecurrentModel:
             traces=tuple(traces),
             batched=batched,
             batch_first=self.batch_first,
+            params=self.params if params is None else params,
         )
 
     def _initial_states(self, h0, B, batched, dtype, allow_complex):
@@ -376,6 +436,12 @@ class RecurrentModel:
             d_steps = [v[:, :, 0] for v in d_steps]
         elif result.batch_first:
             dx = np.swapaxes(dx, 0, 1)
+        if self.parametrizations:  # pull the weights' gradients back to the free parameters
+            raw = self.params if result.params is None else result.params
+            for k in list(grads):
+                P = self._parametrization_of(k)
+                if P is not None:
+                    grads[parametrized_name(k)] = P.vjp(raw[parametrized_name(k)], grads.pop(k))
         ordered = {k: grads[k] for k in self.param_shapes()}
         return Gradients(
             params=ordered,

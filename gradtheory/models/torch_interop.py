@@ -25,7 +25,7 @@ def from_torch(module: Any) -> RecurrentModel:
 
     from .. import cells
 
-    if type(module).__name__ == "TorchTwin":
+    if type(module).__name__ in ("TorchTwin", "ParametrizedTorchTwin"):  # (torch.nn.utils.parametrize renames)
         from ._torch_twin import TorchTwin
 
         if isinstance(module, TorchTwin):
@@ -77,6 +77,7 @@ def _from_twin(module: Any) -> RecurrentModel:
     spec = cells.get(module.cell_name)
     params = {name: p.detach().cpu().to(torch.float64).numpy().copy() for name, p in module.named_parameters()}
     extra = {} if module.nonlinearity is None else {"nonlinearity": module.nonlinearity}
+    extra.update(getattr(module.cell, "hyperparameters", {}))  # e.g. eps, gamma of AntisymmetricRNN
     return spec.model(
         module.input_size,
         module.hidden_size,
@@ -146,6 +147,13 @@ def to_torch(model: RecurrentModel) -> Any:
         )
     else:
         raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
+    if model.parametrizations:  # e.g. OrthogonalRNN: weight_hh = expm(A - A^T), A the free parameter
+        from torch.nn.utils import parametrize
+
+        for name in list(dict(module.named_parameters())):
+            P = model._parametrization_of(name)
+            if P is not None:
+                parametrize.register_parametrization(module, name, P.torch_module(), unsafe=True)
     with torch.no_grad():
         for name, p in module.named_parameters():
             p.copy_(torch.from_numpy(np.asarray(model.params[name])))

@@ -97,6 +97,12 @@ EXPECTED = {
     "minlstm-no-bptt": "refined",
     "minlstm-time-independent-scale": "proved",
     "mingru-gradient-neither-vanishes-nor-explodes": "refined",
+    # AntisymmetricRNN (gradtheory/claims/antisymmetric.py)
+    "antisymmetric-imaginary-spectrum": "proved",
+    "antisymmetric-euler-no-explosion": "refined",
+    # OrthogonalRNN (gradtheory/claims/orthogonal.py)
+    "orthogonal-no-explosion": "proved",
+    "orthogonal-no-vanishing": "refined",
 }
 
 
