@@ -112,6 +112,8 @@ def to_torch(model: RecurrentModel) -> Any:
 
     from .. import cells
 
+    if not isinstance(model, RecurrentModel) and callable(getattr(model, "torch_twin", None)):
+        return model.torch_twin()  # a family outside the cell registry (gradtheory.families) writes its own twin
     if not isinstance(model, RecurrentModel):
         raise TypeError(f"model must be a gradtheory RNN, LSTM or GRU, got {type(model).__name__}")
     module: Any
