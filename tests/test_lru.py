@@ -2,7 +2,7 @@
 complex-gradient convention, the exact one-step Jacobian diag(lambda), the gradient flow and the
 Lyapunov spectrum in closed form.
 
-Derivation: ``proofs/lru.tex`` (written by ``gradtheory/families/lru_derivation.py``).
+Derivation: ``proofs/lru.tex`` (written by ``gradtheory/symbolic/lru.py``).
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ CLAIMS_MD_IDS = (
 )
 
 #: The claim families (modules of this package), in registry order.
-FAMILIES = ("rnn", "products", "structure", "lstm", "gates", "clipping", "architecture")
+FAMILIES = ("rnn", "products", "structure", "lstm", "gates", "clipping", "architecture", "lru", "selective_ssm")
 
 
 def all_claims() -> list[Claim]:
