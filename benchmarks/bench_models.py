@@ -93,7 +93,30 @@ def main(argv=None) -> dict[str, float]:
         mn, mt = statistics.median(tn), statistics.median(tt)
         ratios[name] = mn / mt
         print(f"{name:6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
+    _bench_lru_selective_ssm(args, x, rng, ratios)
     return ratios
+
+
+# -- LRU and selective SSM (families-b): numpy forward + BPTT against the torch twin's autograd ----------
+def _bench_lru_selective_ssm(args, x, rng, ratios) -> None:
+    """LRU(n, n) (complex state of n entries) and SelectiveSSM(n, 16) (state n x 16, Mamba's N),
+    against their torch twins (``gt.to_torch``; a Python loop over T of torch ops, autograd backward)."""
+    for name, model in (("LRU", gt.LRU(args.n, args.n, seed=0)), ("S6", gt.SelectiveSSM(args.n, 16, seed=0))):
+        module = gt.to_torch(model)
+        d_out = rng.normal(size=(args.T, args.B, args.n))
+        xt, d_out_t = torch.tensor(x, requires_grad=True), torch.from_numpy(d_out)
+        _numpy_step(model, x, d_out), _torch_step(module, xt, d_out_t)  # warm-up
+        tn, tt = [], []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            _numpy_step(model, x, d_out)
+            tn.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            _torch_step(module, xt, d_out_t)
+            tt.append(time.perf_counter() - t0)
+        mn, mt = statistics.median(tn), statistics.median(tt)
+        ratios[name] = mn / mt
+        print(f"{name:6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
 
 
 if __name__ == "__main__":

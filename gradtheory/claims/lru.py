@@ -59,7 +59,7 @@ _CASES = st.tuples(
     quotes=[
         Quote(
             "orvieto2023",
-            "Parametrizing the eigenvalues as \u03bb = exp(\u2212exp(\u03bd_log) + i exp(\u03b8_log)) guarantees "
+            "Parametrizing the eigenvalues as \u03bb = exp(\u2212exp(nu_log) + i exp(theta_log)) guarantees "
             "|\u03bb| < 1, i.e. a stable recurrence, for any value of the parameters (\u201cstable exponential "
             "parametrization\u201d; as commonly cited: the paper could not be read here)",
             "3.3",
