@@ -235,3 +235,31 @@ def test_bad_arguments_raise_errors_naming_them():
     before = x.copy()
     model.backward(model.forward(x), np.ones((4, 2)))
     assert np.array_equal(x, before)
+
+
+def test_lyapunov_exponent_is_the_closed_form_for_the_default_start_vector():
+    """(1/T) ln||diag(lambda)^T v0|| = (1/T) ln sqrt(sum_n |lambda_n|^(2T) v0_n^2) for the flow module's fixed
+    v0 (a unit vector), and it tends to max ln|lambda_n| = -e^(min nu) (proofs/lru.tex, step 5)."""
+    model = gt.LRU(2, 4, seed=2, r_min=0.5, r_max=0.99)
+    T = 400
+    x = np.random.default_rng(2).standard_normal((T, 2))
+    v0 = np.random.default_rng(0).standard_normal(4)
+    v0 /= np.linalg.norm(v0)
+    logs = T * -np.exp(model.params["nu_log"]) + np.log(np.abs(v0))
+    ref = (logs.max() + 0.5 * np.log(np.sum(np.exp(2 * (logs - logs.max()))))) / T
+    assert abs(gt.lyapunov_exponent(model, x, v0=v0) - ref) <= 1e-14
+    assert abs(gt.lyapunov_exponent(model, x) - ref) <= 1e-14
+    with pytest.raises(ValueError, match="one sequence"):
+        gt.gradient_flow(model, x[:, None])
+
+
+def test_unbatched_input_gives_the_batch_of_one_results():
+    """forward/backward on (T, H) equal the (T, 1, H) results with the batch axis removed."""
+    model = gt.LRU(2, 3, seed=0)
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((5, 2)), rng.standard_normal((5, 2))
+    dT = rng.standard_normal(3) + 1j * rng.standard_normal(3)
+    g1 = model.backward(model.forward(x), dy, dT)
+    gb = model.backward(model.forward(x[:, None]), dy[:, None], dT[None])
+    assert np.array_equal(g1.x, gb.x[:, 0]) and np.array_equal(g1.h0, gb.h0[0]) and np.array_equal(g1.dh, gb.dh[:, 0])
+    assert all(np.array_equal(g1.params[k], gb.params[k]) for k in g1.params)

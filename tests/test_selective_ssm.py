@@ -165,3 +165,24 @@ def test_bad_arguments_raise_errors_naming_them():
         model.forward(np.zeros((4, 2)), np.zeros(6))
     with pytest.raises(TypeError, match="d_output must have a floating dtype"):
         model.backward(model.forward(np.zeros((4, 2))), np.ones((4, 2), dtype=int))
+
+
+def test_unbatched_input_gives_the_batch_of_one_results():
+    """forward/backward on (T, D) equal the (T, 1, D) results with the batch axis removed."""
+    model = gt.SelectiveSSM(2, 3, seed=0)
+    rng = np.random.default_rng(0)
+    x, dy, dT = rng.standard_normal((5, 2)), rng.standard_normal((5, 2)), rng.standard_normal((2, 3))
+    g1 = model.backward(model.forward(x), dy, dT)
+    gb = model.backward(model.forward(x[:, None]), dy[:, None], dT[None])
+    assert np.array_equal(g1.x, gb.x[:, 0]) and np.array_equal(g1.h0, gb.h0[0]) and np.array_equal(g1.dh, gb.dh[:, 0])
+    assert all(np.array_equal(g1.params[k], gb.params[k]) for k in g1.params)
+
+
+def test_lyapunov_spectrum_is_the_time_average_of_delta_A():
+    """For diagonal J_t the QR method's exponents are (1/T) sum_t Delta_{t,d} A_dn, in state order."""
+    model = gt.SelectiveSSM(2, 3, seed=1)
+    x = np.random.default_rng(1).standard_normal((50, 2))
+    p = model.params
+    delta = np.logaddexp(0.0, x @ p["W_delta"].T + p["b_delta"])
+    ref = (delta[:, :, None] * -np.exp(p["A_log"])[None]).reshape(50, 6).mean(axis=0)
+    assert np.max(np.abs(gt.lyapunov_spectrum(model, x) - ref)) <= 1e-15 * 50

@@ -122,7 +122,7 @@ def _refined_case(case) -> bool:
     quotes=[
         Quote(
             "orvieto2023",
-            "The normalization factor \u03b3 = sqrt(1 \u2212 |\u03bb|\u00b2) keeps the norm of the hidden state "
+            "The normalization factor \u03b3 = sqrt(1 \u2212 |\u03bb|^2) keeps the norm of the hidden state "
             "(and of the gradients) preserved at initialization, so that eigenvalues close to the unit circle do "
             "not blow up the forward pass (as commonly cited: the paper could not be read here)",
             "3.3",

@@ -45,3 +45,18 @@ def test_a_transition_above_one_fails_the_never_explode_property():
     assert C._contractive(m.jacobians(r))
     r.cache["Abar"][...] = 1.0 / r.cache["Abar"]  # exp(-Delta A) = exp(+Delta |A|)
     assert not C._contractive(m.jacobians(r))
+
+
+def test_small_delta_long_memory_claim_is_refined_to_delta_of_order_one_over_the_horizon(audit):
+    """A fixed small Delta still vanishes over 10^4 steps (Mamba's init: exp(-T min Delta_0)); persistence
+    needs sum Delta |A| <= 1 (proofs/selective_ssm.tex, step 5)."""
+    r = audit("s6-small-delta-long-memory")
+    assert r.status == "refined", r.verdict.evidence
+    ev = r.verdict.evidence["counterexample"]
+    assert ev["ln_grad_slowest_entry"] < -1.0
+
+
+def test_horizon_property_rejects_a_step_too_large_for_the_horizon():
+    """Test the tester: c = 1 is on the edge (kept), the same property with c > 1 fails its >= 1/e check."""
+    assert C._horizon_case((500, 1.0, 0))
+    assert not C._horizon_case((500, 1.5, 0))
