@@ -309,6 +309,7 @@ def lyapunov_exponent(
             model, x, h0, reorthonormalize_every=reorthonormalize_every, v0=v0
         )
     if (family := _diagonal_family(model)) is not None:
+        _check_every(reorthonormalize_every)  # diagonal Jacobians need no re-orthonormalisation; still validated
         return family.lyapunov_exponent(model, x, h0, v0=v0)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_exponent")
     every = _check_every(reorthonormalize_every)
@@ -349,6 +350,7 @@ def lyapunov_spectrum(
     if _torch_cell.is_torch_cell(model):
         return _torch_cell.torch_cell_lyapunov_spectrum(model, x, k, h0, reorthonormalize_every=reorthonormalize_every)
     if (family := _diagonal_family(model)) is not None:
+        _check_every(reorthonormalize_every)
         return family.lyapunov_spectrum(model, x, k, h0)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_spectrum")
     every = _check_every(reorthonormalize_every)

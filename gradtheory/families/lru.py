@@ -209,6 +209,10 @@ class LRU(FamilyModel):
         xt, _ = self._prepare_x(x)
         return np.broadcast_to(self.eigenvalues(), (xt.shape[0], self.n_state)).copy()
 
+    def torch_twin(self, *, complex_leaves: bool = False) -> Any:
+        """The torch twin (:func:`lru_torch_twin`); ``gradtheory.to_torch(model)`` returns it."""
+        return lru_torch_twin(self, complex_leaves=complex_leaves)
+
 
 def lru_torch_twin(model: LRU, *, complex_leaves: bool = False) -> Any:
     """The torch twin of ``model`` (float64/complex128), written independently with torch complex ops.
@@ -249,7 +253,3 @@ def lru_torch_twin(model: LRU, *, complex_leaves: bool = False) -> Any:
             return torch.stack(ys), x
 
     return LRUTwin()
-
-
-LRU.torch_twin = lambda self, complex_leaves=False: lru_torch_twin(self, complex_leaves=complex_leaves)  # type: ignore[attr-defined]
-LRU.torch_twin.__doc__ = "The torch twin (:func:`lru_torch_twin`); ``gradtheory.to_torch(model)`` returns it."

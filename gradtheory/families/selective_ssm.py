@@ -163,6 +163,10 @@ class SelectiveSSM(FamilyModel):
         delta = _softplus(xt[:, 0] @ self._params["W_delta"].T + self._params["b_delta"])
         return np.exp(delta[:, :, None] * -np.exp(self._params["A_log"])).reshape(xt.shape[0], -1)
 
+    def torch_twin(self) -> Any:
+        """The torch twin (:func:`selective_ssm_torch_twin`); ``gradtheory.to_torch(model)`` returns it."""
+        return selective_ssm_torch_twin(self)
+
 
 def selective_ssm_torch_twin(model: SelectiveSSM) -> Any:
     """The torch twin of ``model`` (float64), written independently in torch operations."""
@@ -187,7 +191,3 @@ def selective_ssm_torch_twin(model: SelectiveSSM) -> Any:
             return torch.stack(ys), h
 
     return SelectiveSSMTwin()
-
-
-SelectiveSSM.torch_twin = lambda self: selective_ssm_torch_twin(self)  # type: ignore[attr-defined]
-SelectiveSSM.torch_twin.__doc__ = "The torch twin; ``gradtheory.to_torch(model)`` returns it."

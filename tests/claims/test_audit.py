@@ -92,6 +92,12 @@ EXPECTED = {
     "gru-quicker-to-compute": "proved",
     "gru-update-gate-remembers-or-updates": "proved",
     "bidirectional-output-concatenates": "verified",
+    # families-b (gradtheory/claims/lru.py, selective_ssm.py)
+    "lru-exponential-parametrization-stable": "proved",
+    "lru-normalization-preserves-state-norm": "refined",
+    "s6-selectivity-delta": "proved",
+    "s6-state-gradients-never-explode": "proved",
+    "s6-small-delta-long-memory": "refined",
 }
 
 
