@@ -60,24 +60,21 @@ def _interleaved(repeats, first, second):
     return statistics.median(ta), statistics.median(tb)
 
 
-def bench_min_rnn(args, rng, x, ratios) -> None:
-    """minGRU / minLSTM (families-c): numpy forward+BPTT against the torch twin's autograd, and the
-    parallel log-space scan (parallel_forward) against the sequential loop (forward), both numpy."""
-    for name in ("MinGRU", "MinLSTM"):
-        _bench_min_rnn_family(name, args, rng, x, ratios)
-
-
-def _bench_min_rnn_family(name, args, rng, x, ratios) -> None:
-    model = getattr(gt, name)(args.n, args.n, seed=0)
-    module = gt.to_torch(model)
+def twin_row(name: str, model, module, args, rng, x, ratios) -> None:
+    """One row: numpy forward+BPTT of ``model`` against autograd through ``module`` (its torch
+    twin, or the torch module it was built from), median of interleaved repeats, as a ratio."""
     d_out = rng.normal(size=(args.T, args.B, args.n))
     xt, d_out_t = torch.tensor(x, requires_grad=True), torch.from_numpy(d_out)
     mn, mt = _interleaved(args.repeats, lambda: _numpy_step(model, x, d_out), lambda: _torch_step(module, xt, d_out_t))
     ratios[name] = mn / mt
-    print(f"{name:7s} {1e3 * mn:10.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}  (torch twin)")
+    print(f"{name:16s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
+
+
+def scan_row(name: str, model, args, x, ratios) -> None:
+    """minGRU / minLSTM: the parallel log-space scan against the sequential loop, both numpy."""
     ms, ml = _interleaved(args.repeats, lambda: model.parallel_forward(x), lambda: model.forward(x))
     ratios[name + " scan/loop"] = ms / ml
-    print(f"{name:7s} scan {1e3 * ms:.1f} ms, loop {1e3 * ml:.1f} ms, ratio scan/loop {ms / ml:.2f}")
+    print(f"{name:16s} scan {1e3 * ms:.1f} ms, loop {1e3 * ml:.1f} ms, ratio scan/loop {ms / ml:.2f}")
 
 
 def main(argv=None) -> dict[str, float]:
@@ -107,75 +104,25 @@ def main(argv=None) -> dict[str, float]:
     print(
         f"T={args.T} B={args.B} n={args.n} float64, torch {torch.__version__} ({torch.get_num_threads()} threads), numpy BLAS {blas}"
     )
-    print(f"{'model':6s} {'numpy [ms]':>11s} {'torch [ms]':>11s} {'ratio':>7s}")
+    print(f"{'model':16s} {'numpy [ms]':>11s} {'torch [ms]':>11s} {'ratio':>7s}")
     for name in ("RNN", "LSTM", "GRU"):
         torch.manual_seed(0)
         module = getattr(torch.nn, name)(args.n, args.n, dtype=torch.float64)
-        model = gt.from_torch(module)
-        d_out = rng.normal(size=(args.T, args.B, args.n))
-        xt = torch.tensor(x, requires_grad=True)
-        d_out_t = torch.from_numpy(d_out)
-        _numpy_step(model, x, d_out), _torch_step(module, xt, d_out_t)  # warm-up
-        tn, tt = [], []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            _numpy_step(model, x, d_out)
-            tn.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            _torch_step(module, xt, d_out_t)
-            tt.append(time.perf_counter() - t0)
-        mn, mt = statistics.median(tn), statistics.median(tt)
-        ratios[name] = mn / mt
-        print(f"{name:6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
-    bench_min_rnn(args, rng, x, ratios)
-    ratios["AntisymmetricRNN"] = bench_antisymmetric(args, x, rng)
-    ratios["OrthogonalRNN"] = bench_orthogonal(args, x, rng)
+        twin_row(name, gt.from_torch(module), module, args, rng, x, ratios)
+    # the families torch.nn has no module for: against their torch twins (gt.to_torch)
+    families = {
+        "MinGRU": gt.MinGRU(args.n, args.n, seed=0),
+        "MinLSTM": gt.MinLSTM(args.n, args.n, seed=0),
+        "AntisymmetricRNN": gt.AntisymmetricRNN(args.n, args.n, seed=0),  # tanh, eps = 0.1, gamma = 0.01
+        "OrthogonalRNN": gt.OrthogonalRNN(args.n, args.n, seed=0),  # expm and its adjoint once per pass
+        "LRU": gt.LRU(args.n, args.n, seed=0),  # complex state of n entries
+        "S6": gt.SelectiveSSM(args.n, 16, seed=0),  # state n x 16 (Mamba's N)
+    }
+    for name, model in families.items():
+        twin_row(name, model, gt.to_torch(model), args, rng, x, ratios)
+    for name in ("MinGRU", "MinLSTM"):
+        scan_row(name, families[name], args, x, ratios)
     return ratios
-
-
-# -- AntisymmetricRNN (issue 10 item 2): numpy forward+BPTT vs autograd through its torch twin --
-def bench_antisymmetric(args, x, rng) -> float:
-    """Median numpy / median torch for the AntisymmetricRNN (tanh, eps = 0.1, gamma = 0.01)."""
-    model = gt.AntisymmetricRNN(args.n, args.n, seed=0)
-    module = gt.to_torch(model)
-    d_out = rng.normal(size=(args.T, args.B, args.n))
-    xt = torch.tensor(x, requires_grad=True)
-    d_out_t = torch.from_numpy(d_out)
-    _numpy_step(model, x, d_out), _torch_step(module, xt, d_out_t)  # warm-up
-    tn, tt = [], []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        _numpy_step(model, x, d_out)
-        tn.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        _torch_step(module, xt, d_out_t)
-        tt.append(time.perf_counter() - t0)
-    mn, mt = statistics.median(tn), statistics.median(tt)
-    print(f"{'AntisymmetricRNN':6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
-    return mn / mt
-
-
-# -- OrthogonalRNN (issue 10 item 1): numpy forward+BPTT (expm and its adjoint once per pass) vs
-# autograd through the torch twin (torch.nn.utils.parametrize + torch.linalg.matrix_exp) --------
-def bench_orthogonal(args, x, rng) -> float:
-    """Median numpy / median torch for the tanh OrthogonalRNN (gradient with respect to A)."""
-    model = gt.OrthogonalRNN(args.n, args.n, seed=0)
-    module = gt.to_torch(model)
-    d_out = rng.normal(size=(args.T, args.B, args.n))
-    xt = torch.tensor(x, requires_grad=True)
-    d_out_t = torch.from_numpy(d_out)
-    _numpy_step(model, x, d_out), _torch_step(module, xt, d_out_t)  # warm-up
-    tn, tt = [], []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        _numpy_step(model, x, d_out)
-        tn.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        _torch_step(module, xt, d_out_t)
-        tt.append(time.perf_counter() - t0)
-    mn, mt = statistics.median(tn), statistics.median(tt)
-    print(f"{'OrthogonalRNN':6s} {1e3 * mn:11.1f} {1e3 * mt:11.1f} {mn / mt:7.2f}")
-    return mn / mt
 
 
 if __name__ == "__main__":

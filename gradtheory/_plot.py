@@ -369,6 +369,67 @@ def plot_orthogonal(out: Path, T: int, n: int, seed: int) -> list[Path]:
     return [path]
 
 
+# -- LRU and selective SSM (families-b): diagonal state Jacobians, flow against the closed form ---------
+def plot_lru_selective_ssm(path: Path, T: int, n: int, seed: int) -> None:
+    """``lru_selective_ssm.png``: top, the gradient flow of an LRU (its bound ``(T-k) ln max|lambda|``,
+    attained) and of a selective SSM (bound ``sum_{t>k} max ln exp(Delta_t A)``, <= 0); bottom, the
+    phase diagrams: the measured top Lyapunov exponent over ``|lambda|`` (LRU, closed form ``ln|lambda|``)
+    and over the step-size bias ``b_delta`` (SSM, closed form ``max_i (1/T) sum_t Delta_t A_i``)."""
+    from .families import LRU, SelectiveSSM
+
+    x = np.random.default_rng(seed).standard_normal((T, n))
+    dist = np.arange(T + 1)[::-1]
+    fig = _figure(11, 8)
+    (a_lru, a_ssm), (p_lru, p_ssm) = fig.subplots(2, 2)
+    for color, r in zip(("tab:blue", "tab:orange", "tab:red"), (0.9, 0.99, 0.999)):
+        lru = LRU(n, n, seed=seed, r_min=r * 0.999, r_max=r)
+        a_lru.plot(dist, gradient_flow(lru, x), color=color, lw=1.6, label=rf"$|\lambda| \leq {r:g}$ measured")
+        a_lru.plot(dist, dist * np.log(np.max(np.abs(lru.eigenvalues()))), "--", color=color, lw=1, label="bound")
+    a_lru.set_title(r"LRU: $\partial x_T/\partial x_k = \mathrm{diag}(\lambda)^{T-k}$")
+    for color, b in zip(("tab:blue", "tab:orange", "tab:red"), (-7.0, -4.0, -1.0)):
+        ssm = SelectiveSSM(n, 4, seed=seed)
+        ssm.params = {**ssm.params, "b_delta": np.full(n, b)}
+        logd = np.log(ssm.state_jacobian_diagonals(x))
+        bound = np.concatenate([np.cumsum(logd.max(axis=1)[::-1])[::-1], [0.0]])
+        a_ssm.plot(dist, gradient_flow(ssm, x), color=color, lw=1.6, label=rf"$b_\Delta = {b:g}$ measured")
+        a_ssm.plot(dist, bound, "--", color=color, lw=1, label=r"bound $\sum_{t>k}\max\ln e^{\Delta_t A}$")
+    a_ssm.set_title(r"selective SSM: $\prod_t e^{\Delta_t A} \leq 1$ (never explodes)")
+    for ax in (a_lru, a_ssm):
+        ax.set_xlabel(r"distance $T - k$")
+        ax.set_ylabel(r"$\ln\|\partial L/\partial s_k\|$")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    radii = np.linspace(0.5, 0.999, 20)
+    rates = []
+    for r in radii:
+        lru = LRU(n, n, seed=seed, r_min=r * (1 - 1e-9), r_max=r)
+        rates.append(lyapunov_exponent(lru, x))
+    p_lru.plot(radii, rates, "o-", ms=3, label=r"measured $\lambda_1$")
+    p_lru.plot(radii, np.log(radii), "k--", lw=1, label=r"$\ln|\lambda|$")
+    p_lru.set_xlabel(r"$|\lambda|$ (all eigenvalues)")
+    p_lru.set_title("LRU phase diagram")
+    biases = np.linspace(-8.0, 2.0, 20)
+    rates, closed = [], []
+    for b in biases:
+        ssm = SelectiveSSM(n, 4, seed=seed)
+        ssm.params = {**ssm.params, "b_delta": np.full(n, b)}
+        rates.append(lyapunov_exponent(ssm, x))
+        closed.append(float(np.max(np.mean(np.log(ssm.state_jacobian_diagonals(x)), axis=0))))
+    p_ssm.plot(biases, rates, "o-", ms=3, label=r"measured $\lambda_1$")
+    p_ssm.plot(
+        biases, closed, "k--", lw=1, label=r"$\max_i \frac{1}{T}\sum_t \ln e^{\Delta_t A_i}$ (exact for diagonal $J_t$)"
+    )
+    p_ssm.set_xlabel(r"$b_\Delta$ (larger: larger $\Delta$, faster reset)")
+    p_ssm.set_title("selective SSM phase diagram")
+    for ax in (p_lru, p_ssm):
+        ax.set_ylabel(r"decay rate $\lambda_1$ per step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"LRU and selective SSM (H = {n}, T = {T}, x ~ N(0, 1))", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         T = check_positive_int(args.steps, "--steps")
@@ -396,6 +457,8 @@ def run(args: argparse.Namespace) -> int:
     written.append(path)
     written += plot_antisymmetric(out, T, n, args.seed)
     written += plot_orthogonal(out, T, n, args.seed)
+    plot_lru_selective_ssm(out / "lru_selective_ssm.png", T, n, args.seed)
+    written.append(out / "lru_selective_ssm.png")
     for p in written:
         print(f"wrote {p}")
     return 0

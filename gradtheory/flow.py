@@ -211,6 +211,16 @@ def jacobian_norms(model: Any, x: Any, h0: Any = None) -> np.ndarray:
     return np.linalg.norm(J, 2, axis=(1, 2))
 
 
+def _diagonal_family(model: Any) -> Any:
+    """The diagonal-state kernel for a model outside the cell registry that supplies
+    ``state_jacobian_diagonals(x, h0)`` (``gradtheory.families``: LRU, SelectiveSSM), else None."""
+    if isinstance(model, RecurrentModel) or not callable(getattr(model, "state_jacobian_diagonals", None)):
+        return None
+    from .families import _diagonal_flow
+
+    return _diagonal_flow
+
+
 def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np.ndarray:
     r"""Log-norms of the gradient through time: entry k is :math:`\ln\|\partial L/\partial s_k\|_2`.
 
@@ -239,6 +249,8 @@ def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np
     """
     if _torch_cell.is_torch_cell(model):
         return _torch_cell.torch_cell_gradient_flow(model, x, readout=readout, h0=h0)
+    if (family := _diagonal_family(model)) is not None:
+        return family.gradient_flow(model, x, readout, h0)
     model, x, states0 = _prepare(model, x, h0, "gradient_flow")
     r = _readout(model, readout)
     kernel = _fast_kernel(model)
@@ -296,6 +308,9 @@ def lyapunov_exponent(
         return _torch_cell.torch_cell_lyapunov_exponent(
             model, x, h0, reorthonormalize_every=reorthonormalize_every, v0=v0
         )
+    if (family := _diagonal_family(model)) is not None:
+        _check_every(reorthonormalize_every)  # diagonal Jacobians need no re-orthonormalisation; still validated
+        return family.lyapunov_exponent(model, x, h0, v0=v0)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_exponent")
     every = _check_every(reorthonormalize_every)
     v = _start_vector(model.state_size, v0)
@@ -334,6 +349,9 @@ def lyapunov_spectrum(
     """
     if _torch_cell.is_torch_cell(model):
         return _torch_cell.torch_cell_lyapunov_spectrum(model, x, k, h0, reorthonormalize_every=reorthonormalize_every)
+    if (family := _diagonal_family(model)) is not None:
+        _check_every(reorthonormalize_every)
+        return family.lyapunov_spectrum(model, x, k, h0)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_spectrum")
     every = _check_every(reorthonormalize_every)
     S = model.state_size

@@ -175,3 +175,21 @@ def test_the_parametrization_hook_is_general_a_user_scaled_weight_gets_bptt():
     f, point = model_loss(model, x, wrt=name, d_output=d_out)
     expected = jacobian(f, point, method="complex")
     assert np.max(np.abs(grads.params[name] - expected)) <= COMPLEX_STEP_RTOL * np.sum(np.abs(d_out))
+
+
+@given(angle=st.floats(-20.0, 20.0))
+@example(angle=0.03367390578706997)  # torch.linalg.matrix_exp is off by 3.5e-11 here (torch 2.13)
+def test_torch_twin_exponential_of_a_rotation_generator_is_the_rotation(angle):
+    """exp([[0, a], [-a, 0]]) = [[cos a, sin a], [-sin a, cos a]] (proofs/orthogonal.tex); the twin's
+    scaling-and-squaring exponential meets it to 2^(s+1) * 4u: the Taylor polynomial of the scaled
+    matrix is exact to a few u, and each of the s = ceil(log2(|a| / 0.5)) squarings at most doubles
+    the error and adds ~2u (2x2 products); so it can serve as the 1e-12 oracle of the forward."""
+    import torch
+
+    from gradtheory.cells.orthogonal import _torch_expm
+
+    S = np.array([[0.0, angle], [-angle, 0.0]])
+    exact = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+    got = _torch_expm(torch.from_numpy(S)).numpy()
+    s = max(0, int(np.ceil(np.log2(abs(angle) / 0.5)))) if abs(angle) > 0.5 else 0
+    assert np.max(np.abs(got - exact)) <= 2.0 ** (s + 1) * 4 * np.finfo(float).eps

@@ -82,6 +82,8 @@ FAMILIES = (
     "min_rnn",
     "antisymmetric",
     "orthogonal",
+    "lru",
+    "selective_ssm",
 )
 
 

@@ -101,6 +101,18 @@ DOCUMENTS: dict[str, Document] = {
         "2019",
         "paper (ICML)",
     ),
+    "orvieto2023": Document(
+        "Resurrecting Recurrent Neural Networks for Long Sequences",
+        "A. Orvieto, S. L. Smith, A. Gu, A. Fernando, C. Gulcehre, R. Pascanu, S. De",
+        "2023",
+        "paper (ICML)",
+    ),
+    "gu2023": Document(
+        "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
+        "A. Gu, T. Dao",
+        "2023",
+        "paper (arXiv:2312.00752)",
+    ),
     "torch": Document(
         "torch.nn.utils.clip_grad_value_ (documentation)",
         "PyTorch",

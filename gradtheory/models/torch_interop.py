@@ -104,7 +104,9 @@ def _weight_names(module: Any) -> list[str]:
 
 def to_torch(model: RecurrentModel) -> Any:
     """Return a float64 torch module with the weights of ``model``: ``torch.nn.RNN``/``LSTM``/``GRU``,
-    or for a registered cell with a ``torch_step`` (residual, highway, IndRNN, ...) its torch twin.
+    or for a registered cell with a ``torch_step`` (residual, highway, IndRNN, ...) its torch twin;
+    for a model outside the cell registry that writes its own twin (``model.torch_twin()``:
+    :class:`gradtheory.LRU`, :class:`gradtheory.SelectiveSSM`) that twin.
 
     ``NotImplementedError`` for models torch has no module for and whose cell has no
     ``torch_step`` (and for a sigmoid/identity RNN: ``torch.nn.RNN`` has only tanh and relu).
@@ -113,6 +115,8 @@ def to_torch(model: RecurrentModel) -> Any:
 
     from .. import cells
 
+    if not isinstance(model, RecurrentModel) and callable(getattr(model, "torch_twin", None)):
+        return model.torch_twin()  # a family outside the cell registry (gradtheory.families) writes its own twin
     if not isinstance(model, RecurrentModel):
         raise TypeError(f"model must be a gradtheory RNN, LSTM or GRU, got {type(model).__name__}")
     module: Any

@@ -30,6 +30,8 @@ TOPICS = (
     "gru",
     "residual_highway",
     "bidirectional_stacked",
+    "lru",
+    "selective_ssm",
 )
 
 

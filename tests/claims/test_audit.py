@@ -103,6 +103,12 @@ EXPECTED = {
     # OrthogonalRNN (gradtheory/claims/orthogonal.py)
     "orthogonal-no-explosion": "proved",
     "orthogonal-no-vanishing": "refined",
+    # families-b (gradtheory/claims/lru.py, selective_ssm.py)
+    "lru-exponential-parametrization-stable": "proved",
+    "lru-normalization-preserves-state-norm": "refined",
+    "s6-selectivity-delta": "proved",
+    "s6-state-gradients-never-explode": "proved",
+    "s6-small-delta-long-memory": "refined",
 }
 
 

@@ -25,6 +25,8 @@ EXPECTED = [
     "gru",
     "residual_highway",
     "bidirectional_stacked",
+    "lru",
+    "selective_ssm",
 ]
 PROOFS = Path(__file__).resolve().parents[2] / "proofs"
 
