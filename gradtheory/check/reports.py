@@ -118,6 +118,15 @@ class GradientReport:
     skipped: tuple[SkippedInput, ...] = ()
     noise: float | None = None
     pin_rng: bool = True
+    precision: str = "float64"
+    reference: str = "float64"
+
+    @property
+    def resolution(self) -> float:
+        """The achieved resolution: the largest per-input tolerance relative to the reference
+        (nan when no input was judged)."""
+        vals = [c.resolution for c in self.inputs if math.isfinite(c.resolution)]
+        return max(vals) if vals else math.nan
 
     @property
     def ok(self) -> bool:
@@ -165,6 +174,8 @@ class GradientReport:
     @property
     def summary(self) -> str:
         meth = self.method + (f" (step {self.step:g}, {self.levels} levels)" if self.method == "richardson" else "")
+        if self.precision != "float64":
+            meth += f", inputs in {self.precision}, reference in {self.reference}, resolution {self.resolution:.1e}"
         lines = [
             (
                 f"check_gradients: {self._head()}; seed={self.seed}, reference {meth}, "
@@ -210,6 +221,9 @@ class GradientReport:
             "seconds": self.seconds,
             "noise": None if self.noise is None else _num(self.noise),
             "pin_rng": self.pin_rng,
+            "precision": self.precision,
+            "reference": self.reference,
+            "resolution": _num(self.resolution),
             "inputs": [c.to_dict() for c in self.inputs],
             "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
             "notes": list(self.notes),
