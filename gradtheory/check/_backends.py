@@ -239,6 +239,14 @@ class Backend:
     def _vjp(self, cotangents: list[np.ndarray]) -> dict[int, np.ndarray | None]:
         raise NotImplementedError
 
+    def jvp(self, tangents: dict[int, np.ndarray]) -> list[np.ndarray]:
+        """Forward mode at the base point: the output tangents (flattened like ``evaluate``'s
+        outputs) for a tangent per checked input index, in the inputs' own precision."""
+        raise NotImplementedError(
+            f"mode='forward' needs forward-mode AD, which the {self.framework} backend does not have "
+            "(a numpy function has only grad_fn)"
+        )
+
     # -- shared ------------------------------------------------------------------------------------
     def _args(self, values: dict[int, np.ndarray], complex_: bool, handed: dict) -> list[Any]:
         by_keys = {self.checked[i].leaf.keys: (v, self.checked[i].leaf) for i, v in values.items()}
@@ -396,6 +404,41 @@ class TorchBackend(Backend):
 
         with torch.no_grad():
             return self._run(args)
+
+    def jvp(self, tangents: dict[int, np.ndarray]) -> list[np.ndarray]:
+        """Forward-mode dual numbers (``torch.autograd.forward_ad``): a custom
+        ``autograd.Function``'s ``jvp`` and every built-in op's forward derivative."""
+
+        self.backward_passes += 1
+        by_keys = {self.checked[i].leaf.keys: t for i, t in tangents.items()}
+        reference, self.float64_reference = self.float64_reference, False  # AD in the inputs' precision
+        try:
+            return self._jvp(by_keys)
+        finally:
+            self.float64_reference = reference
+
+    def _jvp(self, by_keys: dict[tuple[Any, ...], np.ndarray]) -> list[np.ndarray]:
+        import torch
+        import torch.autograd.forward_ad as fwAD
+
+        with fwAD.dual_level():
+
+            def replace(keys: tuple[Any, ...], original: Any) -> Any:
+                primal = self._fresh(original, False)
+                if keys not in by_keys or not is_torch_tensor(primal):
+                    return primal
+                tangent = torch.from_numpy(np.array(by_keys[keys])).to(primal.dtype)
+                return fwAD.make_dual(primal, tangent)
+
+            args = [rebuild(a, (k,), replace, {}) for k, a in enumerate(self.target.inputs)]
+            self.rng.reset()
+            with torch.no_grad():
+                out = self._run(args)
+            res = []
+            for _, _, v in _float_outputs(out):
+                t = fwAD.unpack_dual(v).tangent if is_torch_tensor(v) else None
+                res.append(np.zeros(tuple(np.shape(v))) if t is None else _grad_array(t).astype(np.float64))
+        return res
 
     def _vjp(self, cotangents: list[np.ndarray]) -> dict[int, np.ndarray | None]:
         import torch

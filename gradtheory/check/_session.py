@@ -64,6 +64,8 @@ class Session:
     time_axis: int | None = None
     T: int | None = None
     time_inputs: frozenset[int] = field(default_factory=frozenset)
+    #: mode='forward': the analytic side is <w, J v> from the backend's jvp, not <g, v>
+    forward: bool = False
 
     def noise_of(self, wm: list[np.ndarray]) -> float:
         # independent errors of the N output terms: the 2-norm of w * fn, not the 1-norm
@@ -82,6 +84,8 @@ class Session:
     ) -> Comparison:
         """The test |a - D| <= k (E + c_an u sum|g v|) (error analysis in gradients.py)."""
         wm = self.w if wm is None else wm
+        if self.forward:
+            return self._compare_forward(v, probe, wm)
         a = 0.0 if g is None else float(np.sum(g * v))
         # round-off of the backward in the checked input's own precision (float64: UNIT_ROUNDOFF)
         u = self.backend.checked[probe.index].u
@@ -92,6 +96,20 @@ class Session:
             an_round = c_an * u * float(np.sum(np.abs(g * v)))
         else:
             an_round = LOW_PRECISION_ANALYTIC_ROUNDOFF * u * safe_norm(g * v)
+        d = probe.derivative(wm, self.noise_of(wm))
+        tol = TOLERANCES["check_safety"].rtol * (d.estimate + an_round)
+        return Comparison(a, d.value, d.estimate, tol, abs(a - d.value), d)
+
+    def _compare_forward(self, v: np.ndarray, probe: Probe, wm: list[np.ndarray]) -> Comparison:
+        """Forward mode: a = <w, J v> (the jvp's output tangents); its round-off is that of the
+        tangents in the input's precision, c u sum|w * Jv| (as c_an u sum|g v| for the backward)."""
+        tangents = self.backend.jvp({probe.index: v})
+        a = sum(float(np.sum(wi * ti)) for wi, ti in zip(wm, tangents))
+        u = self.backend.checked[probe.index].u
+        terms = np.concatenate([np.ravel(wi * ti) for wi, ti in zip(wm, tangents)]) if tangents else np.zeros(0)
+        c_an = TOLERANCES["check_analytic_roundoff"].rtol
+        coarse = c_an * float(np.sum(np.abs(terms)))
+        an_round = u * (coarse if u == UNIT_ROUNDOFF else LOW_PRECISION_ANALYTIC_ROUNDOFF * safe_norm(terms))
         d = probe.derivative(wm, self.noise_of(wm))
         tol = TOLERANCES["check_safety"].rtol * (d.estimate + an_round)
         return Comparison(a, d.value, d.estimate, tol, abs(a - d.value), d)

@@ -54,6 +54,7 @@ from .._validation import check_bool, check_choice, check_positive_int
 from ._backends import PRECISIONS, Backend, TargetView, make_backend
 from ._localise import FLOAT32_FORWARD_NOISE, localise_elements, localise_time
 from ._probe import NOISE_SPACING, direction, loss, measure_noise, safe_norm
+from ._second import second_order_target
 from ._session import Comparison, Options, Session
 from ._targets import CheckTarget, model_target, torch_module_target
 from .reports import GradientCheckError, GradientReport, InputCheck
@@ -356,7 +357,7 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
             )
     if i in s.backend.shape_errors:
         findings.append(s.backend.shape_errors[i])
-    if g is None and c.reference != 0.0:
+    if g is None and c.reference != 0.0 and not s.forward:
         findings.append("the backward returned no gradient (None) for this input, but fn depends on it")
     if status == "wrong" and c.reference == 0.0 and c.analytic != 0.0:
         findings.append(
@@ -577,6 +578,8 @@ def check_gradients(
         forward_args=forward_args,
         precision=precision,
     )
+    if order == 2:
+        target = second_order_target(target, seed)
     backend = make_backend(_view(target), pin_rng)
     if not backend.checked:
         if backend.framework == "torch":
@@ -585,10 +588,16 @@ def check_gradients(
                 "(as for torch.autograd.gradcheck)"
             )
         raise ValueError("inputs contains no float64 array to check")
-    try:
-        report = _run(target, backend, options, seed, progress, reference, step is None and backend.low_precision)
-    finally:
-        backend.rng.reset()  # leave the global RNGs as they were at entry
+    reports = []
+    for forward in {"reverse": (False,), "forward": (True,), "both": (False, True)}[mode]:
+        if reports:
+            backend = make_backend(_view(target), pin_rng)
+        try:
+            auto_step = step is None and backend.low_precision
+            reports.append(_run(target, backend, options, seed, progress, reference, auto_step, forward))
+        finally:
+            backend.rng.reset()  # leave the global RNGs as they were at entry
+    report = _merge(reports, mode, order)
     report = GradientReport(**{**report.__dict__, "seconds": time.perf_counter() - t0})
     if raise_exception and not report.ok:
         raise GradientCheckError(report)
@@ -642,6 +651,7 @@ def _run(
     progress: Any = None,
     reference: str = "auto",
     auto_step: bool = False,
+    forward: bool = False,
 ) -> GradientReport:
     base = backend.evaluate({}, watch=True)
     if not base:
@@ -665,9 +675,10 @@ def _run(
         target.time_axis if T is not None else None,
         T,
         time_inputs,
+        forward,
     )
     moved = _nondeterminism(backend, base, again)
-    grads = backend.vjp(w)
+    grads = {} if forward else backend.vjp(w)
     results: list[InputCheck] = []
     if moved:
         notes.append(_nondeterministic_note(moved, backend.rng.enabled))
@@ -686,7 +697,7 @@ def _run(
                 "weight or cast; tolerances come from this noise, so the check resolves only what "
                 "'resolution' says"
             )
-        grads2 = backend.vjp(w)
+        grads2 = {} if forward else backend.vjp(w)
         localised = [0]
         for i in range(len(backend.checked)):
             g = grads.get(i)
@@ -745,6 +756,39 @@ def _precision_note(backend: Backend, float64_ref: bool, rel_noise: float, optio
         f"LOW PRECISION: inputs in {_precisions(backend)}, backward in their precision; reference from {ref}; "
         f"measured evaluation noise {rel_noise:.1e} of ||w * fn||; {step}; tolerances from this noise and the "
         "backward's round-off in its precision: the achieved resolution is the per-input 'resolution'"
+    )
+
+
+def _merge(reports: list[GradientReport], mode: str, order: int) -> GradientReport:
+    """One report for mode='both' (forward-mode inputs named '... (forward)'); the mode and order noted."""
+    first = reports[0]
+    inputs = list(first.inputs)
+    notes = list(first.notes)
+    for r in reports[1:]:
+        inputs += [dataclasses.replace(c, name=f"{c.name} (forward)") for c in r.inputs]
+        notes += [n for n in r.notes if n not in notes]
+    if mode != "reverse":
+        notes.append(
+            "mode=" + repr(mode) + ": forward-mode AD (jvp, <w, J v>) checked against the same directional "
+            "differences" + (" ('(forward)' inputs)" if mode == "both" else "")
+        )
+    if order == 2:
+        notes.append(
+            "order=2: the derivative of the backward (Hessian-vector products of <w, fn> by double backward) "
+            "checked against Richardson differences of the gradient at shifted points; each input is the "
+            "gradient's derivative along a direction of that input"
+        )
+    statuses = {c.status for c in inputs}
+    status = "wrong" if "wrong" in statuses else "inconclusive" if "inconclusive" in statuses else "correct"
+    return dataclasses.replace(
+        first,
+        status=status,
+        inputs=tuple(inputs),
+        notes=tuple(notes),
+        evaluations=sum(r.evaluations for r in reports),
+        backward_passes=sum(r.backward_passes for r in reports),
+        order=order,
+        mode=mode,
     )
 
 

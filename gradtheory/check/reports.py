@@ -120,6 +120,8 @@ class GradientReport:
     pin_rng: bool = True
     precision: str = "float64"
     reference: str = "float64"
+    order: int = 1
+    mode: str = "reverse"
 
     @property
     def resolution(self) -> float:
@@ -174,6 +176,8 @@ class GradientReport:
     @property
     def summary(self) -> str:
         meth = self.method + (f" (step {self.step:g}, {self.levels} levels)" if self.method == "richardson" else "")
+        if self.order != 1 or self.mode != "reverse":
+            meth += f", order {self.order}, mode {self.mode}"
         if self.precision != "float64":
             meth += f", inputs in {self.precision}, reference in {self.reference}, resolution {self.resolution:.1e}"
         lines = [
@@ -221,6 +225,8 @@ class GradientReport:
             "seconds": self.seconds,
             "noise": None if self.noise is None else _num(self.noise),
             "pin_rng": self.pin_rng,
+            "order": self.order,
+            "mode": self.mode,
             "precision": self.precision,
             "reference": self.reference,
             "resolution": _num(self.resolution),
