@@ -33,7 +33,7 @@ from ._tree import is_torch_tensor
 __all__ = ["second_order_target"]
 
 
-def second_order_target(target: CheckTarget, seed: int) -> CheckTarget:
+def second_order_target(target: CheckTarget, seed: int, grad_outputs: Any = None) -> CheckTarget:
     """The gradient map :math:`G(x) = J^\\top w` of a torch target, as a target of its own."""
     import torch
 
@@ -56,6 +56,14 @@ def second_order_target(target: CheckTarget, seed: int) -> CheckTarget:
     outs = _float_tensors(out)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
     w = [torch.from_numpy(rng.standard_normal(tuple(o.shape))).to(o.dtype) for o in outs]
+    if grad_outputs is not None:
+        given = [grad_outputs] if is_torch_tensor(grad_outputs) else list(grad_outputs)
+        if len(given) != len(outs) or any(tuple(g.shape) != tuple(o.shape) for g, o in zip(given, outs)):
+            raise ValueError(
+                f"grad_outputs must be one tensor per float output, shaped like it ({[tuple(o.shape) for o in outs]}), "
+                f"got {[tuple(g.shape) for g in given]}"
+            )
+        w = [g.detach().to(o.dtype).clone() for g, o in zip(given, outs)]
 
     def gradient_map(*args: Any) -> tuple[Any, ...]:
         with torch.enable_grad():

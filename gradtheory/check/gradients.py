@@ -478,6 +478,7 @@ def check_gradients(
     precision: str = "float64",
     order: int = 1,
     mode: str = "reverse",
+    grad_outputs: Any = None,
 ) -> GradientReport:
     r"""Check a backward against Richardson-extrapolated (or complex-step) directional derivatives.
 
@@ -533,6 +534,9 @@ def check_gradients(
     mode : {'reverse', 'forward', 'both'}
         ``'forward'``: check forward-mode AD (jvp: torch forward-mode dual numbers, including an
         ``autograd.Function.jvp``) against the same directional differences; ``'both'``: both.
+    grad_outputs : tensor or sequence of tensors, optional
+        ``order=2``: the cotangent of the gradient map that is differentiated (default: seeded
+        random).
 
     Returns
     -------
@@ -579,7 +583,9 @@ def check_gradients(
         precision=precision,
     )
     if order == 2:
-        target = second_order_target(target, seed)
+        target = second_order_target(target, seed, grad_outputs)
+    elif grad_outputs is not None:
+        raise TypeError("grad_outputs is for order=2 (the cotangent of the differentiated gradient)")
     backend = make_backend(_view(target), pin_rng)
     if not backend.checked:
         if backend.framework == "torch":
