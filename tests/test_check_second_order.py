@@ -101,5 +101,7 @@ def test_torch_recurrent_modules_pass_at_second_order(kind):
 def test_order_2_of_a_numpy_function_is_not_implemented_and_bad_orders_are_rejected():
     with pytest.raises(NotImplementedError, match="order=2 needs a torch function"):
         check_gradients(np.tanh, (np.ones(3),), grad_fn=lambda w, a: w * (1 - np.tanh(a) ** 2), order=2)
+    with pytest.raises(NotImplementedError, match="forward-over-reverse"):
+        check_gradients(_layer(_Tanh), _inputs(), order=2, mode="both")
     with pytest.raises(ValueError, match="order must be 1 or 2, got 3"):
         check_gradients(_layer(_Tanh), _inputs(), order=3)

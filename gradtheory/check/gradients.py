@@ -549,7 +549,8 @@ def check_gradients(
         Bad arguments (named), an input of an unsupported float type, no checked input, a
         non-finite output.
     NotImplementedError
-        ``order=2`` or ``mode='forward'`` for a numpy function (no second backward / jvp).
+        ``order=2`` or ``mode='forward'`` for a numpy function (no second backward / jvp);
+        ``order=2`` with ``mode='forward'``/``'both'`` (forward-over-reverse).
     Exception
         Whatever ``fn``/``grad_fn`` raise, unchanged (marked as the user's, with a note).
     GradientCheckError
@@ -583,6 +584,11 @@ def check_gradients(
         precision=precision,
     )
     if order == 2:
+        if mode != "reverse":
+            raise NotImplementedError(
+                f"order=2 with mode={mode!r} (forward-over-reverse) is not supported: order=2 checks the double "
+                "backward (mode='reverse')"
+            )
         target = second_order_target(target, seed, grad_outputs)
     elif grad_outputs is not None:
         raise TypeError("grad_outputs is for order=2 (the cotangent of the differentiated gradient)")
