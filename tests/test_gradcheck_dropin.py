@@ -89,6 +89,12 @@ def test_gradgradcheck_finds_a_backward_wrong_to_first_order():
     assert torch.autograd.gradgradcheck(_DetachedBackward.apply, (x,), raise_exception=False) is False
 
 
+def test_non_tensor_arguments_pass_through_at_second_order():
+    """torch's OpInfo samples pass dims as lists (logsumexp(x, [0, 1])): not inputs to check."""
+    x = _inputs()[0]
+    assert gt.gradgradcheck(torch.logsumexp, (x, [0, 1])) is True
+
+
 def test_gradgradcheck_uses_given_grad_outputs():
     x, W = _inputs()
     go = torch.randn(3, 5, dtype=torch.float64)
@@ -123,6 +129,8 @@ def test_unsupported_keywords_raise_not_implemented_and_no_grad_raises_value_err
     with pytest.raises(ValueError, match="at least one input tensor to require gradient"):
         gt.gradcheck(_layer, (x.detach(), W.detach()))
     assert gt.gradcheck(_layer, (x, W), check_backward_ad=False) is True  # nothing asked, as torch
+    empty = torch.zeros(0, 3, dtype=torch.float64, requires_grad=True)
+    assert gt.gradcheck(torch.exp, (empty,)) is True and torch.autograd.gradcheck(torch.exp, (empty,)) is True
 
 
 def test_undefined_output_gradients_are_checked_by_torchs_structural_test():

@@ -45,7 +45,7 @@ def second_order_target(target: CheckTarget, seed: int, grad_outputs: Any = None
     diff = [k for k, a in enumerate(inputs) if is_torch_tensor(a) and a.requires_grad]
     if not diff:
         raise ValueError("no input requires grad: order=2 differentiates the gradient of the inputs that do")
-    nested = [k for k, a in enumerate(inputs) if isinstance(a, (tuple, list, dict))]
+    nested = [k for k, a in enumerate(inputs) if isinstance(a, (tuple, list, dict)) and _has_tensor(a)]
     if nested:
         raise NotImplementedError(
             f"order=2 supports top-level tensor inputs (inputs {nested} are containers); pass the tensors flat"
@@ -91,3 +91,13 @@ def _float_tensors(out: Any) -> list[Any]:
     from ._backends import _float_outputs
 
     return [v for _, _, v in _float_outputs(out) if is_torch_tensor(v)]
+
+
+def _has_tensor(a: Any) -> bool:
+    if is_torch_tensor(a):
+        return True
+    if isinstance(a, dict):
+        return any(_has_tensor(v) for v in a.values())
+    if isinstance(a, (tuple, list)):
+        return any(_has_tensor(v) for v in a)
+    return False

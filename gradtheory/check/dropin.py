@@ -73,7 +73,7 @@ def _checks_common(
                 )
 
 
-def _undefined_grad(func: Callable[..., Any], inputs: tuple[Any, ...]) -> None:
+def _undefined_grad(func: Callable[..., Any], inputs: tuple[Any, ...], raise_exception: bool) -> bool:
     """torch's own structural test: the backward accepts undefined (zero) output gradients."""
     import torch
 
@@ -81,8 +81,21 @@ def _undefined_grad(func: Callable[..., Any], inputs: tuple[Any, ...]) -> None:
         out = func(*inputs)
     outs = (out,) if isinstance(out, torch.Tensor) else tuple(out)
     outs = tuple(o for o in outs if isinstance(o, torch.Tensor) and o.requires_grad)
-    if outs:
-        _torch_gradcheck_module()._test_undefined_backward_mode(func, outs, inputs)
+    if not outs:
+        return True
+    try:
+        return bool(_torch_gradcheck_module()._test_undefined_backward_mode(func, outs, inputs))
+    except _torch_gradcheck_module().GradcheckError:
+        if raise_exception:
+            raise
+        return False
+
+
+def _nothing_to_check(inputs: tuple[Any, ...]) -> bool:
+    """Every input that requires grad is empty: nothing to compare (torch passes such cases)."""
+    import torch
+
+    return all(t.numel() == 0 for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad)
 
 
 def _verdict(report: GradientReport, raise_exception: bool, what: str) -> bool:
@@ -165,8 +178,10 @@ def gradcheck(
     _unsupported(check_batched_grad=check_batched_grad, check_batched_forward_grad=check_batched_forward_grad)
     inputs = _as_tuple(inputs)
     _checks_common(func, inputs, nondet_tol, masked, check_grad_dtypes)
-    if check_undefined_grad and check_backward_ad:
-        _undefined_grad(func, inputs)
+    if check_undefined_grad and check_backward_ad and not _undefined_grad(func, inputs, raise_exception):
+        return False
+    if _nothing_to_check(inputs):
+        return True
     mode = {(True, True): "both", (True, False): "reverse", (False, True): "forward"}.get(
         (check_backward_ad, check_forward_ad)
     )
@@ -234,9 +249,9 @@ def gradgradcheck(
     _unsupported(check_batched_grad=check_batched_grad, check_fwd_over_rev=check_fwd_over_rev)
     inputs = _as_tuple(inputs)
     _checks_common(func, inputs, nondet_tol, masked, check_grad_dtypes)
-    if check_undefined_grad:
-        _undefined_grad(func, inputs)
-    if not check_rev_over_rev:
+    if check_undefined_grad and not _undefined_grad(func, inputs, raise_exception):
+        return False
+    if not check_rev_over_rev or _nothing_to_check(inputs):
         return True
     report = check_gradients(func, inputs, order=2, grad_outputs=grad_outputs)
     return _verdict(report, raise_exception, "gradgradcheck")
