@@ -23,7 +23,19 @@ are fastest on one thread; both checkers get the same setting).
    alarms over random sizes and seeds of the correct code, and the planted bugs found.
 6. Random forwards: functions that are not deterministic (dropout with RNG pinning off, an
    unseeded generator, random jitter of relative size 1e-9 .. 1) must never be reported correct.
-7. JAX (needs the jax extra): an Elman cell h' = tanh(h W_hh^T + x W_ih^T + b) as a jax.custom_vjp
+7. Low precision (``--only lowprec``; ``--lowprec N``, ``--bf16 N``): float32 torch modules checked
+   in float32 (precision='native', reference from a float64 copy): planted relative errors of 1e-4
+   in single tensors of RNN/LSTM/GRU found; false alarms over N random correct float32 modules and
+   torch.autograd.gradcheck(fast_mode=True) on the same float32 functions; bfloat16: planted 1e-1
+   errors found, false alarms over N random bfloat16 modules.
+8. Second order (``--only order2``): a planted double-backward bug found by check_gradients(order=2)
+   and gradtheory.gradgradcheck; agreement with torch.autograd.gradgradcheck on random correct
+   float64 modules.
+9. Drop-in (``--only dropin``): PyTorch's own gradcheck test cases (OpInfo samples of
+   torch.testing._internal.common_methods_invocations for a handful of ops, and the custom
+   autograd.Functions of torch.testing._internal.autograd_function_db) run through
+   torch.autograd.gradcheck/gradgradcheck and gradtheory.gradcheck/gradgradcheck.
+10. JAX (``--only jax``; needs the jax extra): an Elman cell h' = tanh(h W_hh^T + x W_ih^T + b) as a jax.custom_vjp
    with a hand-written rule, unrolled by lax.scan (4 -> 32, T = 20, B = 2, jitted). Sensitivity:
    planted relative errors eps in {1e-3, ..., 1e-9} in the rule's W_hh gradient ((a) scaled by
    1 + eps, (b) eps * ||g|| * e added, e a random unit tensor), found by check_gradients (W_hh, and
@@ -353,7 +365,7 @@ def random_forwards(n: int) -> None:
 
 
 def _jax_rnn(planted: str | None, eps: float):
-    """The jitted custom_vjp Elman RNN of section 7, its W_hh rule wrong by ``planted`` of size eps."""
+    """The jitted custom_vjp Elman RNN of section 10, its W_hh rule wrong by ``planted`` of size eps."""
     import jax
     import jax.numpy as jnp
     from jax import lax
@@ -418,7 +430,7 @@ def _check_grads_finds(fn, precision: str) -> bool:
 
 
 def jax_vs_check_grads(repeats: int) -> None:
-    print("\n## 7. JAX: custom_vjp Elman RNN 4 -> 32, T = 20, B = 2 (lax.scan, jitted) vs jax.test_util.check_grads")
+    print("\n## 10. JAX: custom_vjp Elman RNN 4 -> 32, T = 20, B = 2 (lax.scan, jitted) vs jax.test_util.check_grads")
     try:
         import jax
         from jax.test_util import check_grads
@@ -474,6 +486,215 @@ def jax_vs_check_grads(repeats: int) -> None:
     print(f"per-repeat ratios: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, max {max(ratios):.2f}")
 
 
+def _random_module(i: int, rng: np.random.Generator, dtype: torch.dtype):
+    """A random RNN(tanh)/LSTM/GRU and input as in section 3, in ``dtype``."""
+    kind = ("RNN", "LSTM", "GRU")[i % 3]
+    cfg = {
+        "I": int(rng.integers(1, 9)),
+        "H": int(rng.integers(1, 33)),
+        "layers": int(rng.integers(1, 4)),
+        "bidirectional": bool(rng.integers(0, 2)),
+        "batch_first": bool(rng.integers(0, 2)),
+        "bias": bool(rng.integers(0, 4) > 0),
+    }
+    T, B = int(rng.integers(1, 31)), int(rng.integers(1, 4))
+    m = module(kind, **cfg, seed=i).to(dtype)
+    shape = (B, T, cfg["I"]) if cfg["batch_first"] else (T, B, cfg["I"])
+    return kind, m, torch.from_numpy(rng.standard_normal(shape)).to(dtype)
+
+
+def _flat(fn):
+    """fn with its nested outputs ((out, (h, c)) for an LSTM) as one flat tuple, as gradcheck needs."""
+
+    def flat(*args):
+        out, stack = [], [fn(*args)]
+        while stack:
+            o = stack.pop(0)
+            if isinstance(o, torch.Tensor):
+                out.append(o)
+            else:
+                stack[:0] = list(o)
+        return tuple(out)
+
+    return flat
+
+
+def _low_precision_planted(dtype: torch.dtype, eps: float) -> None:
+    for kind in ("RNN", "LSTM", "GRU"):
+        m = module(kind, 4, 32).to(dtype)
+        torch.manual_seed(1)
+        target = torch_module_target(m, torch.randn(20, 2, 4, dtype=dtype), precision="native")
+        n_params = len(target.inputs) - 1
+        row = []
+        for how in ("scale", "random"):
+            found = 0
+            for index in range(1, n_params + 1):
+                rep = check_gradients(planted(target, index, how, eps, seed=index), localise=False)
+                found += [c.index for c in rep.failures] == [index]
+            row.append(f"{how} {found}/{n_params}")
+        print(f"  {kind:5} {dtype}: planted relative {eps:g}: found " + ", ".join(row))
+
+
+def _low_precision_alarms(n: int, dtype: torch.dtype, gradcheck_too: bool) -> None:
+    rng = np.random.default_rng(777)
+    wrong = inconclusive = inconclusive_inputs = inputs = gc_fail = 0
+    res, t0, examples = [], time.perf_counter(), []
+    for i in range(n):
+        kind, m, x = _random_module(i, rng, dtype)
+        target = torch_module_target(m, x, precision="native")
+        rep = check_gradients(target, seed=i, localise=False)
+        wrong += rep.status == "wrong"
+        inconclusive += rep.status == "inconclusive"
+        inconclusive_inputs += len(rep.inconclusive)
+        inputs += len(rep.inputs)
+        res.extend(c.resolution for c in rep.inputs if c.status == "correct")
+        if rep.status == "wrong" and len(examples) < 3:
+            examples.append(rep.summary)
+        if gradcheck_too:
+            gc_fail += not torch.autograd.gradcheck(
+                _flat(target.fn), target.inputs, raise_exception=False, fast_mode=True
+            )
+        if (i + 1) % 50 == 0:
+            print(
+                f"  {i + 1}/{n} {dtype} models, {wrong} false alarms, {time.perf_counter() - t0:.0f} s", file=sys.stderr
+            )
+    r = np.array(res)
+    print(
+        f"  {dtype}: FALSE ALARMS {wrong}/{n} correct modules; inconclusive reports {inconclusive}/{n} "
+        f"({inconclusive_inputs}/{inputs} inputs); resolution of correct inputs: median {np.median(r):.1e}, "
+        f"90% {np.quantile(r, 0.9):.1e}, max {r.max():.1e}; {time.perf_counter() - t0:.0f} s"
+    )
+    if gradcheck_too:
+        print(f"  torch.autograd.gradcheck(fast_mode=True) on the same {dtype} functions: {gc_fail}/{n} FAIL")
+    for e in examples:
+        print("ALARM\n", e)
+
+
+def low_precision(n32: int, n16: int) -> None:
+    print("\n## 7. Low precision: modules checked in their own precision (reference: float64 copy)")
+    _low_precision_planted(torch.float32, 1e-4)
+    _low_precision_alarms(n32, torch.float32, gradcheck_too=True)
+    _low_precision_planted(torch.bfloat16, 1e-1)
+    _low_precision_alarms(n16, torch.bfloat16, gradcheck_too=False)
+
+
+def second_order(n: int) -> None:
+    import gradtheory as gt
+
+    print("\n## 8. Second order: planted double-backward bugs; agreement with gradgradcheck")
+
+    class Tanh(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            y = torch.tanh(a)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * (1 - y * y)
+
+    class Detached(Tanh):  # right value, not differentiable through y
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * (1 - y.detach() ** 2)
+
+    class HalfCurvature(Tanh):  # right value, derivative of the backward half the true one
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * (1 - y * y.detach())
+
+    torch.manual_seed(0)
+    W_ih = torch.randn(8, 3, dtype=torch.float64, requires_grad=True)
+    W_hh = (0.5 * torch.randn(8, 8, dtype=torch.float64)).requires_grad_(True)
+    x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+
+    def rnn(F):
+        def fn(x, W_ih, W_hh):
+            h, hs = torch.zeros(2, 8, dtype=x.dtype), []
+            for t in range(x.shape[0]):
+                h = F.apply(x[t] @ W_ih.T + h @ W_hh.T)
+                hs.append(h)
+            return torch.stack(hs)
+
+        return fn
+
+    for F in (Tanh, Detached, HalfCurvature):
+        args = (x, W_ih, W_hh)
+        o1 = check_gradients(rnn(F), args).status
+        o2 = check_gradients(rnn(F), args, order=2)
+        ours = gt.gradgradcheck(rnn(F), args, raise_exception=False)
+        theirs = torch.autograd.gradgradcheck(rnn(F), args, raise_exception=False)
+        print(
+            f"  Elman RNN with {F.__name__:13} backward: order 1 {o1}; order 2 {o2.status} "
+            f"(wrong: {[c.name for c in o2.failures]}); gradtheory.gradgradcheck {ours}, torch {theirs}"
+        )
+    rng = np.random.default_rng(99)
+    agree = both_pass = 0
+    t0 = time.perf_counter()
+    for i in range(n):
+        kind, m, xx = _random_module(i, rng, torch.float64)
+        target = torch_module_target(m, xx)
+        fn = _flat(target.fn)
+        ours = gt.gradgradcheck(fn, target.inputs, raise_exception=False)
+        theirs = torch.autograd.gradgradcheck(fn, target.inputs, raise_exception=False, fast_mode=True)
+        agree += ours == theirs
+        both_pass += ours and theirs
+    print(
+        f"  random correct float64 RNN/LSTM/GRU: gradtheory.gradgradcheck agrees with torch's (fast_mode) on "
+        f"{agree}/{n} (both pass {both_pass}); {time.perf_counter() - t0:.0f} s"
+    )
+
+
+def _dropin_case(fn, args, kwargs_order2=True):
+    import gradtheory as gt
+
+    row = []
+    for check in (torch.autograd.gradcheck, gt.gradcheck, torch.autograd.gradgradcheck, gt.gradgradcheck):
+        try:
+            row.append("pass" if check(fn, args, raise_exception=False) else "FAIL")
+        except NotImplementedError:
+            row.append("n/i")
+        except Exception as exc:  # what the user's test would see
+            row.append(type(exc).__name__)
+    return row
+
+
+def dropin(limit: int) -> None:
+    print("\n## 9. Drop-in: PyTorch's own gradcheck test cases with the import swapped")
+    print("  columns: torch gradcheck | gradtheory gradcheck | torch gradgradcheck | gradtheory gradgradcheck")
+    try:
+        from torch.testing._internal.autograd_function_db import autograd_function_db
+        from torch.testing._internal.common_methods_invocations import op_db
+    except ImportError as exc:  # expecttest missing
+        print(f"  skipped: {exc}")
+        return
+    ops = ("tanh", "sigmoid", "exp", "log", "sin", "mul", "div", "matmul", "cumsum", "softmax", "logsumexp", "norm")
+    tally: dict[str, int] = {}
+    for info in [o for o in op_db if o.name in ops and o.variant_test_name == ""] + list(autograd_function_db):
+        samples = list(info.sample_inputs("cpu", torch.float64, requires_grad=True))[:limit]
+        for k, sample in enumerate(samples):
+            args = (sample.input, *sample.args)
+            tensors = [a for a in args if isinstance(a, torch.Tensor)]
+            if not any(t.requires_grad for t in tensors):
+                continue
+            op, kw = info.op, sample.kwargs
+
+            def fn(*a, op=op, kw=kw):
+                return op(*a, **kw)
+
+            row = _dropin_case(fn, args)
+            key = " ".join(row)
+            tally[key] = tally.get(key, 0) + 1
+            if row[0] != row[1] or row[2] != row[3]:
+                print(f"  {info.name}[{k}]: {row}")
+    for key, count in sorted(tally.items(), key=lambda kv: -kv[1]):
+        print(f"  {count:4d} x {key}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", type=int, default=1000, help="random correct models for the false-alarm sweep")
@@ -481,7 +702,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=15, help="repeats of the cost comparison")
     p.add_argument("--styles", type=int, default=100, help="random instances per numpy style (section 5)")
     p.add_argument("--random", type=int, default=40, help="instances per kind of random forward (section 6)")
-    p.add_argument("--only", choices=("sensitivity", "bugs", "alarms", "cost", "styles", "random", "jax"), default=None)
+    p.add_argument("--lowprec", type=int, default=1000, help="random correct float32 modules (section 7)")
+    p.add_argument("--bf16", type=int, default=200, help="random correct bfloat16 modules (section 7)")
+    p.add_argument("--order2", type=int, default=30, help="random correct modules for gradgradcheck (section 8)")
+    p.add_argument("--dropin", type=int, default=4, help="samples per op in the drop-in section (section 9)")
+    p.add_argument(
+        "--only",
+        choices=("sensitivity", "bugs", "alarms", "cost", "styles", "random", "lowprec", "order2", "dropin", "jax"),
+        default=None,
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     print(f"# bench_checker: torch {torch.__version__}, numpy {np.__version__}, 1 torch thread")
@@ -499,6 +728,12 @@ def main(argv: list[str] | None = None) -> int:
         random_forwards(args.random)
     if args.only in (None, "jax"):
         jax_vs_check_grads(args.repeats)
+    if args.only in (None, "lowprec"):
+        low_precision(args.lowprec, args.bf16)
+    if args.only in (None, "order2"):
+        second_order(args.order2)
+    if args.only in (None, "dropin"):
+        dropin(args.dropin)
     return 0
 
 

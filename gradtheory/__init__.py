@@ -39,6 +39,8 @@ from .check import (
     assert_gradients_match,
     check_gradients,
     check_stability,
+    gradcheck,
+    gradgradcheck,
 )
 from .claims import Claim, ClaimResult, Verdict, all_claims, get_claim, run_audit
 from .clipping import clip_grad_norm, clip_grad_value
@@ -86,6 +88,8 @@ __all__ = [
     "clip_grad_value",
     # checker
     "check_gradients",
+    "gradcheck",
+    "gradgradcheck",
     "check_stability",
     "assert_gradients_match",
     "GradientReport",

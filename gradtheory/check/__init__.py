@@ -8,6 +8,7 @@ scaled/transposed/float32), ``_tree`` (nested inputs), ``_targets`` (modules and
 """
 
 from ._targets import CheckTarget, model_target, torch_module_target
+from .dropin import gradcheck, gradgradcheck
 from .gradients import assert_gradients_match, check_gradients
 from .reports import GradientCheckError, GradientReport, InputCheck, SkippedInput
 from .stability import StabilityReport, check_stability
@@ -22,6 +23,8 @@ __all__ = [
     "assert_gradients_match",
     "check_gradients",
     "check_stability",
+    "gradcheck",
+    "gradgradcheck",
     "model_target",
     "torch_module_target",
 ]

@@ -69,16 +69,39 @@ class RngPin:
             sys.modules["torch"].cuda.set_rng_state_all(self.cuda)
 
 
+#: Unit round-off u = 2^-p of the floating-point formats a checked input may have (p the
+#: significand bits including the implicit one): float64 53, float32 24, float16 11, bfloat16 8.
+PRECISIONS = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+
+
+def precision_name(value: Any) -> str | None:
+    """'float64', 'float32', 'float16', 'bfloat16' for a float tensor/array, None otherwise."""
+    if is_torch_tensor(value):
+        name = str(value.dtype).replace("torch.", "")
+    elif isinstance(value, np.ndarray):
+        name = value.dtype.name
+    else:
+        return None
+    return name if name in PRECISIONS else None
+
+
 @dataclass(frozen=True)
 class Checked:
-    """A checked leaf and its base point as a float64 array (a copy)."""
+    """A checked leaf, its base point as a float64 array (a copy; every value of a lower precision
+    is exact in float64) and the precision the function runs it in."""
 
     leaf: Leaf
     x: np.ndarray
+    precision: str = "float64"
 
     @property
     def name(self) -> str:
         return self.leaf.name
+
+    @property
+    def u(self) -> float:
+        """Unit round-off of the input's own precision."""
+        return PRECISIONS[self.precision]
 
 
 @dataclass(frozen=True)
@@ -107,7 +130,7 @@ def _float_outputs(out: Any) -> list[tuple[tuple[Any, ...], str, Any]]:
 
 def _to_numpy(v: Any, complex_ok: bool) -> np.ndarray:
     if is_torch_tensor(v):
-        v = v.detach().cpu().resolve_conj().numpy() if v.is_complex() else v.detach().cpu().numpy()
+        v = v.detach().cpu().resolve_conj().numpy() if v.is_complex() else _grad_array(v)
     v = np.asarray(v)
     kind = (
         np.complex128
@@ -119,9 +142,9 @@ def _to_numpy(v: Any, complex_ok: bool) -> np.ndarray:
 
 def _equal(a: Any, b: Any) -> bool:
     if is_torch_tensor(a):
-        a = a.detach().cpu().numpy()
+        a = _grad_array(a)
     if is_torch_tensor(b):
-        b = b.detach().cpu().numpy()
+        b = _grad_array(b)
     a, b = np.asarray(a), np.asarray(b)
     return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
@@ -139,14 +162,15 @@ class Backend:
         self.mutated: list[str] = []
         self.output_names: list[str] = []
         self._out_struct: Any = None
+        #: evaluate in float64 (every float input leaf cast up) instead of the inputs' precision
+        self.float64_reference = False
+        self.output_precisions: list[str] = []
+        self.last_precisions: list[str] = []
         self.all_leaves = [leaf for k, a in enumerate(target.inputs) for leaf in leaves(a, (k,), target.names[k])]
         checked, skipped = [], []
         for leaf in self.all_leaves:
             reason = self._classify(leaf)
-            if (
-                reason is None
-                and np.size(leaf.value.detach().cpu().numpy() if is_torch_tensor(leaf.value) else leaf.value) == 0
-            ):
+            if reason is None and (leaf.value.numel() if is_torch_tensor(leaf.value) else np.size(leaf.value)) == 0:
                 reason = "empty (no element to check)"
             selected = _selected(leaf, target.checked, target.names)
             if reason is None and not selected:
@@ -159,7 +183,7 @@ class Backend:
             ):
                 raise ValueError(f"checked selects {leaf.name!r}, which cannot be checked: {reason}")
             if reason is None or (reason == "requires_grad is False" and target.checked is not None and selected):
-                checked.append(Checked(leaf, self._as_array(leaf.value)))
+                checked.append(Checked(leaf, self._as_array(leaf.value), precision_name(leaf.value) or "float64"))
             else:
                 skipped.append(SkippedInput(leaf.name, reason))
         if target.checked is not None:
@@ -186,17 +210,42 @@ class Backend:
     def _fresh(self, value: Any, complex_: bool) -> Any:
         """A copy of a non-replaced leaf for user code."""
         if isinstance(value, np.ndarray):
+            if self.float64_reference and value.dtype.kind == "f":
+                return value.astype(np.float64)
             return value.copy()
         return value
 
     def _replacement(self, x: np.ndarray, leaf: Leaf) -> Any:
-        return np.array(x)
+        # the input's own precision (x + h v rounded to it), or float64 for a float64 reference
+        if self.float64_reference or np.iscomplexobj(x):
+            return np.array(x)
+        return np.array(x, dtype=leaf.value.dtype)
+
+    @property
+    def low_precision(self) -> bool:
+        return any(c.precision != "float64" for c in self.checked)
 
     def _run(self, args: list[Any]) -> Any:
         return call_user("fn", self.target.fn, *args)
 
     def vjp(self, cotangents: list[np.ndarray]) -> dict[int, np.ndarray | None]:
+        """The backward at the base point for a cotangent, always in the inputs' own precision."""
+        reference, self.float64_reference = self.float64_reference, False
+        try:
+            return self._vjp(cotangents)
+        finally:
+            self.float64_reference = reference
+
+    def _vjp(self, cotangents: list[np.ndarray]) -> dict[int, np.ndarray | None]:
         raise NotImplementedError
+
+    def jvp(self, tangents: dict[int, np.ndarray]) -> list[np.ndarray]:
+        """Forward mode at the base point: the output tangents (flattened like ``evaluate``'s
+        outputs) for a tangent per checked input index, in the inputs' own precision."""
+        raise NotImplementedError(
+            f"mode='forward' needs forward-mode AD, which the {self.framework} backend does not have "
+            "(a numpy function has only grad_fn)"
+        )
 
     # -- shared ------------------------------------------------------------------------------------
     def _args(self, values: dict[int, np.ndarray], complex_: bool, handed: dict) -> list[Any]:
@@ -229,6 +278,9 @@ class Backend:
                     self.mutated.append(leaf.name)
         outs = _float_outputs(out)
         self.output_names = [name for _, name, _ in outs]
+        self.last_precisions = [precision_name(v) or "float64" for _, _, v in outs]
+        if watch:
+            self.output_precisions = self.last_precisions
         return [_to_numpy(v, complex_) for _, _, v in outs]
 
     def _forward(self, args: list[Any]) -> Any:
@@ -258,21 +310,18 @@ class NumpyBackend(Backend):
     def _classify(self, leaf: Leaf) -> str | None:
         v = leaf.value
         if isinstance(v, np.ndarray):
-            if v.dtype == np.float64:
+            if v.dtype.name in ("float64", "float32", "float16"):
                 return None
             if v.dtype.kind == "f":
-                raise TypeError(
-                    f"{leaf.name} must be a float64 array (a lower precision hides errors below its "
-                    f"round-off), got dtype {v.dtype}"
-                )
-            return f"a {v.dtype} array (not a float64 array: not differentiated)"
+                raise TypeError(f"{leaf.name} must be a float64, float32 or float16 array, got dtype {v.dtype}")
+            return f"a {v.dtype} array (not a float array: not differentiated)"
         if isinstance(v, (float, np.floating)) and not isinstance(v, bool):
             return "a Python/numpy float scalar (pass a float64 array to check it)"
         if v is None:
             return "None"
         return f"not an array ({type(v).__name__}): passed through unchanged"
 
-    def vjp(self, cotangents: list[np.ndarray]) -> dict[int, np.ndarray | None]:
+    def _vjp(self, cotangents: list[np.ndarray]) -> dict[int, np.ndarray | None]:
         self.backward_passes += 1
         args = self._args({}, False, {})
         out_keys = [k for k, _, _ in _float_outputs(self._out_struct)]
@@ -315,17 +364,15 @@ class TorchBackend(Backend):
     framework = "torch"
 
     def _classify(self, leaf: Leaf) -> str | None:
-        import torch
 
         v = leaf.value
         in_module = bool(leaf.keys) and isinstance(leaf.keys[-1], ParamKey)
         if is_torch_tensor(v):
             if not v.is_floating_point():
                 return f"a {v.dtype} tensor (not floating point: not differentiated)"
-            if v.dtype != torch.float64 and not in_module and v.requires_grad:
+            if precision_name(v) is None and not in_module and v.requires_grad:
                 raise TypeError(
-                    f"{leaf.name} must be a float64 tensor (a lower precision hides errors below its "
-                    f"round-off), got dtype {v.dtype}; convert with .double()"
+                    f"{leaf.name} must be a float64, float32, float16 or bfloat16 tensor, got dtype {v.dtype}"
                 )
             if not v.requires_grad:
                 return "requires_grad is False"
@@ -341,11 +388,16 @@ class TorchBackend(Backend):
             t = value.detach().clone()
             if complex_ and t.is_floating_point():
                 t = t.to(sys.modules["torch"].complex128)
+            elif self.float64_reference and t.is_floating_point():
+                t = t.to(sys.modules["torch"].float64)
             return t
         return super()._fresh(value, complex_)
 
     def _replacement(self, x: np.ndarray, leaf: Leaf) -> Any:
-        return sys.modules["torch"].from_numpy(np.array(x))
+        t = sys.modules["torch"].from_numpy(np.array(x))
+        if self.float64_reference or np.iscomplexobj(x) or not is_torch_tensor(leaf.value):
+            return t
+        return t.to(leaf.value.dtype)  # rounded to the input's own precision
 
     def _forward(self, args: list[Any]) -> Any:
         import torch
@@ -353,7 +405,42 @@ class TorchBackend(Backend):
         with torch.no_grad():
             return self._run(args)
 
-    def vjp(self, cotangents: list[np.ndarray]) -> dict[int, np.ndarray | None]:
+    def jvp(self, tangents: dict[int, np.ndarray]) -> list[np.ndarray]:
+        """Forward-mode dual numbers (``torch.autograd.forward_ad``): a custom
+        ``autograd.Function``'s ``jvp`` and every built-in op's forward derivative."""
+
+        self.backward_passes += 1
+        by_keys = {self.checked[i].leaf.keys: t for i, t in tangents.items()}
+        reference, self.float64_reference = self.float64_reference, False  # AD in the inputs' precision
+        try:
+            return self._jvp(by_keys)
+        finally:
+            self.float64_reference = reference
+
+    def _jvp(self, by_keys: dict[tuple[Any, ...], np.ndarray]) -> list[np.ndarray]:
+        import torch
+        import torch.autograd.forward_ad as fwAD
+
+        with fwAD.dual_level():
+
+            def replace(keys: tuple[Any, ...], original: Any) -> Any:
+                primal = self._fresh(original, False)
+                if keys not in by_keys or not is_torch_tensor(primal):
+                    return primal
+                tangent = torch.from_numpy(np.array(by_keys[keys])).to(primal.dtype)
+                return fwAD.make_dual(primal, tangent)
+
+            args = [rebuild(a, (k,), replace, {}) for k, a in enumerate(self.target.inputs)]
+            self.rng.reset()
+            with torch.no_grad():
+                out = self._run(args)
+            res = []
+            for _, _, v in _float_outputs(out):
+                t = fwAD.unpack_dual(v).tangent if is_torch_tensor(v) else None
+                res.append(np.zeros(tuple(np.shape(v))) if t is None else _grad_array(t).astype(np.float64))
+        return res
+
+    def _vjp(self, cotangents: list[np.ndarray]) -> dict[int, np.ndarray | None]:
         import torch
 
         self.backward_passes += 1
@@ -361,7 +448,8 @@ class TorchBackend(Backend):
 
         def replace(keys: tuple[Any, ...], original: Any) -> Any:
             if keys in wanted:
-                return original.detach().clone().to(torch.float64).requires_grad_(True)
+                # the backward in the input's own precision (the one the user trains with)
+                return original.detach().clone().requires_grad_(True)
             return self._fresh(original, False)
 
         handed: dict[tuple[Any, ...], Any] = {}
@@ -378,7 +466,17 @@ class TorchBackend(Backend):
             return {i: None for i in range(len(self.checked))}
         leaves_ = [handed[c.leaf.keys] for c in self.checked]
         grads = call_user("the backward (torch.autograd.grad)", _autograd, pairs, leaves_)
-        return {i: (None if g is None else g.detach().cpu().numpy()) for i, g in enumerate(grads)}
+        return {i: (None if g is None else _grad_array(g)) for i, g in enumerate(grads)}
+
+
+def _grad_array(g: Any) -> np.ndarray:
+    """A gradient as numpy: float16/bfloat16 (no numpy bfloat16) exactly as float64."""
+    import torch
+
+    g = g.detach().cpu().resolve_conj()
+    if g.dtype in (torch.bfloat16, torch.float16):
+        g = g.to(torch.float64)
+    return g.numpy()
 
 
 def _autograd(pairs: list[tuple[Any, Any]], leaves_: list[Any]) -> Any:

@@ -89,12 +89,16 @@ def direction(rng: np.random.Generator, x: np.ndarray, g: np.ndarray | None = No
     return z
 
 
-def measure_noise(backend: Any, rng: np.random.Generator, w: list[np.ndarray]) -> float:
-    """Standard deviation of the evaluation error of L at the base point (module docstring)."""
+def measure_noise(backend: Any, rng: np.random.Generator, w: list[np.ndarray], spacing: float = NOISE_SPACING) -> float:
+    """Standard deviation of the evaluation error of L at the base point (module docstring).
+
+    ``spacing``: for inputs evaluated in a low precision (unit round-off u) the caller passes
+    ``max(NOISE_SPACING, 16 u)``, so that neighbouring points round to different representable
+    inputs (the rounding of the input then enters the measured noise, as it enters every probe)."""
     vs = [direction(rng, c.x) for c in backend.checked]
     values = []
     for j in range(NOISE_POINTS):
-        t = (j - (NOISE_POINTS - 1) / 2) * NOISE_SPACING
+        t = (j - (NOISE_POINTS - 1) / 2) * spacing
         values.append(loss(w, backend.evaluate({i: c.x + t * v for i, (c, v) in enumerate(zip(backend.checked, vs))})))
     d4 = np.abs(np.diff(np.array(values), 4))
     return float(np.sort(d4)[_NOISE_ORDER]) / (_ABS_NORMAL_QUANTILE * math.sqrt(70.0))
@@ -111,6 +115,7 @@ class Probe:
 
     def __init__(self, backend: Any, index: int, v: np.ndarray, *, method: str, step: float, levels: int) -> None:
         x = backend.checked[index].x
+        self.index = index
         self.method = method
         self.levels = levels
         self.direction = v

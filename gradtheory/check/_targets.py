@@ -38,16 +38,22 @@ class CheckTarget:
     checked: tuple[Any, ...] | None = None
 
 
-def _float64_leaf(t: Any, name: str) -> Any:
+def _float64_leaf(t: Any, name: str, native: bool = False) -> Any:
     import torch
 
     if not is_torch_tensor(t):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    return t.detach().to(torch.float64).clone().requires_grad_(True)
+    return t.detach().to(t.dtype if native else torch.float64).clone().requires_grad_(True)
 
 
 def torch_module_target(
-    module: Any, x: Any, h0: Any = None, *, state: Any = None, forward_args: Sequence[Any] = ()
+    module: Any,
+    x: Any,
+    h0: Any = None,
+    *,
+    state: Any = None,
+    forward_args: Sequence[Any] = (),
+    precision: str = "float64",
 ) -> CheckTarget:
     """Wrap a ``torch.nn.Module`` as ``fn(x, [state], [forward_args], *params)`` via ``functional_call``.
 
@@ -64,6 +70,10 @@ def torch_module_target(
     forward_args : sequence
         Further positional arguments; float64 tensors with ``requires_grad`` are checked, the rest
         pass through (listed in the report's ``skipped``).
+    precision : {'float64', 'native'}
+        ``'native'``: x, the state and the parameters keep the module's dtype (float32,
+        bfloat16, ...) and the module itself runs; called with float64 tensors (a float64
+        reference) the function runs a float64 deep copy instead.
 
     Returns
     -------
@@ -87,23 +97,27 @@ def torch_module_target(
         raise TypeError("give the initial state once: state= (h0= is its older name)")
     if state is None:
         state = h0
+    if precision not in ("float64", "native"):
+        raise ValueError(f"precision must be 'float64' or 'native', got {precision!r}")
+    native = precision == "native"
     names = [n for n, _ in module.named_parameters()]
-    params = tuple(_float64_leaf(p, n) for n, p in module.named_parameters())
+    params = tuple(_float64_leaf(p, n, native) for n, p in module.named_parameters())
     mod = module
     if any(p.dtype != torch.float64 for p in module.parameters()) or any(
         b.is_floating_point() and b.dtype != torch.float64 for b in module.buffers()
     ):
         mod = copy.deepcopy(module).to(torch.float64)
     buffers = dict(mod.named_buffers())
-    front: list[Any] = [_float64_leaf(x, "x")]
+    own_buffers = dict(module.named_buffers())
+    front: list[Any] = [_float64_leaf(x, "x", native)]
     front_names = ["x"]
     if state is not None:
         if isinstance(state, (tuple, list)):
-            state = tuple(_float64_leaf(s, f"state[{i}]") for i, s in enumerate(state))
+            state = tuple(_float64_leaf(s, f"state[{i}]", native) for i, s in enumerate(state))
             front.extend(state)
             front_names.extend(("h0", "c0") if len(state) == 2 else (f"state[{i}]" for i in range(len(state))))
         else:
-            front.append(_float64_leaf(state, "state"))
+            front.append(_float64_leaf(state, "state", native))
             front_names.append("h0")
     n_state = len(front) - 1
     paired = isinstance(state, tuple)
@@ -119,8 +133,10 @@ def torch_module_target(
         args = (x,) + ((tuple(st) if paired else st[0],) if n_state else ()) + tuple(more)
         # fresh buffers each call: a module that updates running statistics in forward (batch norm)
         # must not change the caller's module
-        fresh = {n: b.clone() for n, b in buffers.items()}
-        return functional_call(mod, {**fresh, **dict(zip(names, ps))}, args)
+        # native precision: the module itself, unless called with float64 tensors (float64 reference)
+        own = native and x.dtype != torch.float64
+        fresh = {n: b.clone() for n, b in (own_buffers if own else buffers).items()}
+        return functional_call(module if own else mod, {**fresh, **dict(zip(names, ps))}, args)
 
     time_axis = None
     if isinstance(module, torch.nn.RNNBase):

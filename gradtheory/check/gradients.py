@@ -51,9 +51,10 @@ import numpy as np
 
 from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
 from .._validation import check_bool, check_choice, check_positive_int
-from ._backends import Backend, TargetView, make_backend
+from ._backends import PRECISIONS, Backend, TargetView, make_backend
 from ._localise import FLOAT32_FORWARD_NOISE, localise_elements, localise_time
-from ._probe import direction, loss, measure_noise, safe_norm
+from ._probe import NOISE_SPACING, direction, loss, measure_noise, safe_norm
+from ._second import second_order_target
 from ._session import Comparison, Options, Session
 from ._targets import CheckTarget, model_target, torch_module_target
 from .reports import GradientCheckError, GradientReport, InputCheck
@@ -72,6 +73,19 @@ _SMOOTH_DIRECTIONS = 3
 NONDETERMINISM_RTOL = 1e-10
 # Scatter allowance of the measured noise (see the module docstring).
 NOISE_SAFETY = 2.0
+# Default relative step for float64 functions, and the floor and ceiling of the step chosen for a
+# low precision. The Richardson error with m levels is ~ C h^(2m) (truncation, in units of the
+# input RMS) + sum_k |c_k| sigma / h_k (noise): with sigma = eps ||w * fn|| and C of order |D| the
+# two balance at h* ~ eps^(1 / (2m + 1)). float64 (eps ~ 1e-16, m = 4): h* = 0.017, the
+# calibrated default 2e-2; float32 (eps ~ 1e-8..1e-7): 0.13..0.17; bfloat16 (eps ~ 1e-3): 0.46.
+# Its smallest step h/2^(m-1) is then 20..200 ulps of the input's precision (a fixed step below
+# the precision's epsilon is what makes a half-precision check meaningless). Capped at 0.5: a
+# perturbation of half the input's RMS is as far as a local expansion can be trusted.
+DEFAULT_STEP = 2e-2
+# A pass whose tolerance is half the reference or more could not see an error of the gradient's
+# own size: inconclusive, never correct (low precisions with a native reference reach this).
+MAX_RESOLUTION = 0.5
+MAX_STEP = 0.5
 
 
 def _as_target(fn: Any, inputs: Any, **given: Any) -> CheckTarget:
@@ -88,8 +102,12 @@ def _as_target(fn: Any, inputs: Any, **given: Any) -> CheckTarget:
         if isinstance(fn, RecurrentModel):
             t = model_target(fn, inputs, given["state"])
         elif torch is not None and isinstance(fn, torch.nn.Module):
-            t = torch_module_target(fn, inputs, state=given["state"], forward_args=given["forward_args"])
+            t = torch_module_target(
+                fn, inputs, state=given["state"], forward_args=given["forward_args"], precision=given["precision"]
+            )
         else:
+            if given["precision"] != "float64":
+                raise TypeError("precision='native' is for a torch.nn.Module (a function runs in its inputs' dtype)")
             if given["state"] is not None or given["forward_args"]:
                 raise TypeError(
                     "state= and forward_args= are for a torch.nn.Module or a gradtheory model; "
@@ -309,6 +327,18 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
             return dataclasses.replace(_unjudged(s.backend, i, g, s.backend.shape_errors[i]), status="wrong")
         return _unjudged(s.backend, i, g, _kink_finding(kinks_all, o.step))
     c, probe = worst
+    if (
+        "correct" in statuses
+        and s.backend.checked[i].precision != "float64"
+        and c.tolerance >= MAX_RESOLUTION * abs(c.reference)
+    ):
+        # a pass that could not have seen an error of the derivative's own size is no verdict
+        statuses = (statuses - {"correct"}) | {"unresolved"}
+        findings.append(
+            f"INCONCLUSIVE: the tolerance {c.tolerance:.1e} is {c.tolerance / max(abs(c.reference), 1e-300):.2g} of the "
+            f"derivative itself (resolution >= {MAX_RESOLUTION:g}): the precision ({s.backend.checked[i].precision}) "
+            "and the noise leave nothing to judge; try reference='float64' or a higher precision"
+        )
     if "wrong" in statuses or i in s.backend.shape_errors:
         status = "wrong"
     elif statuses == {"correct"}:
@@ -327,14 +357,14 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
             )
     if i in s.backend.shape_errors:
         findings.append(s.backend.shape_errors[i])
-    if g is None and c.reference != 0.0:
+    if g is None and c.reference != 0.0 and not s.forward:
         findings.append("the backward returned no gradient (None) for this input, but fn depends on it")
     if status == "wrong" and c.reference == 0.0 and c.analytic != 0.0:
         findings.append(
             "fn's output did not change at all when this input was perturbed: does fn read it? (a "
             "forward that uses a captured copy, e.g. self.params, instead of its argument)"
         )
-    if g is not None and g.dtype == np.float32:
+    if g is not None and g.dtype == np.float32 and s.backend.checked[i].precision == "float64":
         findings.append("the gradient has dtype float32 (expected float64)")
     bad_blocks: tuple = ()
     bad_steps: tuple = ()
@@ -377,11 +407,18 @@ def _noise_factor(
     """(c, relative noise): c such that one L value is wrong by ~ c u ||w * fn||_2 (docstring)."""
     size = safe_norm(np.concatenate([np.ravel(wi * oi) for wi, oi in zip(s.w, base)]))
     floor = TOLERANCES["check_roundoff_growth"].rtol
+    spacing = NOISE_SPACING
+    b = s.backend
+    if b.low_precision and not b.float64_reference:
+        # outputs rounded to their precision carry errors up to u_out |f_k|: the floor in units of
+        # float64's u is c_fd u_out / u; the noise stencil must step over the inputs' rounding grid
+        floor *= max(PRECISIONS[p] for p in b.output_precisions) / UNIT_ROUNDOFF
+        spacing = max(NOISE_SPACING, 16 * max(c.u for c in b.checked))
     if size == 0.0 or not math.isfinite(size):
         return floor, 0.0
     sigma = abs(loss(s.w, base) - loss(s.w, again))  # a tiny non-determinism is noise too
     if s.options.method == "richardson":
-        sigma = max(sigma, measure_noise(s.backend, rng, s.w))
+        sigma = max(sigma, measure_noise(s.backend, rng, s.w, spacing))
     rho = sigma / (UNIT_ROUNDOFF * size)
     return max(floor, NOISE_SAFETY * rho), sigma / size
 
@@ -398,16 +435,24 @@ def _time_setup(target: CheckTarget, backend: Backend, base: list[np.ndarray]) -
     )
 
 
-def _validate(*, method: str, levels: int, directions: int, seed: int, step: float, flags: dict[str, bool]) -> Options:
+def optimal_step(relative_noise: float, levels: int) -> float:
+    """The Richardson step for a measured relative evaluation noise (see ``DEFAULT_STEP``)."""
+    eps = max(relative_noise, UNIT_ROUNDOFF)
+    return float(min(MAX_STEP, max(DEFAULT_STEP, eps ** (1.0 / (2 * levels + 1)))))
+
+
+def _validate(
+    *, method: str, levels: int, directions: int, seed: int, step: float | None, flags: dict[str, bool]
+) -> Options:
     check_choice(method, "method", ("richardson", "complex"))
     levels = check_positive_int(levels, "levels", minimum=2)
     directions = check_positive_int(directions, "directions")
     check_positive_int(seed, "seed", minimum=0)
     for name, value in flags.items():
         check_bool(value, name)
-    if not (isinstance(step, (int, float)) and not isinstance(step, bool) and 0 < step < 1):
-        raise ValueError(f"step must be a float in (0, 1) (relative step), got {step!r}")
-    return Options(method, float(step), levels, directions, flags["localise"])
+    if step is not None and not (isinstance(step, (int, float)) and not isinstance(step, bool) and 0 < step < 1):
+        raise ValueError(f"step must be a float in (0, 1) (relative step) or None (chosen), got {step!r}")
+    return Options(method, DEFAULT_STEP if step is None else float(step), levels, directions, flags["localise"])
 
 
 def check_gradients(
@@ -422,13 +467,18 @@ def check_gradients(
     forward_args: Sequence[Any] = (),
     seed: int = 0,
     method: str = "richardson",
-    step: float = 2e-2,
+    step: float | None = None,
     levels: int = 4,
     directions: int = 1,
     localise: bool = True,
     pin_rng: bool = True,
     raise_exception: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
+    reference: str = "auto",
+    precision: str = "float64",
+    order: int = 1,
+    mode: str = "reverse",
+    grad_outputs: Any = None,
 ) -> GradientReport:
     r"""Check a backward against Richardson-extrapolated (or complex-step) directional derivatives.
 
@@ -456,8 +506,10 @@ def check_gradients(
         forward arguments.
     seed, method, step, levels, directions, localise
         Seed of the cotangent and directions; ``'richardson'`` or ``'complex'`` (complex step,
-        for analytic functions running on complex numbers); the relative base step; Richardson
-        levels; random directions per input; whether failures are localised.
+        for analytic functions running on complex numbers); the relative base step (default
+        None: 2e-2 for float64 inputs, chosen from the measured noise for lower precisions, see
+        :func:`optimal_step`); Richardson levels; random directions per input; whether failures
+        are localised.
     pin_rng : bool
         Run every call of user code from the same torch/numpy/``random`` global RNG state (so
         dropout masks repeat), restoring the states at entry afterwards. Default True.
@@ -465,6 +517,26 @@ def check_gradients(
         Raise :class:`GradientCheckError` unless the verdict is ``"correct"``.
     progress : callable, optional
         ``progress(done, total, name)`` after each input (the CLI's progress bar).
+    reference : {'auto', 'native', 'float64'}
+        Low-precision inputs (float32, float16, bfloat16): the backward always runs in their
+        precision; the reference comes from evaluations of fn in float64 (``'float64'``: every
+        float input cast up; ``'auto'``: when fn runs in float64, else in the inputs' precision)
+        or in the inputs' own precision (``'native'``). The tolerance comes from the measured
+        noise of the evaluations used and the backward's round-off in its precision; each
+        input's ``resolution`` says what the check can see.
+    precision : {'float64', 'native'}
+        For a ``torch.nn.Module``: check a float64 copy (default) or the module in its own dtype
+        (``'native'``: its float32/bfloat16 backward; with ``reference`` as above).
+    order : {1, 2}
+        2: check the derivative of the backward (Hessian-vector products of L = <w, fn>, by
+        double backward) against Richardson differences of the gradient at shifted points
+        (torch only; see :func:`gradtheory.check.second_order`).
+    mode : {'reverse', 'forward', 'both'}
+        ``'forward'``: check forward-mode AD (jvp: torch forward-mode dual numbers, including an
+        ``autograd.Function.jvp``) against the same directional differences; ``'both'``: both.
+    grad_outputs : tensor or sequence of tensors, optional
+        ``order=2``: the cotangent of the gradient map that is differentiated (default: seeded
+        random).
 
     Returns
     -------
@@ -474,7 +546,11 @@ def check_gradients(
     Raises
     ------
     TypeError, ValueError
-        Bad arguments (named), a float32 input, no checked input, a non-finite output.
+        Bad arguments (named), an input of an unsupported float type, no checked input, a
+        non-finite output.
+    NotImplementedError
+        ``order=2`` or ``mode='forward'`` for a numpy function (no second backward / jvp);
+        ``order=2`` with ``mode='forward'``/``'both'`` (forward-over-reverse).
     Exception
         Whatever ``fn``/``grad_fn`` raise, unchanged (marked as the user's, with a note).
     GradientCheckError
@@ -491,6 +567,11 @@ def check_gradients(
     )
     if time_axis is not None:
         time_axis = check_positive_int(time_axis, "time_axis", minimum=0)
+    check_choice(reference, "reference", ("auto", "native", "float64"))
+    check_choice(precision, "precision", ("float64", "native"))
+    check_choice(mode, "mode", ("reverse", "forward", "both"))
+    if order not in (1, 2) or isinstance(order, bool):
+        raise ValueError(f"order must be 1 or 2, got {order!r}")
     target = _as_target(
         fn,
         inputs,
@@ -500,7 +581,17 @@ def check_gradients(
         checked=checked,
         state=state,
         forward_args=forward_args,
+        precision=precision,
     )
+    if order == 2:
+        if mode != "reverse":
+            raise NotImplementedError(
+                f"order=2 with mode={mode!r} (forward-over-reverse) is not supported: order=2 checks the double "
+                "backward (mode='reverse')"
+            )
+        target = second_order_target(target, seed, grad_outputs)
+    elif grad_outputs is not None:
+        raise TypeError("grad_outputs is for order=2 (the cotangent of the differentiated gradient)")
     backend = make_backend(_view(target), pin_rng)
     if not backend.checked:
         if backend.framework == "torch":
@@ -509,17 +600,71 @@ def check_gradients(
                 "(as for torch.autograd.gradcheck)"
             )
         raise ValueError("inputs contains no float64 array to check")
-    try:
-        report = _run(target, backend, options, seed, progress)
-    finally:
-        backend.rng.reset()  # leave the global RNGs as they were at entry
+    reports = []
+    for forward in {"reverse": (False,), "forward": (True,), "both": (False, True)}[mode]:
+        if reports:
+            backend = make_backend(_view(target), pin_rng)
+        try:
+            auto_step = step is None and backend.low_precision
+            reports.append(_run(target, backend, options, seed, progress, reference, auto_step, forward))
+        finally:
+            backend.rng.reset()  # leave the global RNGs as they were at entry
+    report = _merge(reports, mode, order)
     report = GradientReport(**{**report.__dict__, "seconds": time.perf_counter() - t0})
     if raise_exception and not report.ok:
         raise GradientCheckError(report)
     return report
 
 
-def _run(target: CheckTarget, backend: Backend, options: Options, seed: int, progress: Any = None) -> GradientReport:
+def _representable(w: np.ndarray, precision: str) -> np.ndarray:
+    """The cotangent rounded to the output's precision: the backward receives exactly the w of L."""
+    if precision == "float64":
+        return w
+    if precision in ("float32", "float16"):
+        return w.astype(precision).astype(np.float64)
+    import torch
+
+    return torch.from_numpy(w).to(torch.bfloat16).to(torch.float64).numpy()
+
+
+def _reference_base(backend: Backend, reference: str, notes: list[str]) -> list[np.ndarray] | None:
+    """For low-precision inputs: switch the backend's evaluations to float64 when asked (or, for
+    'auto', when fn runs in float64: no error and every float output float64); the base outputs
+    of the float64 function, or None for a reference in the inputs' own precision."""
+    if not backend.low_precision or reference == "native":
+        return None
+    backend.float64_reference = True
+    try:
+        base = backend.evaluate({})
+        ok = all(p == "float64" for p in backend.last_precisions) and all(np.all(np.isfinite(o)) for o in base)
+        why = f"its outputs were {sorted(set(backend.last_precisions))}, not float64"
+    except Exception as exc:  # a float32 weight captured by fn, an explicit dtype inside fn, ...
+        backend.float64_reference = False
+        why = f"it raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if reference == "float64":
+            raise ValueError(
+                f"reference='float64': fn cannot be run in float64 ({why}); use reference='native'"
+            ) from exc
+        ok = False
+    if ok:
+        return base
+    backend.float64_reference = False
+    if reference == "float64":
+        raise ValueError(f"reference='float64': fn cannot be run in float64 ({why}); use reference='native'")
+    notes.append(f"fn could not be run in float64 ({why}): the reference uses evaluations in the inputs' precision")
+    return None
+
+
+def _run(
+    target: CheckTarget,
+    backend: Backend,
+    options: Options,
+    seed: int,
+    progress: Any = None,
+    reference: str = "auto",
+    auto_step: bool = False,
+    forward: bool = False,
+) -> GradientReport:
     base = backend.evaluate({}, watch=True)
     if not base:
         raise ValueError("fn returned no floating-point output")
@@ -528,37 +673,43 @@ def _run(target: CheckTarget, backend: Backend, options: Options, seed: int, pro
             raise ValueError(f"fn returned a non-finite value in {name} at the given inputs")
     again = backend.evaluate({})
     rng_w, rng_v, rng_noise = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    w = [rng_w.standard_normal(o.shape) for o in base]
+    w = [_representable(rng_w.standard_normal(o.shape), p) for o, p in zip(base, backend.output_precisions)]
+    notes: list[str] = []
+    base64 = _reference_base(backend, reference, notes)
     T, time_inputs = _time_setup(target, backend, base)
     s = Session(
         backend,
         options,
         w,
-        base,
+        base if base64 is None else base64,
         TOLERANCES["check_roundoff_growth"].rtol,
         rng_v,
         target.time_axis if T is not None else None,
         T,
         time_inputs,
+        forward,
     )
-    notes: list[str] = []
     moved = _nondeterminism(backend, base, again)
-    grads = backend.vjp(w)
+    grads = {} if forward else backend.vjp(w)
     results: list[InputCheck] = []
     if moved:
         notes.append(_nondeterministic_note(moved, backend.rng.enabled))
         for i in range(len(backend.checked)):
             results.append(_unjudged(backend, i, grads.get(i), "not judged: fn is not deterministic (see the note)"))
     else:
-        s.noise_factor, rel_noise = _noise_factor(s, base, again, rng_noise)
-        if rel_noise > FLOAT32_FORWARD_NOISE:
+        s.noise_factor, rel_noise = _noise_factor(s, s.base, again if base64 is None else s.base, rng_noise)
+        if auto_step:
+            s.options = dataclasses.replace(options, step=optimal_step(rel_noise, options.levels))
+        if backend.low_precision:
+            notes.append(_precision_note(backend, base64 is not None, rel_noise, s.options, auto_step))
+        elif rel_noise > FLOAT32_FORWARD_NOISE:
             notes.append(
                 f"fn's measured evaluation noise is {rel_noise:.1e} of ||w * fn||: FLOAT32 PRECISION in the "
                 "forward (float32 round-off u = 6.0e-8; float64 gives ~1e-16), e.g. a float32 hidden state, "
                 "weight or cast; tolerances come from this noise, so the check resolves only what "
                 "'resolution' says"
             )
-        grads2 = backend.vjp(w)
+        grads2 = {} if forward else backend.vjp(w)
         localised = [0]
         for i in range(len(backend.checked)):
             g = grads.get(i)
@@ -570,7 +721,7 @@ def _run(target: CheckTarget, backend: Backend, options: Options, seed: int, pro
             if progress is not None:
                 progress(len(results), len(backend.checked), backend.checked[i].name)
     weak = [c.name for c in results if c.status == "correct" and c.resolution > 1e-6]
-    if weak and not (notes and "FLOAT32" in notes[-1]):
+    if weak and not backend.low_precision and not (notes and "FLOAT32" in notes[-1]):
         notes.append(
             f"low resolution (> 1e-6 relative) for {weak}: the reference is not accurate there (evaluation "
             "noise or curvature on the scale of the step); try another step"
@@ -588,7 +739,7 @@ def _run(target: CheckTarget, backend: Backend, options: Options, seed: int, pro
         inputs=tuple(results),
         seed=seed,
         method=options.method,
-        step=options.step,
+        step=s.options.step,
         levels=options.levels,
         evaluations=backend.evaluations,
         backward_passes=backend.backward_passes,
@@ -597,6 +748,59 @@ def _run(target: CheckTarget, backend: Backend, options: Options, seed: int, pro
         skipped=tuple(backend.skipped),
         noise=None if moved else s.noise_factor * UNIT_ROUNDOFF,
         pin_rng=backend.rng.enabled,
+        precision=_precisions(backend),
+        reference="float64" if (base64 is not None or not backend.low_precision) else _precisions(backend),
+    )
+
+
+def _precisions(backend: Backend) -> str:
+    return ", ".join(sorted({c.precision for c in backend.checked}, key=list(PRECISIONS).index))
+
+
+def _precision_note(backend: Backend, float64_ref: bool, rel_noise: float, options: Options, auto: bool) -> str:
+    ref = "float64 evaluations of fn" if float64_ref else f"evaluations in {_precisions(backend)}"
+    step = (
+        f"step {options.step:.3g} chosen for this noise (eps^(1/{2 * options.levels + 1}), eps the relative noise)"
+        if auto
+        else f"step {options.step:.3g} (given)"
+    )
+    return (
+        f"LOW PRECISION: inputs in {_precisions(backend)}, backward in their precision; reference from {ref}; "
+        f"measured evaluation noise {rel_noise:.1e} of ||w * fn||; {step}; tolerances from this noise and the "
+        "backward's round-off in its precision: the achieved resolution is the per-input 'resolution'"
+    )
+
+
+def _merge(reports: list[GradientReport], mode: str, order: int) -> GradientReport:
+    """One report for mode='both' (forward-mode inputs named '... (forward)'); the mode and order noted."""
+    first = reports[0]
+    inputs = list(first.inputs)
+    notes = list(first.notes)
+    for r in reports[1:]:
+        inputs += [dataclasses.replace(c, name=f"{c.name} (forward)") for c in r.inputs]
+        notes += [n for n in r.notes if n not in notes]
+    if mode != "reverse":
+        notes.append(
+            "mode=" + repr(mode) + ": forward-mode AD (jvp, <w, J v>) checked against the same directional "
+            "differences" + (" ('(forward)' inputs)" if mode == "both" else "")
+        )
+    if order == 2:
+        notes.append(
+            "order=2: the derivative of the backward (Hessian-vector products of <w, fn> by double backward) "
+            "checked against Richardson differences of the gradient at shifted points; each input is the "
+            "gradient's derivative along a direction of that input"
+        )
+    statuses = {c.status for c in inputs}
+    status = "wrong" if "wrong" in statuses else "inconclusive" if "inconclusive" in statuses else "correct"
+    return dataclasses.replace(
+        first,
+        status=status,
+        inputs=tuple(inputs),
+        notes=tuple(notes),
+        evaluations=sum(r.evaluations for r in reports),
+        backward_passes=sum(r.backward_passes for r in reports),
+        order=order,
+        mode=mode,
     )
 
 

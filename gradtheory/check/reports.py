@@ -118,6 +118,17 @@ class GradientReport:
     skipped: tuple[SkippedInput, ...] = ()
     noise: float | None = None
     pin_rng: bool = True
+    precision: str = "float64"
+    reference: str = "float64"
+    order: int = 1
+    mode: str = "reverse"
+
+    @property
+    def resolution(self) -> float:
+        """The achieved resolution: the largest per-input tolerance relative to the reference
+        (nan when no input was judged)."""
+        vals = [c.resolution for c in self.inputs if math.isfinite(c.resolution)]
+        return max(vals) if vals else math.nan
 
     @property
     def ok(self) -> bool:
@@ -165,6 +176,10 @@ class GradientReport:
     @property
     def summary(self) -> str:
         meth = self.method + (f" (step {self.step:g}, {self.levels} levels)" if self.method == "richardson" else "")
+        if self.order != 1 or self.mode != "reverse":
+            meth += f", order {self.order}, mode {self.mode}"
+        if self.precision != "float64":
+            meth += f", inputs in {self.precision}, reference in {self.reference}, resolution {self.resolution:.1e}"
         lines = [
             (
                 f"check_gradients: {self._head()}; seed={self.seed}, reference {meth}, "
@@ -210,6 +225,11 @@ class GradientReport:
             "seconds": self.seconds,
             "noise": None if self.noise is None else _num(self.noise),
             "pin_rng": self.pin_rng,
+            "order": self.order,
+            "mode": self.mode,
+            "precision": self.precision,
+            "reference": self.reference,
+            "resolution": _num(self.resolution),
             "inputs": [c.to_dict() for c in self.inputs],
             "skipped": [{"name": s.name, "reason": s.reason} for s in self.skipped],
             "notes": list(self.notes),
