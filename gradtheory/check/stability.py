@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._tolerances import TOLERANCES
+from .._validation import check_real
 from ._tree import is_torch_tensor
 
 __all__ = ["StabilityReport", "check_stability"]
@@ -94,11 +95,10 @@ def check_stability(
     from ..models import RNN
     from ..models.torch_cell import is_torch_cell, torch_cell_check_stability
 
+    neutral_band = check_real(neutral_band, "neutral_band", minimum=0.0)
     if is_torch_cell(model_or_module):
         return torch_cell_check_stability(model_or_module, x, readout=readout, neutral_band=neutral_band)
 
-    if not (isinstance(neutral_band, (int, float)) and not isinstance(neutral_band, bool) and neutral_band >= 0):
-        raise ValueError(f"neutral_band must be a float >= 0, got {neutral_band!r}")
     model = _flow.as_single_layer_model(model_or_module, "check_stability")
     if is_torch_tensor(x):
         x = x.detach().cpu().numpy()
