@@ -506,7 +506,7 @@ def check_gradients(
         if backend.framework == "torch":
             raise ValueError(
                 "no input requires grad: mark the tensors to check with .requires_grad_(True) "
-                "(as for torch.autograd.gradcheck)"
+                "(as for torch.autograd.gradcheck); no tensor of inputs has requires_grad=True"
             )
         raise ValueError("inputs contains no float64 array to check")
     try:

@@ -410,6 +410,12 @@ class RecurrentModel:
         elif result.batch_first:
             dx = np.swapaxes(dx, 0, 1)
         ordered = {k: grads[k] for k in self.param_shapes()}
+        for name, value in (*ordered.items(), ("x", dx)):
+            if not (np.isfinite(np.min(value)) and np.isfinite(np.max(value))) if value.size else False:
+                raise FloatingPointError(
+                    f"backward overflowed: the gradient of {name} is not finite although the forward "
+                    f"states and d_output are; scale d_output, x or the weights down"
+                )
         return Gradients(
             params=ordered,
             x=dx,
