@@ -1,87 +1,188 @@
-"""The one tolerance table. Each entry carries the error analysis that justifies it.
+"""Tolerances shared by several modules, typed so that they cannot be mixed up.
 
 Notation: u = 2**-53 ~ 1.1e-16 (float64 unit round-off).
+
+Three kinds, three types (frozen; no arithmetic between them):
+
+* :class:`RelTol` -- a relative tolerance: ``|a - b| <= value * scale`` (:meth:`RelTol.of`);
+* :class:`AbsTol` -- an absolute tolerance in the units of the compared quantity;
+* :class:`Factor` -- a dimensionless factor in a formula such as ``c * n * u`` (:meth:`Factor.times`).
+
+Only what several files use lives here (unit round-off, the oracle comparisons, the checker's
+factors). A tolerance used by one test or check is a named constant next to it, with its
+derivation. ``TOLERANCES`` below is the old string-keyed table, being dismantled: its remaining
+entries move to their single users; do not add to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Tolerance", "TOLERANCES", "UNIT_ROUNDOFF"]
+__all__ = [
+    "UNIT_ROUNDOFF",
+    "RelTol",
+    "AbsTol",
+    "Factor",
+    "FORWARD_VS_TORCH",
+    "BPTT_VS_TORCH",
+    "BPTT_VS_COMPLEX_STEP",
+    "JACOBIAN_PRODUCT",
+    "EXACT_VS_BPTT",
+    "NORM_BOUND_PER_FACTOR",
+    "LSTM_SATURATED_CELL_IDENTITY",
+    "LOG_VALUE_ROUNDING",
+    "CHECK_ROUNDOFF_GROWTH",
+    "CHECK_ANALYTIC_ROUNDOFF",
+    "CHECK_SAFETY",
+    "Tolerance",
+    "TOLERANCES",
+]
 
 UNIT_ROUNDOFF = 2.0**-53
 
 
 @dataclass(frozen=True)
+class RelTol:
+    """A relative tolerance (dimensionless, relative to a scale given at the comparison)."""
+
+    value: float
+    reason: str
+
+    def of(self, scale: float) -> float:
+        """The absolute bound ``value * |scale|``."""
+        return self.value * abs(scale)
+
+
+@dataclass(frozen=True)
+class AbsTol:
+    """An absolute tolerance, in the units of the quantity it bounds."""
+
+    value: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A dimensionless factor ``c`` in an error formula such as ``c * n * u`` (not a tolerance by itself)."""
+
+    value: float
+    reason: str
+
+    def times(self, *terms: float) -> float:
+        """``c * terms[0] * terms[1] * ...``."""
+        out = self.value
+        for term in terms:
+            out *= term
+        return out
+
+
+# --- models vs torch and the derivative oracles (tests, symbolic checks, claims) ---
+FORWARD_VS_TORCH = RelTol(
+    1e-12,
+    "Same operations in a different order: each output is a sum of O(n) products passed "
+    "through T steps of a Lipschitz-1 contraction-free recursion; round-off grows like "
+    "~ n*T*u*cond ~ 100*10*1e-16*10 = 1e-12 for the drawn sizes (n, T <= 10, weights O(1)). "
+    "Measured worst case ~ 1e-15; relative to max|output| + tiny.",
+)
+BPTT_VS_TORCH = RelTol(
+    1e-10,
+    "Two exact reverse-mode implementations differ only by round-off in a sum of T products "
+    "of one-step Jacobians; relative to the gradient's max-norm the error is "
+    "~ T * n * u * prod ||J|| / ||grad|| which for drawn models (||J|| <= ~3, T <= 8) stays "
+    "below 1e-12; 1e-10 allows the product's condition number up to 1e4.",
+)
+BPTT_VS_COMPLEX_STEP = RelTol(
+    1e-12,
+    "Complex step with step 1e-20 has truncation error O(h^2 * f''') ~ 1e-40 (nil) and no "
+    "subtractive cancellation, so it is accurate to ~ n*T*u relative to the directional "
+    "derivative's scale; 1e-12 allows the same round-off growth as forward_vs_torch.",
+)
+JACOBIAN_PRODUCT = RelTol(
+    1e-12,
+    "Product of T one-step Jacobians vs the complex-step derivative of h_t w.r.t. h_k: each "
+    "matrix product adds ~ n*u relative error times the product's condition, <= 1e-12 for "
+    "T <= 8, n <= 6.",
+)
+EXACT_VS_BPTT = RelTol(
+    1e-13,
+    "Exact (rational or 50-digit) gradient vs float64 BPTT: float64 round-off only, "
+    "~ n*T*u ~ 3*6*1.1e-16 * cond; relative to the gradient's norm.",
+)
+NORM_BOUND_PER_FACTOR = RelTol(
+    1e-12,
+    "||P_t||_2 <= q^t (1 + rtol (t + 1)): each spectral norm and product carries ~ n u relative "
+    "round-off per factor: allow 1e-12 per factor.",
+)
+LSTM_SATURATED_CELL_IDENTITY = AbsTol(
+    1e-14,
+    "Absolute: with bias_f = +60 (f == 1.0 in float64) and bias_i = -60 (i <= 1e-20) the total "
+    "dc_T/dc_0 and the joint product's c-block equal I; the deviation from I comes only from "
+    "i <= 1e-20 times O(||W|| T): 1e-14 bounds it.",
+)
+# --- logs of norms (tests of bounds and of the gradient flow) ---
+LOG_VALUE_ROUNDING = Factor(
+    4.0,
+    "Factor c in abs = c u (1 + |y|) or c u |y| for y = ln||g||: a float64 number of size |y| is "
+    "itself only accurate to u |y|. Two evaluations of ln||r|| are each within ~ 2u (1 + "
+    "|ln||r|||); the running log-scale is a compensated sum (error ~ 2u |total|), plus the "
+    "final addition, hence the extra 4 u |value| term.",
+)
+# --- gradtheory.check: factors in the checker's tolerance (calibrated on benchmarks/bench_checker.py) ---
+CHECK_ROUNDOFF_GROWTH = Factor(
+    4.0,
+    "c_fd: one evaluation of L = <w, fn(x)> is wrong by about u * ||w * fn(x)||_2 when the N "
+    "output terms carry independent rounding errors of relative size u; the recursion grows "
+    "them by a modest factor (forward_vs_torch measures ~1e-15 relative for T, n <= 10). "
+    "Factor 4 over the bare estimate; the Richardson-difference term of the estimate catches "
+    "larger noise on its own (it contains the noise of the two most extrapolated entries).",
+)
+CHECK_ANALYTIC_ROUNDOFF = Factor(
+    16.0,
+    "c_an: the backward gradient g and the dot product <g, v> are accurate to "
+    "~ T * n * u * sum|g_k v_k| in the worst case, ~ sqrt(T n) * u * sum|g_k v_k| for "
+    "independent roundings; 16 covers sqrt(T n) <= 16 for the benchmark sizes, and this term "
+    "is ~ 1e-14 relative to <g, v> (sum|g v| ~ sqrt(n) |<g, v>|), far below the 1e-9 target.",
+)
+CHECK_SAFETY = Factor(
+    10.0,
+    "k: safety factor on the error estimate. |T_mm - T_m,m-1| over-estimates the truncation "
+    "error of T_mm by orders of magnitude; the round-off term is a standard-deviation-like "
+    "estimate, and over 5,000 directional tests (1,000 models x 5 inputs) a Gaussian exceeds "
+    "4.5 sigma with probability ~ 2%; k = 10 leaves a margin of 2 over that. Measured "
+    "(benchmarks/bench_checker.py, 1,000 random RNN/LSTM/GRU, 11,426 directional tests): "
+    "|a - D| / tolerance has median 0.018, 99.9% quantile 0.11, max 0.20, i.e. |a - D| <= 2 "
+    "estimates everywhere: zero false alarms with a margin of 5.",
+)
+
+
+@dataclass(frozen=True)
 class Tolerance:
+    """An entry of the old table (``rtol`` held relative, absolute and dimensionless values alike)."""
+
     rtol: float
     reason: str
 
 
+def _entry(tol: RelTol | AbsTol | Factor) -> Tolerance:
+    return Tolerance(tol.value, tol.reason)
+
+
 TOLERANCES: dict[str, Tolerance] = {
     # --- models vs torch and the derivative oracles (shared by tests, symbolic checks, claims) ---
-    "forward_vs_torch": Tolerance(
-        1e-12,
-        "Same operations in a different order: each output is a sum of O(n) products passed "
-        "through T steps of a Lipschitz-1 contraction-free recursion; round-off grows like "
-        "~ n*T*u*cond ~ 100*10*1e-16*10 = 1e-12 for the drawn sizes (n, T <= 10, weights O(1)). "
-        "Measured worst case ~ 1e-15; relative to max|output| + tiny.",
-    ),
-    "bptt_vs_torch": Tolerance(
-        1e-10,
-        "Two exact reverse-mode implementations differ only by round-off in a sum of T products "
-        "of one-step Jacobians; relative to the gradient's max-norm the error is "
-        "~ T * n * u * prod ||J|| / ||grad|| which for drawn models (||J|| <= ~3, T <= 8) stays "
-        "below 1e-12; 1e-10 allows the product's condition number up to 1e4.",
-    ),
-    "bptt_vs_complex_step": Tolerance(
-        1e-12,
-        "Complex step with step 1e-20 has truncation error O(h^2 * f''') ~ 1e-40 (nil) and no "
-        "subtractive cancellation, so it is accurate to ~ n*T*u relative to the directional "
-        "derivative's scale; 1e-12 allows the same round-off growth as forward_vs_torch.",
-    ),
+    "forward_vs_torch": _entry(FORWARD_VS_TORCH),
+    "bptt_vs_torch": _entry(BPTT_VS_TORCH),
+    "bptt_vs_complex_step": _entry(BPTT_VS_COMPLEX_STEP),
     "jvp_vs_vjp": Tolerance(
         1e-12,
         "<u, J v> computed by complex-step JVP and by BPTT VJP: both ~ n*T*u accurate (as bptt_vs_complex_step).",
     ),
-    "jacobian_product": Tolerance(
-        1e-12,
-        "Product of T one-step Jacobians vs the complex-step derivative of h_t w.r.t. h_k: each "
-        "matrix product adds ~ n*u relative error times the product's condition, <= 1e-12 for "
-        "T <= 8, n <= 6.",
-    ),
-    "exact_vs_bptt": Tolerance(
-        1e-13,
-        "Exact (rational or 50-digit) gradient vs float64 BPTT: float64 round-off only, "
-        "~ n*T*u ~ 3*6*1.1e-16 * cond; relative to the gradient's norm.",
-    ),
+    "jacobian_product": _entry(JACOBIAN_PRODUCT),
+    "exact_vs_bptt": _entry(EXACT_VS_BPTT),
     # --- gradtheory.check: factors in the checker's tolerance (see gradtheory/check.py), calibrated
     # on benchmarks/bench_checker.py. Their rtol field holds a dimensionless factor, not a tolerance.
-    "check_roundoff_growth": Tolerance(
-        4.0,
-        "c_fd: one evaluation of L = <w, fn(x)> is wrong by about u * ||w * fn(x)||_2 when the N "
-        "output terms carry independent rounding errors of relative size u; the recursion grows "
-        "them by a modest factor (forward_vs_torch measures ~1e-15 relative for T, n <= 10). "
-        "Factor 4 over the bare estimate; the Richardson-difference term of the estimate catches "
-        "larger noise on its own (it contains the noise of the two most extrapolated entries).",
-    ),
-    "check_analytic_roundoff": Tolerance(
-        16.0,
-        "c_an: the backward gradient g and the dot product <g, v> are accurate to "
-        "~ T * n * u * sum|g_k v_k| in the worst case, ~ sqrt(T n) * u * sum|g_k v_k| for "
-        "independent roundings; 16 covers sqrt(T n) <= 16 for the benchmark sizes, and this term "
-        "is ~ 1e-14 relative to <g, v> (sum|g v| ~ sqrt(n) |<g, v>|), far below the 1e-9 target.",
-    ),
-    "check_safety": Tolerance(
-        10.0,
-        "k: safety factor on the error estimate. |T_mm - T_m,m-1| over-estimates the truncation "
-        "error of T_mm by orders of magnitude; the round-off term is a standard-deviation-like "
-        "estimate, and over 5,000 directional tests (1,000 models x 5 inputs) a Gaussian exceeds "
-        "4.5 sigma with probability ~ 2%; k = 10 leaves a margin of 2 over that. Measured "
-        "(benchmarks/bench_checker.py, 1,000 random RNN/LSTM/GRU, 11,426 directional tests): "
-        "|a - D| / tolerance has median 0.018, 99.9% quantile 0.11, max 0.20, i.e. |a - D| <= 2 "
-        "estimates everywhere: zero false alarms with a margin of 5.",
-    ),
+    "check_roundoff_growth": _entry(CHECK_ROUNDOFF_GROWTH),
+    "check_analytic_roundoff": _entry(CHECK_ANALYTIC_ROUNDOFF),
+    "check_safety": _entry(CHECK_SAFETY),
     # ============================================================================================
     # Test- and audit-local tolerances. Unless the reason says otherwise ``rtol`` is a relative
     # tolerance. Entries whose name ends in ``_abs`` hold an absolute tolerance (on the quantity
@@ -114,13 +215,7 @@ TOLERANCES: dict[str, Tolerance] = {
         "linear RNN, flow[k] - flow[T] vs envelope[T - k]; per step: one gemv (n + 1) u, the "
         "renormalisation u, SVD of s Q (n u) -> 8 (n + 2) u per step.",
     ),
-    "log_value_rounding": Tolerance(
-        4.0,
-        "Factor c in abs = c u (1 + |y|) or c u |y| for y = ln||g||: a float64 number of size |y| is "
-        "itself only accurate to u |y|. Two evaluations of ln||r|| are each within ~ 2u (1 + "
-        "|ln||r|||); the running log-scale is a compensated sum (error ~ 2u |total|), plus the "
-        "final addition, hence the extra 4 u |value| term.",
-    ),
+    "log_value_rounding": _entry(LOG_VALUE_ROUNDING),
     "transient_growth_log_per_step": Tolerance(
         16.0,
         "Factor c in abs = c u T on ln-norms: W = [[1/2, 4], [0, 1/2]], gradient_flow over T steps vs "
@@ -235,35 +330,6 @@ TOLERANCES: dict[str, Tolerance] = {
         "rounding each) and the log additions happen, a few u per step.",
     ),
     # --- oracles (tests/test_oracles.py) ---
-    "complex_step_analytic": Tolerance(
-        8.0,
-        "Factor c in abs = c N u sum|df_i v_i| (N = x.size): Im f(x + ihv)/h equals grad f . v to a "
-        "few ulps of sum |df_i v_i| (no cancellation; N terms summed).",
-    ),
-    "complex_step_tiny_derivative": Tolerance(
-        8.0,
-        "Factor c in rel = c u: with derivatives ~1e-290 the imaginary part h f' would fall into the "
-        "subnormal range at h = 1e-20; the oracle enlarges h and keeps ~u accuracy.",
-    ),
-    "central_difference_roundoff": Tolerance(
-        4.0,
-        "Factor c in the round-off term c u |f| N / h of |D_h - f'v| <= h^2/6 max|f^(3)| ||v||^3 "
-        "+ round-off: f = sum exp(sin x) over N terms is evaluated to ~ N u |f| at each of the two "
-        "points, their difference is divided by 2h; c = 4 is a margin of 4 over N u |f| / h.",
-    ),
-    "richardson_estimate_size": Tolerance(
-        1e-8,
-        "Factor in r.error < rtol (1 + ||v||_1^3): the error estimate must be small as well as "
-        "honest. Richardson (4 levels from h = 1e-2) on f = sum exp(sin x): the estimate is the "
-        "last correction, O(h^6) truncation with derivatives growing like ||v||^k, plus round-off "
-        "~ u |f| / h_min ~ 1e-13; 1e-8 (1 + ||v||_1^3) is far above the truncation of a smooth "
-        "O(1) function and far below an O(1) estimate.",
-    ),
-    "linear_jacobian_abs": Tolerance(
-        1e-9,
-        "Absolute, per entry: a linear map has zero truncation error: only round-off ~ u |A x| / h "
-        "remains (h = 1e-5 central, h = 1e-2 Richardson: <= ~1e-11 here; complex step ~ u).",
-    ),
     # --- models vs oracles (tests/test_models_oracles.py) ---
     "model_loss_forward_error": Tolerance(
         4.0,
@@ -282,24 +348,6 @@ TOLERANCES: dict[str, Tolerance] = {
         "summation order of one dot product (<= (n + m) u relative per step), over T steps.",
     ),
     # --- clipping (tests/test_clipping.py) ---
-    "clip_norm_vs_torch": Tolerance(
-        2.0,
-        "Factor c in rel = c (m + 4) u = 2 (m + 3) u + 2 u: the two implementations sum squares (or "
-        "powers) of m entries (m = number of entries + number of arrays) in different orders, then "
-        "take a root: each is within (m + 3) u of the exact norm (first order), so they differ by "
-        "<= 2 (m + 3) u; the coefficient theta / (N + 1e-6) and the product add 2 u.",
-    ),
-    "clip_direction_cosine": Tolerance(
-        4.0,
-        "Factor c in |1 - cos| <= c (N + 2) u: the cosine of the clipped and the original gradient "
-        "(both scaled to max 1) from dot products of N entries: ~ N u each.",
-    ),
-    "value_clip_witness_cosine": Tolerance(
-        4.0,
-        "Factor c in rel = c u: (1, 2).(1, 1) / (sqrt 5 sqrt 2) vs 3 / sqrt 10: exact integers, then "
-        "two square roots, a product and a division on one side, one root and one division on the "
-        "other: ~ 4 roundings of u.",
-    ),
     # --- symbolic derivations vs models (tests/symbolic/) ---
     "lstm_forget_diagonal": Tolerance(
         1e-14,
@@ -395,11 +443,7 @@ TOLERANCES: dict[str, Tolerance] = {
         "Jacobians) differ by ~ u * max_t ||dh_t/dh_0|| relative; plus the product's own "
         "~ T * 1e-12.",
     ),
-    "norm_bound_per_factor": Tolerance(
-        1e-12,
-        "||P_t||_2 <= q^t (1 + rtol (t + 1)): each spectral norm and product carries ~ n u relative "
-        "round-off per factor: allow 1e-12 per factor.",
-    ),
+    "norm_bound_per_factor": _entry(NORM_BOUND_PER_FACTOR),
     "zero_fixed_point_power": Tolerance(
         1e-12,
         "At the zero fixed point of a tanh RNN (tanh'(0) = 1 exactly) the product of T one-step "
@@ -501,12 +545,7 @@ TOLERANCES: dict[str, Tolerance] = {
         "per step, so <= 2u t (|c_0| + t) after t steps (worst case, f == 1.0 every step); c = 4 "
         "covers that and the rounding of the comparison itself.",
     ),
-    "lstm_saturated_cell_identity_abs": Tolerance(
-        1e-14,
-        "Absolute: with bias_f = +60 (f == 1.0 in float64) and bias_i = -60 (i <= 1e-20) the total "
-        "dc_T/dc_0 and the joint product's c-block equal I; the deviation from I comes only from "
-        "i <= 1e-20 times O(||W|| T): 1e-14 bounds it.",
-    ),
+    "lstm_saturated_cell_identity_abs": _entry(LSTM_SATURATED_CELL_IDENTITY),
     "forget_product_per_factor": Tolerance(
         1e-13,
         "prod_t f_t vs f_min^T and f_max^T (relative slack rtol * T): each product or power rounds "

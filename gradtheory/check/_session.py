@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
+from .._tolerances import CHECK_ANALYTIC_ROUNDOFF, CHECK_SAFETY, UNIT_ROUNDOFF
 from ._probe import Derivative, Probe, safe_norm
 
 __all__ = ["Comparison", "Options", "Session"]
@@ -74,11 +74,7 @@ class Session:
         """The test |a - D| <= k (E + c_an u sum|g v|) (error analysis in gradients.py)."""
         wm = self.w if wm is None else wm
         a = 0.0 if g is None else float(np.sum(g * v))
-        an_round = (
-            0.0
-            if g is None
-            else TOLERANCES["check_analytic_roundoff"].rtol * UNIT_ROUNDOFF * float(np.sum(np.abs(g * v)))
-        )
+        an_round = 0.0 if g is None else CHECK_ANALYTIC_ROUNDOFF.times(UNIT_ROUNDOFF, float(np.sum(np.abs(g * v))))
         d = probe.derivative(wm, self.noise_of(wm))
-        tol = TOLERANCES["check_safety"].rtol * (d.estimate + an_round)
+        tol = CHECK_SAFETY.times(d.estimate + an_round)
         return Comparison(a, d.value, d.estimate, tol, abs(a - d.value), d)
