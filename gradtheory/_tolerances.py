@@ -172,10 +172,6 @@ TOLERANCES: dict[str, Tolerance] = {
     "forward_vs_torch": _entry(FORWARD_VS_TORCH),
     "bptt_vs_torch": _entry(BPTT_VS_TORCH),
     "bptt_vs_complex_step": _entry(BPTT_VS_COMPLEX_STEP),
-    "jvp_vs_vjp": Tolerance(
-        1e-12,
-        "<u, J v> computed by complex-step JVP and by BPTT VJP: both ~ n*T*u accurate (as bptt_vs_complex_step).",
-    ),
     "jacobian_product": _entry(JACOBIAN_PRODUCT),
     "exact_vs_bptt": _entry(EXACT_VS_BPTT),
     # --- gradtheory.check: factors in the checker's tolerance (see gradtheory/check.py), calibrated
@@ -191,80 +187,7 @@ TOLERANCES: dict[str, Tolerance] = {
     # (u = UNIT_ROUNDOFF), as the check_* entries above do.
     # ============================================================================================
     # --- bounds: spectra, envelope, Lyapunov exponents (tests/test_bounds.py) ---
-    "bound_envelope_product": Tolerance(
-        1e-12,
-        "||J_t ... J_{k+1}||_2 computed in float64 (<= 8 factors of size n <= 5) carries a normwise "
-        "relative error <= (t - k)(n + 2) u kappa ~ 8 * 7 * 1.1e-16 * kappa = 6e-15 kappa; the "
-        "envelope's ||W||_2 (an SVD) is accurate to ~ n u. 1e-12 allows kappa up to ~ 150.",
-    ),
-    "spectral_norm_svd": Tolerance(
-        8.0,
-        "Factor c in rel = c n u: ||U diag(s) V^T||_2 by an SVD vs max s. Forming the product "
-        "U diag(s) V^T commits ~ n u relative error normwise and the SVD is backward stable "
-        "(~ n u); c = 8 covers both with a margin.",
-    ),
-    "spectral_radius_eig": Tolerance(
-        64.0,
-        "Factor c in abs = c n u max(1, max|lambda|): W = S diag(lambda) S^-1 with S of condition "
-        "number 2: eigenvalues perturbed by ~ 2 n u |W| (forming W and the backward-stable eig, "
-        "times cond(S) by Bauer-Fike); c = 64 is a wide margin over that estimate.",
-    ),
-    "envelope_equality_per_step": Tolerance(
-        8.0,
-        "Factor c in abs = c (n + 2) u T on ln-norms (n = 4 there, so 8 * 6 u T): scaled orthogonal "
-        "linear RNN, flow[k] - flow[T] vs envelope[T - k]; per step: one gemv (n + 1) u, the "
-        "renormalisation u, SVD of s Q (n u) -> 8 (n + 2) u per step.",
-    ),
     "log_value_rounding": _entry(LOG_VALUE_ROUNDING),
-    "transient_growth_log_per_step": Tolerance(
-        16.0,
-        "Factor c in abs = c u T on ln-norms: W = [[1/2, 4], [0, 1/2]], gradient_flow over T steps vs "
-        "the exact rational row of W^m followed by one float log; per step the 2x2 gemv and the "
-        "renormalisation commit a few u relative (the rows of W^m have entries of one sign: no "
-        "cancellation), and these add over the T steps; c = 16 per step.",
-    ),
-    "transient_growth_envelope_abs": Tolerance(
-        1e-12,
-        "Absolute, on ln-norms: flow (accurate to 16 u T ~ 1e-13 for T = 60, see "
-        "transient_growth_log_per_step) vs envelope(W) from an SVD norm (~ n u relative); 1e-12 "
-        "covers both.",
-    ),
-    "lyapunov_lower_bound_abs": Tolerance(
-        1e-13,
-        "Absolute, on the exponent: lyapunov_exponent (the mean of T = 2000 logs of renormalised "
-        "2x2 gemv norms, each rounded to a few u |ln 2|) vs the closed-form lower bound "
-        "ln(1/2) + ln(0.8)/T; the mean keeps the per-step size, ~ 1e-15; 1e-13 is a margin of 100.",
-    ),
-    "lyapunov_orthogonal_per_step": Tolerance(
-        8.0,
-        "Factor c in abs = c (n + 2) u max(1, |ln s|): W_hh = s Q, identity activation: J_t = s Q for "
-        "every t, so every finite-T estimate equals ln s up to round-off: ~ (n + 2) u per step in "
-        "each log, and the mean of T logs keeps that size.",
-    ),
-    "lyapunov_spectrum_factor": Tolerance(
-        4.0,
-        "Factor on lyapunov_orthogonal_per_step for the QR method (all n exponents): each step adds "
-        "a Householder QR of an n x n matrix (backward error ~ n u) to the gemm and the logs, a "
-        "small multiple of the single-vector error; 4x.",
-    ),
-    "lyapunov_diagonal": Tolerance(
-        16.0,
-        "Factor c in abs = c u * 5: W_hh = diag(s) with s decreasing: the QR basis stays the identity "
-        "and R = diag(s), so the exponents are ln s_i exactly up to the rounding of each log and of "
-        "the mean (a few u |ln s_i|, and |ln s_i| <= ln 100 < 5 here).",
-    ),
-    "lyapunov_overlap_roundoff_abs": Tolerance(
-        1e-12,
-        "Absolute, on the exponent, added to the mathematical O(1/T) overlap term ln(2)/T: diagonal "
-        "W_hh over T = 200 steps, one gemv, one log and one renormalisation per step (a few u "
-        "each); the mean keeps that size; 1e-12 is a wide margin.",
-    ),
-    "jacobian_norm_vs_complex_step": Tolerance(
-        1e-13,
-        "jacobian_norms[t-1] vs ||J||_2 of the complex-step Jacobian of one forward step: complex "
-        "step is exact to round-off (no subtraction), both Jacobians are accurate to ~ n u and the "
-        "2-norm (SVD) is backward stable: ~ n u relative, n <= 6.",
-    ),
     # --- stability checker (gradtheory/check.py check_stability, tests/test_check_stability.py) ---
     "stability_envelope_slack": Tolerance(
         1e-9,
@@ -272,81 +195,9 @@ TOLERANCES: dict[str, Tolerance] = {
         "checked with a relative slack for the round-off of the log-norms (~ T n u, ~ 1e-12 for "
         "T ~ 1e3, n ~ 10); 1e-9 is far above that and far below any real violation.",
     ),
-    "stability_orthogonal_rate_abs": Tolerance(
-        1e-12,
-        "Absolute, on rates (logs per step): identity RNN, W_hh = s Q: rate = Lyapunov exponent = "
-        "ln(gamma ||W_hh||_2) = ln s; T matrix-vector products, ~ T n u relative in the norms, so "
-        "1e-12 absolute in the logs for T = 30.",
-    ),
-    "stability_orthogonal_norm": Tolerance(
-        1e-14,
-        "Relative on ||s Q||_2 (and absolute on the distance s - 1 = ||W|| - 1, |s| <= 1.25): "
-        "the SVD of s Q is backward stable, ~ n u ||W|| with n = 4, plus the rounding of s Q itself.",
-    ),
-    "stability_orthogonal_flow_abs": Tolerance(
-        1e-11,
-        "Absolute, on ln-norms: the flow lies on the envelope for W_hh = s Q; each of the T = 30 "
-        "steps adds ~ n u to both (see envelope_equality_per_step), so ~ 30 * 8 * 6 u ~ 2e-13; "
-        "1e-11 is a wide margin.",
-    ),
-    "stability_torch_twin_rate": Tolerance(
-        1e-12,
-        "check_stability on a torch LSTM vs on its numpy twin (from_torch): forwards agree to "
-        "forward_vs_torch; the rate is a difference of logs of norms over T = 40 steps divided by "
-        "T, so its relative error is of the order of the per-step round-off; 1e-12.",
-    ),
-    "complex_step_quadratic": Tolerance(
-        1e-15,
-        "complex_step of sum(v^2) at x = v = 1: Im((1 + ih)^2) / h = 2 per entry up to the rounding "
-        "of the complex square and the sum of 3 terms: a few u relative to 6.",
-    ),
     # --- gradient flow on logs of norms (tests/test_gradient_flow.py) ---
-    "log_bptt_abs": Tolerance(
-        1e-10,
-        "Absolute, on ln-norms. gradient_flow vs model.backward: two float64 evaluations of the same "
-        "recursion that differ by summation order (fast Elman path: W^T applied as one gemv) and by "
-        "the renormalisation (one extra rounding per step). Relative error of either "
-        "~ T (n + 3) u kappa with kappa the condition of the product; for drawn models (T <= 8, "
-        "n <= 4) that is ~ 6e-15 kappa, and 1e-10 allows kappa up to 1e4 as bptt_vs_torch does.",
-    ),
-    "log_mpmath_per_step": Tolerance(
-        64.0,
-        "Factor c in abs = c u per traversed step (plus log_value_rounding): float64 recursion vs the "
-        "40-digit one: the forward state h_t carries ~ (n + 2) u relative error (the contraction "
-        "||W|| <= 0.5 stops it accumulating), so phi'(a_t) = 1 - h_t^2 carries "
-        "~ 2 (n + 2) u / phi' <= 2 * 6 u / 0.4; the backward gemv adds ~ (n + 1) u kappa_step "
-        "(kappa_step = ||W|| ||v d|| / ||W^T (v d)|| <= ~ 3 here); the renormalisation one more u. "
-        "Sum ~ (30 + 15 + 1) u < 64 u per step, errors add over steps.",
-    ),
-    "lyapunov_vs_svd_log_product": Tolerance(
-        10.0,
-        "Factor c in abs = T (n + 3) u c: round-off in ln of a product of T Jacobians is "
-        "~ T (n + 3) u per factor, relative; c = 10 is the margin.",
-    ),
-    "lyapunov_renormalisation_interval": Tolerance(
-        8.0,
-        "Factor c in abs = T c u (T = 3000): blocks of m steps (with the range guard) vs every step "
-        "give the same number to round-off: they differ only in where the renormalisations (one "
-        "rounding each) and the log additions happen, a few u per step.",
-    ),
     # --- oracles (tests/test_oracles.py) ---
     # --- models vs oracles (tests/test_models_oracles.py) ---
-    "model_loss_forward_error": Tolerance(
-        4.0,
-        "Factor c in |fl(L) - L| <= c (n + 2) T u M G (sum|d_out| + sum|d_hn| + sum|d_cn|), i.e. "
-        "(4n + 8) T u M G (...): every scalar of a step is a sum of products of terms bounded by "
-        "M = (1 + max|W|_inf)(1 + max|state, input|) (activations are bounded by 1 or are the "
-        "identity), so each step commits an absolute error <= c u M with c ~ 4n + 8 operations "
-        "per entry; an error committed at step s reaches the output through J_T ... J_{s+1}, of "
-        "norm <= G = prod (1 + ||J_t||) (the direct terms of residual/highway/LSTM/GRU cells have "
-        "norm <= 1).",
-    ),
-    "seed004_concatenated_forward": Tolerance(
-        4.0,
-        "Factor c in rel = c (n + m) u T: seed 004's c(t) = sigmoid(W [c(t-1), x(t)]) by a direct "
-        "loop over the concatenated form vs the model's forward: the only difference is the "
-        "summation order of one dot product (<= (n + m) u relative per step), over T steps.",
-    ),
     # --- clipping (tests/test_clipping.py) ---
     # --- symbolic derivations vs models (tests/symbolic/) ---
     "lstm_forget_diagonal": Tolerance(
