@@ -200,89 +200,6 @@ TOLERANCES: dict[str, Tolerance] = {
     # --- models vs oracles (tests/test_models_oracles.py) ---
     # --- clipping (tests/test_clipping.py) ---
     # --- symbolic derivations vs models (tests/symbolic/) ---
-    "lstm_forget_diagonal": Tolerance(
-        1e-14,
-        "diag(dc_t/dc_{t-1}) from LSTM.jacobians vs sigma(W_f h + u_f) recomputed: the same sigmoid "
-        "of the same pre-activation summed in a different order (<= H + 1 terms, ~ (H + 1) u "
-        "absolute on O(1) values) through sigma' <= 1/4: a few u relative.",
-    ),
-    "gru_zero_weight_update_gate": Tolerance(
-        1e-14,
-        "W_hh = 0: the GRU's one-step Jacobian is diag(z_t) exactly; z_t inside the model vs "
-        "sigma(u_z) recomputed: the same sigmoid of a pre-activation summed in a possibly different "
-        "order: a few u relative.",
-    ),
-    "stacked_scalar_formula": Tolerance(
-        1e-13,
-        "Relative to max(1, max|derived|): two stacked scalar tanh layers, the lambdified formula vs "
-        "BPTT: sums of <= T products of <= 2T factors of size <= 1.5: relative round-off "
-        "~ 4T u * 1.5^(2T).",
-    ),
-    "bidirectional_scalar_formula": Tolerance(
-        1e-13,
-        "Relative to max(1, max|derived|): scalar bidirectional tanh layer, the lambdified formula "
-        "vs BPTT: sums of <= 2T products of <= 2T factors of size <= 1.5: round-off "
-        "~ 4T u 1.5^(2T) relative.",
-    ),
-    "bidirectional_halves": Tolerance(
-        4e-15,
-        "Relative to max(1, max|g.x|): a bidirectional layer's input gradient vs the forward half's "
-        "plus the reverse half's run on the flipped sequence: the same kernels on the same numbers, "
-        "differing only in the final addition of the two halves (and possibly the order of the "
-        "W_ih^T products of 2H = 4 terms): a few u (4e-15 ~ 36 u).",
-    ),
-    "seed004_contraction_product": Tolerance(
-        1e-12,
-        "||P|| <= (s/4)^(k-t) (1 + rtol): submultiplicativity (exact); round-off in the float "
-        "product ~ (k-t) n u relative.",
-    ),
-    "activation_derivative": Tolerance(
-        1e-12,
-        "Relative part: phi' from Activation.grad(a, h) vs SymPy's lambdified phi'(a): 1 - tanh^2 "
-        "from h vs sech^2 from a: cancellation near saturation, error ~ u / |1 - h^2| * |1 - h^2| "
-        "~ u.",
-    ),
-    "activation_derivative_abs": Tolerance(
-        1e-15,
-        "Absolute part of activation_derivative: where phi' is tiny (saturation) the cancellation "
-        "in 1 - h^2 makes the relative error large but the absolute error stays ~ u (values <= "
-        "gamma <= 1); 1e-15 ~ 9 u.",
-    ),
-    "jordan_block_power": Tolerance(
-        1e-13,
-        "Relative, and absolute times max(1, max|ref|): [[l, a], [0, l]]^m closed form vs "
-        "matrix_power: m-fold products of O(1) numbers (m <= 12): relative error ~ m u in the "
-        "largest entry.",
-    ),
-    "gelfand_radius_slack": Tolerance(
-        1e-6,
-        "rho(W) (1 - rtol) <= ||W^m||^(1/m): eigenvalues of a non-normal W are ill-conditioned "
-        "(a defective eigenvalue moves by ~ sqrt(u) ~ 1e-8 under an O(u) perturbation): allow 1e-6 "
-        "relative slack on rho.",
-    ),
-    "gelfand_radius_slack_abs": Tolerance(
-        1e-12,
-        "Absolute slack on ||W^m||^(1/m) in the same inequality: for (nearly) nilpotent draws W^m "
-        "is zero up to round-off of size ~ m u ||W||^m, and the m-th root of that is not "
-        "relatively accurate; 1e-12 absolute.",
-    ),
-    "transient_example_norm_abs": Tolerance(
-        2e-15,
-        "Absolute: ||W_ex||_2 from SymPy (exact, one conversion to float) vs numpy's SVD of the 2x2 "
-        "matrix with entries <= 1: backward-stable SVD, ~ u ||W_ex|| each (||W_ex|| ~ 1.5), a "
-        "couple of u in all.",
-    ),
-    "transient_example_m_star_abs": Tolerance(
-        1e-12,
-        "Absolute: m* = -1/ln(9/10) ~ 9.49 from SymPy (converted to float) vs numpy: one log and one "
-        "division, ~ 2 u * 9.5 ~ 2e-15; 1e-12 is a wide margin.",
-    ),
-    "symbolic_clip_norm": Tolerance(
-        1e-14,
-        "Relative to max(||g||, 1): ||factor(r, theta) g|| vs the derived min(||g||, theta), the "
-        "cosine of clip(g) and g, and torch's clip_grad_norm_ beyond its 1e-6 epsilon term: a norm "
-        "of N <= 6 entries, one division and a product: ~ (N + 3) u ~ 1e-15; 1e-14 leaves a margin.",
-    ),
     # --- claims audit: RNN (gradtheory/claims/rnn.py, tests/claims/test_rnn.py) ---
     "unstable_trajectory_drift": Tolerance(
         16.0,
@@ -318,52 +235,6 @@ TOLERANCES: dict[str, Tolerance] = {
         1e-4,
         "Absolute: the grid argmax of sigma' lies within one grid spacing (40 / 400000 = 1e-4) of "
         "the true argmax a = 0.",
-    ),
-    "fixed_point_power_per_factor": Tolerance(
-        1e-13,
-        "Powers of a fixed 2x2 matrix J* (dh_t/dh_0 = J*^t at a fixed point): relative round-off "
-        "~ t * 4u per factor; slack rtol (t + 1).",
-    ),
-    "fixed_point_trajectory_drift": Tolerance(
-        1e-15,
-        "Factor in slack = ... + rtol ||J*||^t: the drift of an unstable trajectory from the fixed "
-        "point, ~ u * ||J*||^t (see unstable_trajectory_drift); 1e-15 ~ 9 u.",
-    ),
-    "eigvals_2x2_abs": Tolerance(
-        4e-15,
-        "Absolute: rho(W_BELOW) for the fixed W_BELOW = [[2, -2], [1.5, -1.5]] (eigenvalues 0 and "
-        "1/2, rank 1) from LAPACK's eig vs 1/2: first-order error <= cond(lambda) u ||W||_2 "
-        "~ 7 * 3.5 u ~ 3e-15 in the worst case; 4e-15 is that bound rounded up.",
-    ),
-    "fixed_point_radius_trace": Tolerance(
-        1e-14,
-        "rho(J*) of a rank-1 2x2 matrix (det = 0) from LAPACK's eig vs its trace "
-        "2 - 1.5 tanh'(1): eigenvalue error ~ cond(lambda) u ||J*||, ||J*|| / rho(J*) ~ 3: "
-        "~ 10 u relative.",
-    ),
-    "printed_six_digits": Tolerance(
-        1e-5,
-        "A value quoted to 6 significant digits (3.46194e8, as in the claim's statement): the "
-        "literal is itself only accurate to ~ 1.5e-6 relative.",
-    ),
-    "saturated_fixed_point_power": Tolerance(
-        1e-12,
-        "||dh_60/dh_0|| at a fixed point where dh_t/dh_0 = (q I)^t vs q^60: 60 products of "
-        "diagonal 2x2 matrices, one rounding each (~ 60 u ~ 7e-15 relative) on a contracting "
-        "trajectory (no drift growth); 1e-12 as jacobian_product.",
-    ),
-    "sigmoid_fixed_point_power": Tolerance(
-        1e-13,
-        "Sigmoid RNN at c* = 1/2: dc_t/dc_0 = diag(0, 5/4)^t exactly (sigma'(0) = 1/4); the 60 "
-        "float products and the complex-step oracle round about once per step: ~ 60 u ~ 7e-15 "
-        "relative; 1e-13 is a margin of ~ 15.",
-    ),
-    "sigmoid_fixed_point_product": Tolerance(
-        1e-12,
-        "Relative, and absolute times ||W/4||^5: the product of 5 one-step Jacobians W/4 (exact: "
-        "sigma'(0) = 1/4) accumulated step by step vs matrix_power: the same value in a different "
-        "order; ~ 5 n u times the condition of the partial products (entries can cancel, hence the "
-        "absolute term scaled by the norm bound of W^5 / 4^5).",
     ),
     # --- claims audit: LSTM (gradtheory/claims/lstm.py, tests/claims/test_lstm.py) ---
     "lstm_cell_update_roundoff": Tolerance(
@@ -408,23 +279,6 @@ TOLERANCES: dict[str, Tolerance] = {
         "(T = 60 steps): product round-off ~ T n u kappa plus the drift between the real and the "
         "complex trajectories (see unstable_trajectory_drift); 1e-10 allows kappa up to ~ 1e4 as "
         "bptt_vs_torch does.",
-    ),
-    "lstm_w_path_exact_abs": Tolerance(
-        1e-16,
-        "Absolute: the W_hh-path counterexample has gates exactly 1/2 and g = 0, so dc_2/dc_0 = "
-        "diag(1/4, 1/2) and prod f = diag(1/4, 1/4) are sums of products of exactly representable "
-        "numbers; only the complex-step and the tanh/sigmoid evaluations round: ~ u on entries "
-        "<= 1/2.",
-    ),
-    "lstm_cell_closed_form": Tolerance(
-        1e-15,
-        "c_1 = sigma(1) tanh(2) from the model vs recomputed: the same library exp/tanh and one "
-        "product, in a possibly different order: a few u.",
-    ),
-    "lstm_cell_change_closed_form": Tolerance(
-        1e-14,
-        "c_2 - c_1 vs -1.5 c_1: c_2 = f c_1 + i g is a few u accurate and the subtraction c_2 - c_1 "
-        "has no cancellation (opposite signs): ~ 10 u relative.",
     ),
     # --- claims audit: residual / highway (gradtheory/claims/architecture.py) ---
     "residual_one_step_jacobian_abs": Tolerance(
@@ -476,31 +330,6 @@ TOLERANCES: dict[str, Tolerance] = {
         "BPTT input gradient at the zero fixed point (tanh'(0) = 1, J = W_hh exactly) vs "
         "(W^(T-k))^T 1 by matrix_power: the same exact value in a different multiplication order: "
         "~ T n u relative times the condition of the partial products.",
-    ),
-    "clip_threshold_scaling": Tolerance(
-        1e-15,
-        "g = (3, 4), theta = 5 = ||g||: clip_grad_norm's output vs g * 5 / (5 + 1e-6): one "
-        "addition, one division and one product on each side: ~ 3 u ~ 3e-16 relative.",
-    ),
-    "printed_degrees": Tolerance(
-        1e-12,
-        "acos(3 / sqrt 10) in degrees vs the literal 18.434948822922 (14 significant digits, itself "
-        "accurate to ~ 3e-14 relative).",
-    ),
-    "value_clip_cosine_abs": Tolerance(
-        1e-15,
-        "Absolute, on a cosine <= 1: value_clipping_cosine vs (v a + b^2) / (||g|| ||(v, b)||): two "
-        "norms, a division and a 2-term dot product: ~ 5 u.",
-    ),
-    "torch_clip_epsilon_share": Tolerance(
-        1e-6,
-        "The clipped share theta / (N + 1e-6) vs 1 / N (theta = 1): torch's epsilon changes it by "
-        "1e-6 / N relative (<= 1e-6 for N >= 1; N ~ 6e8 here); round-off adds ~ n u.",
-    ),
-    "audit_cosine_recomputed": Tolerance(
-        4.0,
-        "Factor c in abs = c u on a cosine: the stored counterexample's cosine vs the same cosine "
-        "recomputed from g and clip(g): 1 - cos computed to ~4u.",
     ),
     "symbolic_nonzero_abs": Tolerance(
         1e-20,
