@@ -339,3 +339,40 @@ def test_plot_and_derive_to_an_unwritable_out_are_usage_errors(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "gradtheory derive: error: --out" in err and "is not a writable directory" in err
     assert "Traceback" not in err
+
+
+# --- mutation testing of gradtheory/clipping.py: tests that kill survivors ----------------------
+
+
+def test_clipping_norms_of_overflowing_gradients_are_inf_silently_as_in_torch():
+    """||(1e308, 1e308)||_2 overflows to inf; torch returns inf without a floating-point error,
+    so gradtheory must not raise even when the user's numpy error state raises."""
+    from gradtheory.clipping import total_norm
+
+    with np.errstate(all="raise"):
+        assert total_norm([np.array([1e308, 1e308])]) == np.inf
+        assert total_norm([np.array([np.inf, 1.0])], norm_type=3.0) == np.inf
+
+
+def test_clipping_accepts_the_string_inf_and_nested_lists_like_torch():
+    from gradtheory.clipping import total_norm
+
+    g = np.array([3.0, -4.0])
+    assert total_norm([g], norm_type="inf") == total_norm([g], norm_type=np.inf) == 4.0
+    assert total_norm([[3.0, 4.0]]) == 5.0  # a list of numbers is one gradient array
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: gt.clip_grad_norm([np.ones(2)], -1.0), ValueError, "(a negative threshold would flip the gradient)"),
+        (lambda: gt.clip_grad_norm([np.ones(2)], 1.0, norm_type=0), ValueError, "torch accepts 0, negative"),
+        (lambda: gt.clip_grad_norm([np.ones(2)], 1.0, norm_type="two"), TypeError, "norm_type must be a float >= 1"),
+        (lambda: gt.clip_grad_norm([np.ones(2)], 1.0, error_if_nonfinite="yes"), TypeError, "error_if_nonfinite"),
+        (lambda: gt.clip_grad_value(["x"], 1.0), TypeError, "must be a float array, got str"),
+    ],
+)
+def test_clipping_messages_name_the_argument_and_the_reason(call, error, message):
+    with pytest.raises(error) as info:
+        call()
+    assert message in str(info.value)
