@@ -25,7 +25,8 @@ from gradtheory.cli import main
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, **env}
+    root = os.path.dirname(os.path.dirname(gt.__file__))  # the gradtheory under test, not another install
+    environment = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), **env}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=environment, timeout=120
     )
@@ -55,7 +56,12 @@ def test_importing_gradtheory_never_redefines_a_users_hypothesis_profiles():
 def test_a_bad_gradtheory_profile_is_a_usage_error_not_an_internal_error(tmp_path):
     """GRADTHEORY_PROFILE=bogus: pytest stops with a usage error (exit 4) naming the variable."""
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
-    env = {**os.environ, "GRADTHEORY_PROFILE": "bogus"}
+    root = os.path.dirname(os.path.dirname(gt.__file__))  # the gradtheory under test, not another install
+    env = {
+        **os.environ,
+        "GRADTHEORY_PROFILE": "bogus",
+        "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
         capture_output=True,
