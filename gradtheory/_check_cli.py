@@ -35,6 +35,8 @@ import time
 import traceback
 from typing import Any
 
+from ._validation import int_at_least
+
 __all__ = ["EXIT_CORRECT", "EXIT_INCONCLUSIVE", "EXIT_USAGE", "EXIT_USER_CODE", "EXIT_WRONG", "add_arguments", "run"]
 
 EXIT_CORRECT, EXIT_WRONG, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_USER_CODE = 0, 1, 2, 3, 4
@@ -92,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=int,
+        type=int_at_least(1),
         default=1,
         help="torch threads (default 1: small recurrent kernels are fastest on one thread, "
         "and a thread pool on busy cores is many times slower)",
@@ -136,7 +138,7 @@ def _load(spec: str) -> Any:
         module = importlib.util.module_from_spec(loader_spec)
         try:
             loader_spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit(0) in user code is not a pass
             raise _UserCodeRaised(f"the module {mod_name}") from exc
     else:
         if os.getcwd() not in sys.path:
@@ -149,7 +151,7 @@ def _load(spec: str) -> Any:
             raise ModuleNotFoundError(f"No module named {mod_name!r}")
         try:
             module = importlib.import_module(mod_name)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             raise _UserCodeRaised(f"the module {mod_name}") from exc
     try:
         factory = getattr(module, attr)
@@ -159,7 +161,7 @@ def _load(spec: str) -> Any:
         return factory
     try:
         return factory()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit(0) in the factory: nothing was checked
         raise _UserCodeRaised(f"the factory {spec}") from exc
 
 
@@ -229,13 +231,12 @@ def run(args: argparse.Namespace) -> int:
     from .check import check_gradients
     from .check._backends import USER_CODE_ATTR
 
-    if args.threads >= 1:
-        try:
-            import torch
+    try:
+        import torch
 
-            torch.set_num_threads(args.threads)
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+        torch.set_num_threads(args.threads)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
     try:
         kwargs, stab = _interpret(_load(args.target))
     except _UserCodeRaised as exc:

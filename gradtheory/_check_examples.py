@@ -191,8 +191,16 @@ def buggy_lstm_factory() -> dict[str, Any]:
 def torch_lstm_factory() -> tuple[Any, Any]:
     """A ``torch.nn.LSTM`` (4 -> 16, float64) and one sequence x (20, 4): module + input form."""
     torch = _torch()
-    torch.manual_seed(0)
-    return torch.nn.LSTM(4, 16, dtype=torch.float64), torch.randn(20, 4, dtype=torch.float64)
+    # A private generator: running the example must not move the user's global torch RNG.
+    # Built on the meta device (no global-RNG initialisation), then given storage; the weights
+    # are drawn as torch's default would draw them, U(-1/sqrt(H), 1/sqrt(H)).
+    g = torch.Generator().manual_seed(0)
+    lstm = torch.nn.LSTM(4, 16, dtype=torch.float64, device="meta").to_empty(device="cpu")
+    bound = 1.0 / 16**0.5
+    with torch.no_grad():
+        for p in lstm.parameters():
+            p.uniform_(-bound, bound, generator=g)
+    return lstm, torch.randn(20, 4, dtype=torch.float64, generator=g)
 
 
 _PLANTERS: dict[str, Any] = {}

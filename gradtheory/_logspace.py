@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -23,18 +25,39 @@ HI = 1e50
 MAX_BLOCK = 128
 
 
+# threadpoolctl's limits are process-wide; each limiter restores what it saw on entry. Two threads
+# entering and leaving in interleaved order would restore each other's "1" (the second saved the
+# first's limit) and leave BLAS at one thread for the rest of the process. So one limiter serves
+# all threads: the first entry sets it, the last exit (reference count back to 0) restores.
+_BLAS_LOCK = threading.Lock()
+_blas_users = 0
+_blas_limiter: Any = None
+
+
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Run the per-step loops with one BLAS thread (threadpoolctl; restored on exit).
 
     A (64, 64) gemv is too small to share: with 2 threads each call pays a synchronisation that
     doubled the wall time of gradient_flow in our measurements (benchmarks/bench_gradient_flow.py).
-    The setting is process-wide while the loop runs.
+    The setting is process-wide while any loop runs; safe to enter from several threads (the
+    outermost exit restores the user's setting).
     """
+    global _blas_users, _blas_limiter
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _BLAS_LOCK:
+        if _blas_users == 0:
+            _blas_limiter = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
         yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 def add(total: float, comp: float, term: float) -> tuple[float, float]:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import check_positive_int
+from ._validation import check_positive_int, int_at_least, output_directory
 from .bounds import envelope, gamma
 from .flow import gradient_flow, lyapunov_exponent
 from .models import GRU, LSTM, RNN
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="plots", metavar="DIR", help="output directory (default: ./plots)")
     parser.add_argument("--steps", type=int, default=1000, metavar="T", help="sequence length T (default: 1000)")
     parser.add_argument("--hidden", type=int, default=32, metavar="H", help="hidden size (default: 32)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights and inputs (default: 0)")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed for weights and inputs (default: 0)")
     parser.add_argument(
         "--model",
         default=None,
@@ -435,11 +435,10 @@ def run(args: argparse.Namespace) -> int:
         T = check_positive_int(args.steps, "--steps")
         n = check_positive_int(args.hidden, "--hidden")
         _figure(1, 1)  # fail before any work when matplotlib is missing
+        out = output_directory(args.out, "--out")
     except (ValueError, ModuleNotFoundError) as exc:
         print(f"gradtheory plot: error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     if args.model is not None:
         path = out / "model_flow.png"

@@ -1,87 +1,184 @@
-"""The one tolerance table. Each entry carries the error analysis that justifies it.
+"""Tolerances shared by several modules, typed so that they cannot be mixed up.
 
 Notation: u = 2**-53 ~ 1.1e-16 (float64 unit round-off).
+
+Three kinds, three types (frozen; no arithmetic between them):
+
+* :class:`RelTol` -- a relative tolerance: ``|a - b| <= value * scale`` (:meth:`RelTol.of`);
+* :class:`AbsTol` -- an absolute tolerance in the units of the compared quantity;
+* :class:`Factor` -- a dimensionless factor in a formula such as ``c * n * u`` (:meth:`Factor.times`).
+
+Only what several files use lives here (unit round-off, the oracle comparisons, the checker's
+factors). A tolerance used by one test or check is a named constant next to it, with its
+derivation. ``TOLERANCES`` below is the old string-keyed table, being dismantled: its remaining
+entries move to their single users; do not add to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Tolerance", "TOLERANCES", "UNIT_ROUNDOFF"]
+__all__ = [
+    "UNIT_ROUNDOFF",
+    "RelTol",
+    "AbsTol",
+    "Factor",
+    "FORWARD_VS_TORCH",
+    "BPTT_VS_TORCH",
+    "BPTT_VS_COMPLEX_STEP",
+    "JACOBIAN_PRODUCT",
+    "EXACT_VS_BPTT",
+    "NORM_BOUND_PER_FACTOR",
+    "LSTM_SATURATED_CELL_IDENTITY",
+    "LOG_VALUE_ROUNDING",
+    "CHECK_ROUNDOFF_GROWTH",
+    "CHECK_ANALYTIC_ROUNDOFF",
+    "CHECK_SAFETY",
+    "Tolerance",
+    "TOLERANCES",
+]
 
 UNIT_ROUNDOFF = 2.0**-53
 
 
 @dataclass(frozen=True)
+class RelTol:
+    """A relative tolerance (dimensionless, relative to a scale given at the comparison)."""
+
+    value: float
+    reason: str
+
+    def of(self, scale: float) -> float:
+        """The absolute bound ``value * |scale|``."""
+        return self.value * abs(scale)
+
+
+@dataclass(frozen=True)
+class AbsTol:
+    """An absolute tolerance, in the units of the quantity it bounds."""
+
+    value: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A dimensionless factor ``c`` in an error formula such as ``c * n * u`` (not a tolerance by itself)."""
+
+    value: float
+    reason: str
+
+    def times(self, *terms: float) -> float:
+        """``c * terms[0] * terms[1] * ...``."""
+        out = self.value
+        for term in terms:
+            out *= term
+        return out
+
+
+# --- models vs torch and the derivative oracles (tests, symbolic checks, claims) ---
+FORWARD_VS_TORCH = RelTol(
+    1e-12,
+    "Same operations in a different order: each output is a sum of O(n) products passed "
+    "through T steps of a Lipschitz-1 contraction-free recursion; round-off grows like "
+    "~ n*T*u*cond ~ 100*10*1e-16*10 = 1e-12 for the drawn sizes (n, T <= 10, weights O(1)). "
+    "Measured worst case ~ 1e-15; relative to max|output| + tiny.",
+)
+BPTT_VS_TORCH = RelTol(
+    1e-10,
+    "Two exact reverse-mode implementations differ only by round-off in a sum of T products "
+    "of one-step Jacobians; relative to the gradient's max-norm the error is "
+    "~ T * n * u * prod ||J|| / ||grad|| which for drawn models (||J|| <= ~3, T <= 8) stays "
+    "below 1e-12; 1e-10 allows the product's condition number up to 1e4.",
+)
+BPTT_VS_COMPLEX_STEP = RelTol(
+    1e-12,
+    "Complex step with step 1e-20 has truncation error O(h^2 * f''') ~ 1e-40 (nil) and no "
+    "subtractive cancellation, so it is accurate to ~ n*T*u relative to the directional "
+    "derivative's scale; 1e-12 allows the same round-off growth as forward_vs_torch.",
+)
+JACOBIAN_PRODUCT = RelTol(
+    1e-12,
+    "Product of T one-step Jacobians vs the complex-step derivative of h_t w.r.t. h_k: each "
+    "matrix product adds ~ n*u relative error times the product's condition, <= 1e-12 for "
+    "T <= 8, n <= 6.",
+)
+EXACT_VS_BPTT = RelTol(
+    1e-13,
+    "Exact (rational or 50-digit) gradient vs float64 BPTT: float64 round-off only, "
+    "~ n*T*u ~ 3*6*1.1e-16 * cond; relative to the gradient's norm.",
+)
+NORM_BOUND_PER_FACTOR = RelTol(
+    1e-12,
+    "||P_t||_2 <= q^t (1 + rtol (t + 1)): each spectral norm and product carries ~ n u relative "
+    "round-off per factor: allow 1e-12 per factor.",
+)
+LSTM_SATURATED_CELL_IDENTITY = AbsTol(
+    1e-14,
+    "Absolute: with bias_f = +60 (f == 1.0 in float64) and bias_i = -60 (i <= 1e-20) the total "
+    "dc_T/dc_0 and the joint product's c-block equal I; the deviation from I comes only from "
+    "i <= 1e-20 times O(||W|| T): 1e-14 bounds it.",
+)
+# --- logs of norms (tests of bounds and of the gradient flow) ---
+LOG_VALUE_ROUNDING = Factor(
+    4.0,
+    "Factor c in abs = c u (1 + |y|) or c u |y| for y = ln||g||: a float64 number of size |y| is "
+    "itself only accurate to u |y|. Two evaluations of ln||r|| are each within ~ 2u (1 + "
+    "|ln||r|||); the running log-scale is a compensated sum (error ~ 2u |total|), plus the "
+    "final addition, hence the extra 4 u |value| term.",
+)
+# --- gradtheory.check: factors in the checker's tolerance (calibrated on benchmarks/bench_checker.py) ---
+CHECK_ROUNDOFF_GROWTH = Factor(
+    4.0,
+    "c_fd: one evaluation of L = <w, fn(x)> is wrong by about u * ||w * fn(x)||_2 when the N "
+    "output terms carry independent rounding errors of relative size u; the recursion grows "
+    "them by a modest factor (forward_vs_torch measures ~1e-15 relative for T, n <= 10). "
+    "Factor 4 over the bare estimate; the Richardson-difference term of the estimate catches "
+    "larger noise on its own (it contains the noise of the two most extrapolated entries).",
+)
+CHECK_ANALYTIC_ROUNDOFF = Factor(
+    16.0,
+    "c_an: the backward gradient g and the dot product <g, v> are accurate to "
+    "~ T * n * u * sum|g_k v_k| in the worst case, ~ sqrt(T n) * u * sum|g_k v_k| for "
+    "independent roundings; 16 covers sqrt(T n) <= 16 for the benchmark sizes, and this term "
+    "is ~ 1e-14 relative to <g, v> (sum|g v| ~ sqrt(n) |<g, v>|), far below the 1e-9 target.",
+)
+CHECK_SAFETY = Factor(
+    10.0,
+    "k: safety factor on the error estimate. |T_mm - T_m,m-1| over-estimates the truncation "
+    "error of T_mm by orders of magnitude; the round-off term is a standard-deviation-like "
+    "estimate, and over 5,000 directional tests (1,000 models x 5 inputs) a Gaussian exceeds "
+    "4.5 sigma with probability ~ 2%; k = 10 leaves a margin of 2 over that. Measured "
+    "(benchmarks/bench_checker.py, 1,000 random RNN/LSTM/GRU, 11,426 directional tests): "
+    "|a - D| / tolerance has median 0.018, 99.9% quantile 0.11, max 0.20, i.e. |a - D| <= 2 "
+    "estimates everywhere: zero false alarms with a margin of 5.",
+)
+
+
+@dataclass(frozen=True)
 class Tolerance:
+    """An entry of the old table (``rtol`` held relative, absolute and dimensionless values alike)."""
+
     rtol: float
     reason: str
 
 
+def _entry(tol: RelTol | AbsTol | Factor) -> Tolerance:
+    return Tolerance(tol.value, tol.reason)
+
+
 TOLERANCES: dict[str, Tolerance] = {
     # --- models vs torch and the derivative oracles (shared by tests, symbolic checks, claims) ---
-    "forward_vs_torch": Tolerance(
-        1e-12,
-        "Same operations in a different order: each output is a sum of O(n) products passed "
-        "through T steps of a Lipschitz-1 contraction-free recursion; round-off grows like "
-        "~ n*T*u*cond ~ 100*10*1e-16*10 = 1e-12 for the drawn sizes (n, T <= 10, weights O(1)). "
-        "Measured worst case ~ 1e-15; relative to max|output| + tiny.",
-    ),
-    "bptt_vs_torch": Tolerance(
-        1e-10,
-        "Two exact reverse-mode implementations differ only by round-off in a sum of T products "
-        "of one-step Jacobians; relative to the gradient's max-norm the error is "
-        "~ T * n * u * prod ||J|| / ||grad|| which for drawn models (||J|| <= ~3, T <= 8) stays "
-        "below 1e-12; 1e-10 allows the product's condition number up to 1e4.",
-    ),
-    "bptt_vs_complex_step": Tolerance(
-        1e-12,
-        "Complex step with step 1e-20 has truncation error O(h^2 * f''') ~ 1e-40 (nil) and no "
-        "subtractive cancellation, so it is accurate to ~ n*T*u relative to the directional "
-        "derivative's scale; 1e-12 allows the same round-off growth as forward_vs_torch.",
-    ),
-    "jvp_vs_vjp": Tolerance(
-        1e-12,
-        "<u, J v> computed by complex-step JVP and by BPTT VJP: both ~ n*T*u accurate (as bptt_vs_complex_step).",
-    ),
-    "jacobian_product": Tolerance(
-        1e-12,
-        "Product of T one-step Jacobians vs the complex-step derivative of h_t w.r.t. h_k: each "
-        "matrix product adds ~ n*u relative error times the product's condition, <= 1e-12 for "
-        "T <= 8, n <= 6.",
-    ),
-    "exact_vs_bptt": Tolerance(
-        1e-13,
-        "Exact (rational or 50-digit) gradient vs float64 BPTT: float64 round-off only, "
-        "~ n*T*u ~ 3*6*1.1e-16 * cond; relative to the gradient's norm.",
-    ),
+    "forward_vs_torch": _entry(FORWARD_VS_TORCH),
+    "bptt_vs_torch": _entry(BPTT_VS_TORCH),
+    "bptt_vs_complex_step": _entry(BPTT_VS_COMPLEX_STEP),
+    "jacobian_product": _entry(JACOBIAN_PRODUCT),
+    "exact_vs_bptt": _entry(EXACT_VS_BPTT),
     # --- gradtheory.check: factors in the checker's tolerance (see gradtheory/check.py), calibrated
     # on benchmarks/bench_checker.py. Their rtol field holds a dimensionless factor, not a tolerance.
-    "check_roundoff_growth": Tolerance(
-        4.0,
-        "c_fd: one evaluation of L = <w, fn(x)> is wrong by about u * ||w * fn(x)||_2 when the N "
-        "output terms carry independent rounding errors of relative size u; the recursion grows "
-        "them by a modest factor (forward_vs_torch measures ~1e-15 relative for T, n <= 10). "
-        "Factor 4 over the bare estimate; the Richardson-difference term of the estimate catches "
-        "larger noise on its own (it contains the noise of the two most extrapolated entries).",
-    ),
-    "check_analytic_roundoff": Tolerance(
-        16.0,
-        "c_an: the backward gradient g and the dot product <g, v> are accurate to "
-        "~ T * n * u * sum|g_k v_k| in the worst case, ~ sqrt(T n) * u * sum|g_k v_k| for "
-        "independent roundings; 16 covers sqrt(T n) <= 16 for the benchmark sizes, and this term "
-        "is ~ 1e-14 relative to <g, v> (sum|g v| ~ sqrt(n) |<g, v>|), far below the 1e-9 target.",
-    ),
-    "check_safety": Tolerance(
-        10.0,
-        "k: safety factor on the error estimate. |T_mm - T_m,m-1| over-estimates the truncation "
-        "error of T_mm by orders of magnitude; the round-off term is a standard-deviation-like "
-        "estimate, and over 5,000 directional tests (1,000 models x 5 inputs) a Gaussian exceeds "
-        "4.5 sigma with probability ~ 2%; k = 10 leaves a margin of 2 over that. Measured "
-        "(benchmarks/bench_checker.py, 1,000 random RNN/LSTM/GRU, 11,426 directional tests): "
-        "|a - D| / tolerance has median 0.018, 99.9% quantile 0.11, max 0.20, i.e. |a - D| <= 2 "
-        "estimates everywhere: zero false alarms with a margin of 5.",
-    ),
+    "check_roundoff_growth": _entry(CHECK_ROUNDOFF_GROWTH),
+    "check_analytic_roundoff": _entry(CHECK_ANALYTIC_ROUNDOFF),
+    "check_safety": _entry(CHECK_SAFETY),
     # ============================================================================================
     # Test- and audit-local tolerances. Unless the reason says otherwise ``rtol`` is a relative
     # tolerance. Entries whose name ends in ``_abs`` hold an absolute tolerance (on the quantity
@@ -90,534 +187,17 @@ TOLERANCES: dict[str, Tolerance] = {
     # (u = UNIT_ROUNDOFF), as the check_* entries above do.
     # ============================================================================================
     # --- bounds: spectra, envelope, Lyapunov exponents (tests/test_bounds.py) ---
-    "bound_envelope_product": Tolerance(
-        1e-12,
-        "||J_t ... J_{k+1}||_2 computed in float64 (<= 8 factors of size n <= 5) carries a normwise "
-        "relative error <= (t - k)(n + 2) u kappa ~ 8 * 7 * 1.1e-16 * kappa = 6e-15 kappa; the "
-        "envelope's ||W||_2 (an SVD) is accurate to ~ n u. 1e-12 allows kappa up to ~ 150.",
-    ),
-    "spectral_norm_svd": Tolerance(
-        8.0,
-        "Factor c in rel = c n u: ||U diag(s) V^T||_2 by an SVD vs max s. Forming the product "
-        "U diag(s) V^T commits ~ n u relative error normwise and the SVD is backward stable "
-        "(~ n u); c = 8 covers both with a margin.",
-    ),
-    "spectral_radius_eig": Tolerance(
-        64.0,
-        "Factor c in abs = c n u max(1, max|lambda|): W = S diag(lambda) S^-1 with S of condition "
-        "number 2: eigenvalues perturbed by ~ 2 n u |W| (forming W and the backward-stable eig, "
-        "times cond(S) by Bauer-Fike); c = 64 is a wide margin over that estimate.",
-    ),
-    "envelope_equality_per_step": Tolerance(
-        8.0,
-        "Factor c in abs = c (n + 2) u T on ln-norms (n = 4 there, so 8 * 6 u T): scaled orthogonal "
-        "linear RNN, flow[k] - flow[T] vs envelope[T - k]; per step: one gemv (n + 1) u, the "
-        "renormalisation u, SVD of s Q (n u) -> 8 (n + 2) u per step.",
-    ),
-    "log_value_rounding": Tolerance(
-        4.0,
-        "Factor c in abs = c u (1 + |y|) or c u |y| for y = ln||g||: a float64 number of size |y| is "
-        "itself only accurate to u |y|. Two evaluations of ln||r|| are each within ~ 2u (1 + "
-        "|ln||r|||); the running log-scale is a compensated sum (error ~ 2u |total|), plus the "
-        "final addition, hence the extra 4 u |value| term.",
-    ),
-    "transient_growth_log_per_step": Tolerance(
-        16.0,
-        "Factor c in abs = c u T on ln-norms: W = [[1/2, 4], [0, 1/2]], gradient_flow over T steps vs "
-        "the exact rational row of W^m followed by one float log; per step the 2x2 gemv and the "
-        "renormalisation commit a few u relative (the rows of W^m have entries of one sign: no "
-        "cancellation), and these add over the T steps; c = 16 per step.",
-    ),
-    "transient_growth_envelope_abs": Tolerance(
-        1e-12,
-        "Absolute, on ln-norms: flow (accurate to 16 u T ~ 1e-13 for T = 60, see "
-        "transient_growth_log_per_step) vs envelope(W) from an SVD norm (~ n u relative); 1e-12 "
-        "covers both.",
-    ),
-    "lyapunov_lower_bound_abs": Tolerance(
-        1e-13,
-        "Absolute, on the exponent: lyapunov_exponent (the mean of T = 2000 logs of renormalised "
-        "2x2 gemv norms, each rounded to a few u |ln 2|) vs the closed-form lower bound "
-        "ln(1/2) + ln(0.8)/T; the mean keeps the per-step size, ~ 1e-15; 1e-13 is a margin of 100.",
-    ),
-    "lyapunov_orthogonal_per_step": Tolerance(
-        8.0,
-        "Factor c in abs = c (n + 2) u max(1, |ln s|): W_hh = s Q, identity activation: J_t = s Q for "
-        "every t, so every finite-T estimate equals ln s up to round-off: ~ (n + 2) u per step in "
-        "each log, and the mean of T logs keeps that size.",
-    ),
-    "lyapunov_spectrum_factor": Tolerance(
-        4.0,
-        "Factor on lyapunov_orthogonal_per_step for the QR method (all n exponents): each step adds "
-        "a Householder QR of an n x n matrix (backward error ~ n u) to the gemm and the logs, a "
-        "small multiple of the single-vector error; 4x.",
-    ),
-    "lyapunov_diagonal": Tolerance(
-        16.0,
-        "Factor c in abs = c u * 5: W_hh = diag(s) with s decreasing: the QR basis stays the identity "
-        "and R = diag(s), so the exponents are ln s_i exactly up to the rounding of each log and of "
-        "the mean (a few u |ln s_i|, and |ln s_i| <= ln 100 < 5 here).",
-    ),
-    "lyapunov_overlap_roundoff_abs": Tolerance(
-        1e-12,
-        "Absolute, on the exponent, added to the mathematical O(1/T) overlap term ln(2)/T: diagonal "
-        "W_hh over T = 200 steps, one gemv, one log and one renormalisation per step (a few u "
-        "each); the mean keeps that size; 1e-12 is a wide margin.",
-    ),
-    "jacobian_norm_vs_complex_step": Tolerance(
-        1e-13,
-        "jacobian_norms[t-1] vs ||J||_2 of the complex-step Jacobian of one forward step: complex "
-        "step is exact to round-off (no subtraction), both Jacobians are accurate to ~ n u and the "
-        "2-norm (SVD) is backward stable: ~ n u relative, n <= 6.",
-    ),
+    "log_value_rounding": _entry(LOG_VALUE_ROUNDING),
     # --- stability checker (gradtheory/check.py check_stability, tests/test_check_stability.py) ---
-    "stability_envelope_slack": Tolerance(
-        1e-9,
-        "Factor in flow <= envelope + rtol (1 + |envelope|) on ln-norms: the envelope theorem "
-        "checked with a relative slack for the round-off of the log-norms (~ T n u, ~ 1e-12 for "
-        "T ~ 1e3, n ~ 10); 1e-9 is far above that and far below any real violation.",
-    ),
-    "stability_orthogonal_rate_abs": Tolerance(
-        1e-12,
-        "Absolute, on rates (logs per step): identity RNN, W_hh = s Q: rate = Lyapunov exponent = "
-        "ln(gamma ||W_hh||_2) = ln s; T matrix-vector products, ~ T n u relative in the norms, so "
-        "1e-12 absolute in the logs for T = 30.",
-    ),
-    "stability_orthogonal_norm": Tolerance(
-        1e-14,
-        "Relative on ||s Q||_2 (and absolute on the distance s - 1 = ||W|| - 1, |s| <= 1.25): "
-        "the SVD of s Q is backward stable, ~ n u ||W|| with n = 4, plus the rounding of s Q itself.",
-    ),
-    "stability_orthogonal_flow_abs": Tolerance(
-        1e-11,
-        "Absolute, on ln-norms: the flow lies on the envelope for W_hh = s Q; each of the T = 30 "
-        "steps adds ~ n u to both (see envelope_equality_per_step), so ~ 30 * 8 * 6 u ~ 2e-13; "
-        "1e-11 is a wide margin.",
-    ),
-    "stability_torch_twin_rate": Tolerance(
-        1e-12,
-        "check_stability on a torch LSTM vs on its numpy twin (from_torch): forwards agree to "
-        "forward_vs_torch; the rate is a difference of logs of norms over T = 40 steps divided by "
-        "T, so its relative error is of the order of the per-step round-off; 1e-12.",
-    ),
-    "complex_step_quadratic": Tolerance(
-        1e-15,
-        "complex_step of sum(v^2) at x = v = 1: Im((1 + ih)^2) / h = 2 per entry up to the rounding "
-        "of the complex square and the sum of 3 terms: a few u relative to 6.",
-    ),
     # --- gradient flow on logs of norms (tests/test_gradient_flow.py) ---
-    "log_bptt_abs": Tolerance(
-        1e-10,
-        "Absolute, on ln-norms. gradient_flow vs model.backward: two float64 evaluations of the same "
-        "recursion that differ by summation order (fast Elman path: W^T applied as one gemv) and by "
-        "the renormalisation (one extra rounding per step). Relative error of either "
-        "~ T (n + 3) u kappa with kappa the condition of the product; for drawn models (T <= 8, "
-        "n <= 4) that is ~ 6e-15 kappa, and 1e-10 allows kappa up to 1e4 as bptt_vs_torch does.",
-    ),
-    "log_mpmath_per_step": Tolerance(
-        64.0,
-        "Factor c in abs = c u per traversed step (plus log_value_rounding): float64 recursion vs the "
-        "40-digit one: the forward state h_t carries ~ (n + 2) u relative error (the contraction "
-        "||W|| <= 0.5 stops it accumulating), so phi'(a_t) = 1 - h_t^2 carries "
-        "~ 2 (n + 2) u / phi' <= 2 * 6 u / 0.4; the backward gemv adds ~ (n + 1) u kappa_step "
-        "(kappa_step = ||W|| ||v d|| / ||W^T (v d)|| <= ~ 3 here); the renormalisation one more u. "
-        "Sum ~ (30 + 15 + 1) u < 64 u per step, errors add over steps.",
-    ),
-    "lyapunov_vs_svd_log_product": Tolerance(
-        10.0,
-        "Factor c in abs = T (n + 3) u c: round-off in ln of a product of T Jacobians is "
-        "~ T (n + 3) u per factor, relative; c = 10 is the margin.",
-    ),
-    "lyapunov_renormalisation_interval": Tolerance(
-        8.0,
-        "Factor c in abs = T c u (T = 3000): blocks of m steps (with the range guard) vs every step "
-        "give the same number to round-off: they differ only in where the renormalisations (one "
-        "rounding each) and the log additions happen, a few u per step.",
-    ),
     # --- oracles (tests/test_oracles.py) ---
-    "complex_step_analytic": Tolerance(
-        8.0,
-        "Factor c in abs = c N u sum|df_i v_i| (N = x.size): Im f(x + ihv)/h equals grad f . v to a "
-        "few ulps of sum |df_i v_i| (no cancellation; N terms summed).",
-    ),
-    "complex_step_tiny_derivative": Tolerance(
-        8.0,
-        "Factor c in rel = c u: with derivatives ~1e-290 the imaginary part h f' would fall into the "
-        "subnormal range at h = 1e-20; the oracle enlarges h and keeps ~u accuracy.",
-    ),
-    "central_difference_roundoff": Tolerance(
-        4.0,
-        "Factor c in the round-off term c u |f| N / h of |D_h - f'v| <= h^2/6 max|f^(3)| ||v||^3 "
-        "+ round-off: f = sum exp(sin x) over N terms is evaluated to ~ N u |f| at each of the two "
-        "points, their difference is divided by 2h; c = 4 is a margin of 4 over N u |f| / h.",
-    ),
-    "richardson_estimate_size": Tolerance(
-        1e-8,
-        "Factor in r.error < rtol (1 + ||v||_1^3): the error estimate must be small as well as "
-        "honest. Richardson (4 levels from h = 1e-2) on f = sum exp(sin x): the estimate is the "
-        "last correction, O(h^6) truncation with derivatives growing like ||v||^k, plus round-off "
-        "~ u |f| / h_min ~ 1e-13; 1e-8 (1 + ||v||_1^3) is far above the truncation of a smooth "
-        "O(1) function and far below an O(1) estimate.",
-    ),
-    "linear_jacobian_abs": Tolerance(
-        1e-9,
-        "Absolute, per entry: a linear map has zero truncation error: only round-off ~ u |A x| / h "
-        "remains (h = 1e-5 central, h = 1e-2 Richardson: <= ~1e-11 here; complex step ~ u).",
-    ),
     # --- models vs oracles (tests/test_models_oracles.py) ---
-    "model_loss_forward_error": Tolerance(
-        4.0,
-        "Factor c in |fl(L) - L| <= c (n + 2) T u M G (sum|d_out| + sum|d_hn| + sum|d_cn|), i.e. "
-        "(4n + 8) T u M G (...): every scalar of a step is a sum of products of terms bounded by "
-        "M = (1 + max|W|_inf)(1 + max|state, input|) (activations are bounded by 1 or are the "
-        "identity), so each step commits an absolute error <= c u M with c ~ 4n + 8 operations "
-        "per entry; an error committed at step s reaches the output through J_T ... J_{s+1}, of "
-        "norm <= G = prod (1 + ||J_t||) (the direct terms of residual/highway/LSTM/GRU cells have "
-        "norm <= 1).",
-    ),
-    "seed004_concatenated_forward": Tolerance(
-        4.0,
-        "Factor c in rel = c (n + m) u T: seed 004's c(t) = sigmoid(W [c(t-1), x(t)]) by a direct "
-        "loop over the concatenated form vs the model's forward: the only difference is the "
-        "summation order of one dot product (<= (n + m) u relative per step), over T steps.",
-    ),
     # --- clipping (tests/test_clipping.py) ---
-    "clip_norm_vs_torch": Tolerance(
-        2.0,
-        "Factor c in rel = c (m + 4) u = 2 (m + 3) u + 2 u: the two implementations sum squares (or "
-        "powers) of m entries (m = number of entries + number of arrays) in different orders, then "
-        "take a root: each is within (m + 3) u of the exact norm (first order), so they differ by "
-        "<= 2 (m + 3) u; the coefficient theta / (N + 1e-6) and the product add 2 u.",
-    ),
-    "clip_direction_cosine": Tolerance(
-        4.0,
-        "Factor c in |1 - cos| <= c (N + 2) u: the cosine of the clipped and the original gradient "
-        "(both scaled to max 1) from dot products of N entries: ~ N u each.",
-    ),
-    "value_clip_witness_cosine": Tolerance(
-        4.0,
-        "Factor c in rel = c u: (1, 2).(1, 1) / (sqrt 5 sqrt 2) vs 3 / sqrt 10: exact integers, then "
-        "two square roots, a product and a division on one side, one root and one division on the "
-        "other: ~ 4 roundings of u.",
-    ),
     # --- symbolic derivations vs models (tests/symbolic/) ---
-    "lstm_forget_diagonal": Tolerance(
-        1e-14,
-        "diag(dc_t/dc_{t-1}) from LSTM.jacobians vs sigma(W_f h + u_f) recomputed: the same sigmoid "
-        "of the same pre-activation summed in a different order (<= H + 1 terms, ~ (H + 1) u "
-        "absolute on O(1) values) through sigma' <= 1/4: a few u relative.",
-    ),
-    "gru_zero_weight_update_gate": Tolerance(
-        1e-14,
-        "W_hh = 0: the GRU's one-step Jacobian is diag(z_t) exactly; z_t inside the model vs "
-        "sigma(u_z) recomputed: the same sigmoid of a pre-activation summed in a possibly different "
-        "order: a few u relative.",
-    ),
-    "stacked_scalar_formula": Tolerance(
-        1e-13,
-        "Relative to max(1, max|derived|): two stacked scalar tanh layers, the lambdified formula vs "
-        "BPTT: sums of <= T products of <= 2T factors of size <= 1.5: relative round-off "
-        "~ 4T u * 1.5^(2T).",
-    ),
-    "bidirectional_scalar_formula": Tolerance(
-        1e-13,
-        "Relative to max(1, max|derived|): scalar bidirectional tanh layer, the lambdified formula "
-        "vs BPTT: sums of <= 2T products of <= 2T factors of size <= 1.5: round-off "
-        "~ 4T u 1.5^(2T) relative.",
-    ),
-    "bidirectional_halves": Tolerance(
-        4e-15,
-        "Relative to max(1, max|g.x|): a bidirectional layer's input gradient vs the forward half's "
-        "plus the reverse half's run on the flipped sequence: the same kernels on the same numbers, "
-        "differing only in the final addition of the two halves (and possibly the order of the "
-        "W_ih^T products of 2H = 4 terms): a few u (4e-15 ~ 36 u).",
-    ),
-    "seed004_contraction_product": Tolerance(
-        1e-12,
-        "||P|| <= (s/4)^(k-t) (1 + rtol): submultiplicativity (exact); round-off in the float "
-        "product ~ (k-t) n u relative.",
-    ),
-    "activation_derivative": Tolerance(
-        1e-12,
-        "Relative part: phi' from Activation.grad(a, h) vs SymPy's lambdified phi'(a): 1 - tanh^2 "
-        "from h vs sech^2 from a: cancellation near saturation, error ~ u / |1 - h^2| * |1 - h^2| "
-        "~ u.",
-    ),
-    "activation_derivative_abs": Tolerance(
-        1e-15,
-        "Absolute part of activation_derivative: where phi' is tiny (saturation) the cancellation "
-        "in 1 - h^2 makes the relative error large but the absolute error stays ~ u (values <= "
-        "gamma <= 1); 1e-15 ~ 9 u.",
-    ),
-    "jordan_block_power": Tolerance(
-        1e-13,
-        "Relative, and absolute times max(1, max|ref|): [[l, a], [0, l]]^m closed form vs "
-        "matrix_power: m-fold products of O(1) numbers (m <= 12): relative error ~ m u in the "
-        "largest entry.",
-    ),
-    "gelfand_radius_slack": Tolerance(
-        1e-6,
-        "rho(W) (1 - rtol) <= ||W^m||^(1/m): eigenvalues of a non-normal W are ill-conditioned "
-        "(a defective eigenvalue moves by ~ sqrt(u) ~ 1e-8 under an O(u) perturbation): allow 1e-6 "
-        "relative slack on rho.",
-    ),
-    "gelfand_radius_slack_abs": Tolerance(
-        1e-12,
-        "Absolute slack on ||W^m||^(1/m) in the same inequality: for (nearly) nilpotent draws W^m "
-        "is zero up to round-off of size ~ m u ||W||^m, and the m-th root of that is not "
-        "relatively accurate; 1e-12 absolute.",
-    ),
-    "transient_example_norm_abs": Tolerance(
-        2e-15,
-        "Absolute: ||W_ex||_2 from SymPy (exact, one conversion to float) vs numpy's SVD of the 2x2 "
-        "matrix with entries <= 1: backward-stable SVD, ~ u ||W_ex|| each (||W_ex|| ~ 1.5), a "
-        "couple of u in all.",
-    ),
-    "transient_example_m_star_abs": Tolerance(
-        1e-12,
-        "Absolute: m* = -1/ln(9/10) ~ 9.49 from SymPy (converted to float) vs numpy: one log and one "
-        "division, ~ 2 u * 9.5 ~ 2e-15; 1e-12 is a wide margin.",
-    ),
-    "symbolic_clip_norm": Tolerance(
-        1e-14,
-        "Relative to max(||g||, 1): ||factor(r, theta) g|| vs the derived min(||g||, theta), the "
-        "cosine of clip(g) and g, and torch's clip_grad_norm_ beyond its 1e-6 epsilon term: a norm "
-        "of N <= 6 entries, one division and a product: ~ (N + 3) u ~ 1e-15; 1e-14 leaves a margin.",
-    ),
     # --- claims audit: RNN (gradtheory/claims/rnn.py, tests/claims/test_rnn.py) ---
-    "unstable_trajectory_drift": Tolerance(
-        16.0,
-        "Factor c in tol = jacobian_product * T + c u max_t ||dh_t/dh_0|| (relative): products of "
-        "T one-step Jacobians vs the complex-step derivative of h_T w.r.t. h_0. Both are exact to "
-        "round-off *along their own trajectory*; but the complex forward pass rounds the real part "
-        "differently (complex tanh/products), and along an unstable trajectory a state "
-        "perturbation of u grows like ||dh_t/dh_0||, so the two trajectories (hence their "
-        "Jacobians) differ by ~ u * max_t ||dh_t/dh_0|| relative; plus the product's own "
-        "~ T * 1e-12.",
-    ),
-    "norm_bound_per_factor": Tolerance(
-        1e-12,
-        "||P_t||_2 <= q^t (1 + rtol (t + 1)): each spectral norm and product carries ~ n u relative "
-        "round-off per factor: allow 1e-12 per factor.",
-    ),
-    "zero_fixed_point_power": Tolerance(
-        1e-12,
-        "At the zero fixed point of a tanh RNN (tanh'(0) = 1 exactly) the product of T one-step "
-        "Jacobians is W^T accumulated one factor at a time, vs numpy's matrix_power (repeated "
-        "squaring): the same exact value in a different order; each product adds ~ n u relative "
-        "times the condition of the partial products, <= 1e-12 as jacobian_product.",
-    ),
-    "fixed_point_margin_slack": Tolerance(
-        1e-9,
-        "Relative slack when a computed ||dh_T/dh_0||_2 is compared with a predicted value "
-        "(rho(W)^T from below, GROWTH^-T from above): round-off ~ T n u (T <= 60) ~ 1e-13 plus the "
-        "eigenvalue conditioning of rho(W) for non-normal W; 1e-9 covers both and is far below the "
-        "demonstrated margins (GROWTH^T ~ 5.6e4).",
-    ),
-    "sigmoid_prime_max_abs": Tolerance(
-        1e-15,
-        "Absolute: the numeric max of sigma'(a) = h (1 - h) on a grid through a = 0 vs 1/4: at "
-        "a = 0, h = 1/2 and the product are exact; ~ u of slack for the grid evaluation.",
-    ),
-    "sigmoid_argmax_grid_abs": Tolerance(
-        1e-4,
-        "Absolute: the grid argmax of sigma' lies within one grid spacing (40 / 400000 = 1e-4) of "
-        "the true argmax a = 0.",
-    ),
-    "fixed_point_power_per_factor": Tolerance(
-        1e-13,
-        "Powers of a fixed 2x2 matrix J* (dh_t/dh_0 = J*^t at a fixed point): relative round-off "
-        "~ t * 4u per factor; slack rtol (t + 1).",
-    ),
-    "fixed_point_trajectory_drift": Tolerance(
-        1e-15,
-        "Factor in slack = ... + rtol ||J*||^t: the drift of an unstable trajectory from the fixed "
-        "point, ~ u * ||J*||^t (see unstable_trajectory_drift); 1e-15 ~ 9 u.",
-    ),
-    "eigvals_2x2_abs": Tolerance(
-        4e-15,
-        "Absolute: rho(W_BELOW) for the fixed W_BELOW = [[2, -2], [1.5, -1.5]] (eigenvalues 0 and "
-        "1/2, rank 1) from LAPACK's eig vs 1/2: first-order error <= cond(lambda) u ||W||_2 "
-        "~ 7 * 3.5 u ~ 3e-15 in the worst case; 4e-15 is that bound rounded up.",
-    ),
-    "fixed_point_radius_trace": Tolerance(
-        1e-14,
-        "rho(J*) of a rank-1 2x2 matrix (det = 0) from LAPACK's eig vs its trace "
-        "2 - 1.5 tanh'(1): eigenvalue error ~ cond(lambda) u ||J*||, ||J*|| / rho(J*) ~ 3: "
-        "~ 10 u relative.",
-    ),
-    "printed_six_digits": Tolerance(
-        1e-5,
-        "A value quoted to 6 significant digits (3.46194e8, as in the claim's statement): the "
-        "literal is itself only accurate to ~ 1.5e-6 relative.",
-    ),
-    "saturated_fixed_point_power": Tolerance(
-        1e-12,
-        "||dh_60/dh_0|| at a fixed point where dh_t/dh_0 = (q I)^t vs q^60: 60 products of "
-        "diagonal 2x2 matrices, one rounding each (~ 60 u ~ 7e-15 relative) on a contracting "
-        "trajectory (no drift growth); 1e-12 as jacobian_product.",
-    ),
-    "sigmoid_fixed_point_power": Tolerance(
-        1e-13,
-        "Sigmoid RNN at c* = 1/2: dc_t/dc_0 = diag(0, 5/4)^t exactly (sigma'(0) = 1/4); the 60 "
-        "float products and the complex-step oracle round about once per step: ~ 60 u ~ 7e-15 "
-        "relative; 1e-13 is a margin of ~ 15.",
-    ),
-    "sigmoid_fixed_point_product": Tolerance(
-        1e-12,
-        "Relative, and absolute times ||W/4||^5: the product of 5 one-step Jacobians W/4 (exact: "
-        "sigma'(0) = 1/4) accumulated step by step vs matrix_power: the same value in a different "
-        "order; ~ 5 n u times the condition of the partial products (entries can cancel, hence the "
-        "absolute term scaled by the norm bound of W^5 / 4^5).",
-    ),
+    "norm_bound_per_factor": _entry(NORM_BOUND_PER_FACTOR),
     # --- claims audit: LSTM (gradtheory/claims/lstm.py, tests/claims/test_lstm.py) ---
-    "lstm_cell_update_roundoff": Tolerance(
-        8.0,
-        "Factor c in |write - i g| <= c u (|f c_{t-1}| + |c_t| + 1), entry by entry: "
-        "c_t = fl(fl(f c) + fl(i g)), then write = fl(c_t - fl(f c)): |write - i g| <= "
-        "u (2|f c| + |i g| + |c_t| + |write|) + O(u^2) <= 8u (|f c_{t-1}| + |c_t| + 1).",
-    ),
-    "gate_preactivation_roundoff": Tolerance(
-        2.0,
-        "Factor c in |a - a'| <= c n u sum|terms|: an LSTM pre-activation W_ih x + W_hh h + b "
-        "recomputed with its n = I + H + 2 terms summed in another order: each evaluation is within "
-        "n u sum|terms| of the exact sum, so they differ by <= 2 n u sum|terms|; gates inherit it "
-        "through sigma' <= 1/4, tanh' <= 1.",
-    ),
-    "gate_value_roundoff": Tolerance(
-        1.0,
-        "Factor c in + c u (absolute): on top of the propagated pre-activation difference, the two "
-        "evaluations of a gate (sigmoid or tanh, values <= 1) round their results, ~ u/2 each.",
-    ),
-    "gate_product_roundoff": Tolerance(
-        4.0,
-        "Factor c in + c u (absolute): the write i g recomputed vs the model's: each side rounds "
-        "i and g (values <= 1, ~ u/2 each) and their product (u/2): <= 3u in all, 4u with margin.",
-    ),
-    "lstm_cell_growth_roundoff": Tolerance(
-        4.0,
-        "Factor c in |c_t| <= |c_0| + t + c (t + 1) u (|c_0| + t): the exact bound follows from "
-        "|f| <= 1 and |i g| <= 1; in float64 c_t = fl(fl(f c_{t-1}) + fl(i g)) adds <= 2u (|c_0| + t) "
-        "per step, so <= 2u t (|c_0| + t) after t steps (worst case, f == 1.0 every step); c = 4 "
-        "covers that and the rounding of the comparison itself.",
-    ),
-    "lstm_saturated_cell_identity_abs": Tolerance(
-        1e-14,
-        "Absolute: with bias_f = +60 (f == 1.0 in float64) and bias_i = -60 (i <= 1e-20) the total "
-        "dc_T/dc_0 and the joint product's c-block equal I; the deviation from I comes only from "
-        "i <= 1e-20 times O(||W|| T): 1e-14 bounds it.",
-    ),
-    "forget_product_per_factor": Tolerance(
-        1e-13,
-        "prod_t f_t vs f_min^T and f_max^T (relative slack rtol * T): each product or power rounds "
-        "~ once per factor (~ u per factor); 1e-13 per factor is a wide margin.",
-    ),
-    "rnn_norm_vs_complex_step": Tolerance(
-        1e-10,
-        "||dh_T/dh_0||_2 from the product of the RNN's Jacobians vs from the complex-step oracle "
-        "(T = 60 steps): product round-off ~ T n u kappa plus the drift between the real and the "
-        "complex trajectories (see unstable_trajectory_drift); 1e-10 allows kappa up to ~ 1e4 as "
-        "bptt_vs_torch does.",
-    ),
-    "lstm_w_path_exact_abs": Tolerance(
-        1e-16,
-        "Absolute: the W_hh-path counterexample has gates exactly 1/2 and g = 0, so dc_2/dc_0 = "
-        "diag(1/4, 1/2) and prod f = diag(1/4, 1/4) are sums of products of exactly representable "
-        "numbers; only the complex-step and the tanh/sigmoid evaluations round: ~ u on entries "
-        "<= 1/2.",
-    ),
-    "lstm_cell_closed_form": Tolerance(
-        1e-15,
-        "c_1 = sigma(1) tanh(2) from the model vs recomputed: the same library exp/tanh and one "
-        "product, in a possibly different order: a few u.",
-    ),
-    "lstm_cell_change_closed_form": Tolerance(
-        1e-14,
-        "c_2 - c_1 vs -1.5 c_1: c_2 = f c_1 + i g is a few u accurate and the subtraction c_2 - c_1 "
-        "has no cancellation (opposite signs): ~ 10 u relative.",
-    ),
+    "lstm_saturated_cell_identity_abs": _entry(LSTM_SATURATED_CELL_IDENTITY),
     # --- claims audit: residual / highway (gradtheory/claims/architecture.py) ---
-    "residual_one_step_jacobian_abs": Tolerance(
-        1e-13,
-        "Absolute: J_t vs I + diag(phi'(a)) W, and the singular values of J_t vs [1 - ||J_F||, "
-        "1 + ||J_F||]: singular values of 3x3 matrices with O(1) entries: backward error "
-        "~ n u ||J||.",
-    ),
-    "residual_singular_value_per_step": Tolerance(
-        1e-12,
-        "sigma(dh_T/dh_0) in [(1 - eps)^T, (1 + eps)^T] with relative slack rtol * T: the "
-        "complex-step oracle and its SVD carry ~ n u relative round-off per factor of the product.",
-    ),
-    "highway_closed_gate_identity_abs": Tolerance(
-        1e-14,
-        "Absolute: transform gate closed by bias -60 (T_t < 1e-23): dh_T/dh_0 = I up to "
-        "O(1e-23 T ||W||); 1e-14 bounds it with room for the product's rounding.",
-    ),
-    "highway_open_gate_jacobian_abs": Tolerance(
-        1e-15,
-        "Absolute: transform gate open (T == 1.0 exactly): J_t = diag(1 - F^2) W_F from the model "
-        "vs recomputed from the same pre-activation summed in a possibly different order: a few u "
-        "on entries of size ~ max|W_F| <= 1.",
-    ),
     # --- claims audit: clipping (gradtheory/claims/clipping.py, tests/claims/) ---
-    "clip_coefficient_spread": Tolerance(
-        4.0,
-        "Factor c in spread <= c u |coef|: the same coefficient for every entry: v_k = fl(coef g_k), "
-        "so where v_k is a normal float the ratios v_k / g_k are coef (1 + d_k)(1 + e_k), "
-        "|d_k|, |e_k| <= u (product, then division): their spread is <= 4u coef. Where coef g_k "
-        "underflows into the subnormals the rounding error is absolute, at most half the subnormal "
-        "spacing 2^-1074 (found by Hypothesis: g = ([1], [2.2e-308]), theta = 1/8).",
-    ),
-    "clip_vs_torch": Tolerance(
-        1e-13,
-        "Norm clipping vs torch.nn.utils.clip_grad_norm_ (entries and total norm), and "
-        "||clip(g)|| <= theta (1 + rtol): torch computes the norm in a different order: relative "
-        "differences ~ n u.",
-    ),
-    "clip_step_bound": Tolerance(
-        4.0,
-        "Factor c in ||clip(g)||_2 <= theta (1 + c u): in exact arithmetic the clipped norm "
-        "min(N, theta N / (N + 1e-6)) is below theta; computing the coefficient theta / (N + 1e-6), "
-        "the products coef g_k and the norm of the result again (scaled by its max entry) adds a "
-        "few roundings of u beyond that: c = 4.",
-    ),
-    "clip_explode_gradient_vs_matrix_power": Tolerance(
-        1e-12,
-        "BPTT input gradient at the zero fixed point (tanh'(0) = 1, J = W_hh exactly) vs "
-        "(W^(T-k))^T 1 by matrix_power: the same exact value in a different multiplication order: "
-        "~ T n u relative times the condition of the partial products.",
-    ),
-    "clip_threshold_scaling": Tolerance(
-        1e-15,
-        "g = (3, 4), theta = 5 = ||g||: clip_grad_norm's output vs g * 5 / (5 + 1e-6): one "
-        "addition, one division and one product on each side: ~ 3 u ~ 3e-16 relative.",
-    ),
-    "printed_degrees": Tolerance(
-        1e-12,
-        "acos(3 / sqrt 10) in degrees vs the literal 18.434948822922 (14 significant digits, itself "
-        "accurate to ~ 3e-14 relative).",
-    ),
-    "value_clip_cosine_abs": Tolerance(
-        1e-15,
-        "Absolute, on a cosine <= 1: value_clipping_cosine vs (v a + b^2) / (||g|| ||(v, b)||): two "
-        "norms, a division and a 2-term dot product: ~ 5 u.",
-    ),
-    "torch_clip_epsilon_share": Tolerance(
-        1e-6,
-        "The clipped share theta / (N + 1e-6) vs 1 / N (theta = 1): torch's epsilon changes it by "
-        "1e-6 / N relative (<= 1e-6 for N >= 1; N ~ 6e8 here); round-off adds ~ n u.",
-    ),
-    "audit_cosine_recomputed": Tolerance(
-        4.0,
-        "Factor c in abs = c u on a cosine: the stored counterexample's cosine vs the same cosine "
-        "recomputed from g and clip(g): 1 - cos computed to ~4u.",
-    ),
-    "symbolic_nonzero_abs": Tolerance(
-        1e-20,
-        "Absolute threshold for 'this derived expression is not identically zero': it is evaluated "
-        "with sympy evalf at 30 significant digits at a rational point where every term is O(1) "
-        "(weights and inputs in [-1.25, 1.25], tanh' in (0, 1]), so evaluation noise is ~1e-30 and "
-        "a value above 1e-20 is a genuine nonzero (the bidirectional reverse-half derivatives "
-        "checked this way are ~1e-2 .. 1).",
-    ),
 }

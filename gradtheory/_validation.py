@@ -7,7 +7,12 @@ for the complex-step oracle, which calls the private kernels directly).
 
 from __future__ import annotations
 
+import argparse
 import numbers
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +22,10 @@ __all__ = [
     "check_positive_int",
     "check_bool",
     "check_choice",
+    "check_real",
+    "check_names",
+    "int_at_least",
+    "output_directory",
 ]
 
 
@@ -101,3 +110,81 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name}={value!r} is unknown; expected one of {list(choices)}")
     return value
+
+
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    minimum: float | None = None,
+    positive: bool = False,
+    finite: bool = True,
+) -> float:
+    """Return ``value`` as a float if it is a real number (int, float, numpy scalar, Fraction, ...;
+    not a bool) within the bounds: ``>= minimum``, ``> 0`` when ``positive``, finite when ``finite``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {_describe(value)}")
+    out = float(value)
+    if finite and not np.isfinite(out):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and not out > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if minimum is not None and not out >= minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return out
+
+
+def check_names(value: Any, name: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    """Return ``value`` (a non-empty sequence of names from ``choices``, or one name) as a tuple.
+
+    A single string is one name, never split into its letters."""
+    items = (value,) if isinstance(value, str) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{name} must be a name or a sequence of names, got {type(value).__name__} {value!r}") from None
+    if not items:
+        raise ValueError(f"{name} must not be empty; expected names from {list(choices)}")
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must hold str names, got {type(item).__name__} {item!r}")
+    unknown = [item for item in items if item not in choices]
+    if unknown:
+        raise ValueError(f"{name} has unknown entries {unknown}; expected names from {list(choices)}")
+    return items
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum`` (argparse then reports a bad value as a
+    usage error, exit status 2, naming the option)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int>={minimum}"
+    return parse
+
+
+def output_directory(path: Any, name: str) -> Path:
+    """Create ``path`` (and its parents) if needed and check that files can be written in it.
+
+    Raises :class:`ValueError` naming the option when it cannot (an existing file, no permission,
+    a read-only file system), so that a command line ends with a usage message, not a traceback.
+    """
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise PermissionError("permission denied")
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ValueError(f"{name} {str(path)!r} is not a writable directory: {reason}") from None
+    return out

@@ -1,6 +1,7 @@
 """pytest plugin (entry point ``pytest11``): Hypothesis profile option and gradient-check helpers.
 
-* ``--gradtheory-profile`` chooses the Hypothesis profile (ci, dev, thorough);
+* ``--gradtheory-profile`` chooses the Hypothesis profile (ci, dev, thorough; registered as
+  ``gradtheory-ci``, ... so that a user's own profiles are never touched);
 * ``--gradtheory-seed`` the seed of the ``gradient_check`` fixture (default 0: deterministic);
 * :func:`assert_gradients_match` (also ``gradtheory.assert_gradients_match``): in a user's test,
   ``assert_gradients_match(fn, inputs)`` fails the test with the checker's summary when the
@@ -45,7 +46,13 @@ def pytest_configure(config: Any) -> None:
     # projects' test suites. (gradtheory's own tests/conftest.py loads its default profile.)
     name = config.getoption("--gradtheory-profile")
     if name is not None or os.environ.get("GRADTHEORY_PROFILE"):
-        load_profile(name)
+        try:
+            load_profile(name)
+        except ValueError as exc:  # a bad $GRADTHEORY_PROFILE: a usage error, not an INTERNALERROR
+            import pytest
+
+            source = "--gradtheory-profile" if name is not None else "$GRADTHEORY_PROFILE"
+            raise pytest.UsageError(f"gradtheory: {source}: {exc}") from None
 
 
 def pytest_report_header(config: Any) -> str:

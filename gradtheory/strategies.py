@@ -12,8 +12,9 @@ Strategies are plural nouns with keyword-only options:
   residual, highway, ...) with drawn configuration and weights;
 * :func:`parameters` -- a parameter dict for a given model's layout.
 
-Profiles (registered on import): ``ci`` (derandomized, fixed example budget, no deadline),
-``dev`` (random, quick), ``thorough`` (many examples). :func:`load_profile` chooses from the
+Profiles (registered on import under the names ``gradtheory-ci``, ``gradtheory-dev``,
+``gradtheory-thorough``, so that a user's own profiles are never redefined): ``ci`` (derandomized,
+fixed example budget, no deadline), ``dev`` (random, quick), ``thorough`` (many examples). :func:`load_profile` chooses from the
 ``GRADTHEORY_PROFILE`` environment variable (default ``ci`` when ``CI`` is set, else ``dev``); the
 pytest plugin's ``--gradtheory-profile`` option overrides it.
 """
@@ -29,6 +30,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from ._validation import check_bool, check_names, check_positive_int, check_real
+from .models.activations import ACTIVATIONS
+
 __all__ = [
     "reals",
     "matrices",
@@ -39,12 +43,18 @@ __all__ = [
     "parameters",
     "load_profile",
     "PROFILES",
+    "PROFILE_PREFIX",
+    "profile_name",
 ]
 
 PROFILES = ("ci", "dev", "thorough")
+# Registered under a namespace so that importing gradtheory never redefines a profile of the
+# user's own (Hypothesis' built-in "ci" is active on CI: re-registering it would change every
+# project's example budget there).
+PROFILE_PREFIX = "gradtheory-"
 
 settings.register_profile(
-    "ci",
+    PROFILE_PREFIX + "ci",
     derandomize=True,
     max_examples=20,
     deadline=None,
@@ -53,18 +63,43 @@ settings.register_profile(
     # Model construction + complex-step oracles legitimately take ~10 ms per example.
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("dev", max_examples=30, deadline=None, print_blob=True)
-settings.register_profile("thorough", max_examples=500, deadline=None, print_blob=True)
+settings.register_profile(PROFILE_PREFIX + "dev", max_examples=30, deadline=None, print_blob=True)
+settings.register_profile(PROFILE_PREFIX + "thorough", max_examples=500, deadline=None, print_blob=True)
+
+
+def profile_name(name: str) -> str:
+    """The registered Hypothesis name of a gradtheory profile: ``"ci"`` -> ``"gradtheory-ci"``."""
+    if not isinstance(name, str):
+        raise TypeError(f"profile must be a str, got {type(name).__name__} {name!r}")
+    short = name[len(PROFILE_PREFIX) :] if name.startswith(PROFILE_PREFIX) else name
+    if short not in PROFILES:
+        raise ValueError(f"profile={name!r} is unknown; expected one of {list(PROFILES)}")
+    return PROFILE_PREFIX + short
 
 
 def load_profile(name: str | None = None) -> str:
-    """Load a Hypothesis profile by name, or from ``GRADTHEORY_PROFILE`` / ``CI``; returns it."""
+    """Load a gradtheory Hypothesis profile by name, or from ``GRADTHEORY_PROFILE`` / ``CI``.
+
+    Parameters
+    ----------
+    name : str, optional
+        ``"ci"``, ``"dev"`` or ``"thorough"`` (or the registered ``"gradtheory-ci"``, ...).
+
+    Returns
+    -------
+    str
+        The short name of the loaded profile.
+
+    Raises
+    ------
+    ValueError
+        The name (or ``$GRADTHEORY_PROFILE``) is not a gradtheory profile.
+    """
     if name is None:
         name = os.environ.get("GRADTHEORY_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
-    if name not in PROFILES:
-        raise ValueError(f"profile={name!r} is unknown; expected one of {list(PROFILES)}")
-    settings.load_profile(name)
-    return name
+    full = profile_name(name)
+    settings.load_profile(full)
+    return full[len(PROFILE_PREFIX) :]
 
 
 def reals(bound: float, *, flush_below: float = 1e-6) -> st.SearchStrategy[float]:
@@ -74,6 +109,8 @@ def reals(bound: float, *, flush_below: float = 1e-6) -> st.SearchStrategy[float
     the subnormal range, where no relative-error statement (ours or an oracle's) can hold.
     Zero itself is kept (and is what shrinking aims for).
     """
+    bound = check_real(bound, "bound", positive=True)
+    flush_below = check_real(flush_below, "flush_below", minimum=0.0)
     return st.floats(-bound, bound, allow_nan=False, allow_subnormal=False, width=64).map(
         lambda v: 0.0 if abs(v) < flush_below else v
     )
@@ -108,18 +145,22 @@ def matrices(
     singular values equal). The prescribed quantity is hit to 1e-12 relative (checked; draws
     whose eigenvalues are too ill-conditioned to hit the radius are rejected).
     """
-    from ._validation import check_positive_int
-
     n = check_positive_int(n, "n")
     if spectral_norm is not None and spectral_radius is not None:
         raise ValueError("give spectral_norm or spectral_radius, not both")
-    for name, value in (("spectral_norm", spectral_norm), ("spectral_radius", spectral_radius)):
-        if value is not None and not (isinstance(value, (int, float)) and value > 0 and np.isfinite(value)):
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    unknown = set(structures) - set(_STRUCTURES)
-    if unknown or not structures:
-        raise ValueError(f"structures={list(structures)!r} must be a non-empty subset of {list(_STRUCTURES)}")
-    return _matrices(n, spectral_norm, spectral_radius, tuple(structures))
+    spectral_norm = _positive_or_none(spectral_norm, "spectral_norm")
+    spectral_radius = _positive_or_none(spectral_radius, "spectral_radius")
+    structures = check_names(structures, "structures", _STRUCTURES)
+    return _matrices(n, spectral_norm, spectral_radius, structures)
+
+
+def _positive_or_none(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return check_real(value, name, positive=True)
+    except (TypeError, ValueError) as exc:  # one message for every bad value
+        raise type(exc)(f"{name} must be a positive finite number, got {value!r}") from None
 
 
 @st.composite
@@ -165,9 +206,9 @@ def orthogonal_matrices(draw: Any, n: int) -> np.ndarray:
 def vectors(n: int, *, bound: float = 1.0) -> st.SearchStrategy[np.ndarray]:
     """Float64 vectors of shape (n,) with entries in [-bound, bound] (tiny magnitudes flushed to 0,
     see :func:`reals`): states, biases, fixed-point targets."""
-    from ._validation import check_positive_int
-
-    return hnp.arrays(np.float64, (check_positive_int(n, "n"),), elements=reals(bound))
+    return hnp.arrays(
+        np.float64, (check_positive_int(n, "n"),), elements=reals(check_real(bound, "bound", positive=True))
+    )
 
 
 def sequences(
@@ -178,7 +219,10 @@ def sequences(
     scale: float = 1.0,
 ) -> st.SearchStrategy[np.ndarray]:
     """Input sequences of shape (T, input_size), or (T, batch, input_size), entries in [-scale, scale]."""
-    steps_s = st.just(steps) if isinstance(steps, int) else steps
+    steps_s = _int_or_strategy(steps, "steps")
+    input_size = check_positive_int(input_size, "input_size")
+    batch = None if batch is None else check_positive_int(batch, "batch")
+    scale = check_real(scale, "scale", positive=True)
     elem = reals(scale)
     return steps_s.flatmap(
         lambda T: hnp.arrays(np.float64, (T, input_size) if batch is None else (T, batch, input_size), elements=elem)
@@ -189,14 +233,12 @@ def sequences(
 def parameters(draw: Any, model: Any, *, scale: float | None = None) -> dict[str, np.ndarray]:
     """A parameter dict for ``model``'s layout, entries uniform-like in [-scale, scale]
     (default: torch's 1/sqrt(hidden_size))."""
-    bound = 1.0 / np.sqrt(model.hidden_size) if scale is None else scale
+    bound = 1.0 / np.sqrt(model.hidden_size) if scale is None else check_real(scale, "scale", positive=True)
     elem = reals(bound)
     return {k: draw(hnp.arrays(np.float64, s, elements=elem)) for k, s in model.param_shapes().items()}
 
 
-@st.composite
 def models(
-    draw: Any,
     *,
     families: Sequence[str] = ("rnn", "lstm", "gru"),
     nonlinearities: Sequence[str] = ("tanh", "relu"),
@@ -216,12 +258,31 @@ def models(
     """
     from .cells import REGISTRY
 
-    unknown = set(families) - set(REGISTRY)
-    if unknown:
-        raise ValueError(f"families has unknown entries {sorted(unknown)}; expected a subset of {list(REGISTRY)}")
+    families = check_names(families, "families", tuple(REGISTRY))
+    nonlinearities = check_names(nonlinearities, "nonlinearities", tuple(ACTIVATIONS))
+    max_layers = check_positive_int(max_layers, "max_layers")
+    for name, value in (("bidirectional", bidirectional), ("bias", bias), ("batch_first", batch_first)):
+        if value is not None:
+            check_bool(value, name)
+    input_s, hidden_s = _int_or_strategy(input_size, "input_size"), _int_or_strategy(hidden_size, "hidden_size")
+    scale = None if scale is None else check_real(scale, "scale", positive=True)
+    return _models(families, nonlinearities, max_layers, bidirectional, bias, batch_first, input_s, hidden_s, scale)
+
+
+def _int_or_strategy(value: Any, name: str) -> st.SearchStrategy[int]:
+    """A positive int (as ``st.just``) or a strategy of ints, checked when the strategy is built."""
+    if isinstance(value, st.SearchStrategy):
+        return value
+    return st.just(check_positive_int(value, name))
+
+
+@st.composite
+def _models(draw, families, nonlinearities, max_layers, bidirectional, bias, batch_first, input_s, hidden_s, scale):
+    from .cells import REGISTRY
+
     spec = REGISTRY[draw(st.sampled_from(list(families)))]
-    I = input_size if isinstance(input_size, int) else draw(input_size)
-    H = hidden_size if isinstance(hidden_size, int) else draw(hidden_size)
+    I = draw(input_s)
+    H = draw(hidden_s)
     kw = dict(
         num_layers=draw(st.integers(1, max_layers)),
         bidirectional=draw(st.booleans()) if bidirectional is None else bidirectional,

@@ -41,9 +41,63 @@ from gradtheory.bounds import (
 )
 from gradtheory.oracles import jacobian
 
+# BOUND_ENVELOPE_PRODUCT (relative tolerance): ||J_t ... J_{k+1}||_2 computed in float64 (<= 8
+# factors of size n <= 5) carries a normwise relative error <= (t - k)(n + 2) u kappa ~ 8 * 7 *
+# 1.1e-16 * kappa = 6e-15 kappa; the envelope's ||W||_2 (an SVD) is accurate to ~ n u. 1e-12 allows
+# kappa up to ~ 150.
+BOUND_ENVELOPE_PRODUCT = 1e-12
+# SPECTRAL_NORM_SVD (dimensionless factor): Factor c in rel = c n u: ||U diag(s) V^T||_2 by an SVD
+# vs max s. Forming the product U diag(s) V^T commits ~ n u relative error normwise and the SVD is
+# backward stable (~ n u); c = 8 covers both with a margin.
+SPECTRAL_NORM_SVD = 8.0
+# SPECTRAL_RADIUS_EIG (dimensionless factor): Factor c in abs = c n u max(1, max|lambda|): W = S
+# diag(lambda) S^-1 with S of condition number 2: eigenvalues perturbed by ~ 2 n u |W| (forming W
+# and the backward-stable eig, times cond(S) by Bauer-Fike); c = 64 is a wide margin over that
+# estimate.
+SPECTRAL_RADIUS_EIG = 64.0
+# ENVELOPE_EQUALITY_PER_STEP (dimensionless factor): Factor c in abs = c (n + 2) u T on ln-norms (n
+# = 4 there, so 8 * 6 u T): scaled orthogonal linear RNN, flow[k] - flow[T] vs envelope[T - k]; per
+# step: one gemv (n + 1) u, the renormalisation u, SVD of s Q (n u) -> 8 (n + 2) u per step.
+ENVELOPE_EQUALITY_PER_STEP = 8.0
+# TRANSIENT_GROWTH_LOG_PER_STEP (dimensionless factor): Factor c in abs = c u T on ln-norms: W =
+# [[1/2, 4], [0, 1/2]], gradient_flow over T steps vs the exact rational row of W^m followed by one
+# float log; per step the 2x2 gemv and the renormalisation commit a few u relative (the rows of W^m
+# have entries of one sign: no cancellation), and these add over the T steps; c = 16 per step.
+TRANSIENT_GROWTH_LOG_PER_STEP = 16.0
+# TRANSIENT_GROWTH_ENVELOPE_ABS (absolute tolerance): Absolute, on ln-norms: flow (accurate to 16 u
+# T ~ 1e-13 for T = 60, see transient_growth_log_per_step) vs envelope(W) from an SVD norm (~ n u
+# relative); 1e-12 covers both.
+TRANSIENT_GROWTH_ENVELOPE_ABS = 1e-12
+# LYAPUNOV_LOWER_BOUND_ABS (absolute tolerance): Absolute, on the exponent: lyapunov_exponent (the
+# mean of T = 2000 logs of renormalised 2x2 gemv norms, each rounded to a few u |ln 2|) vs the
+# closed-form lower bound ln(1/2) + ln(0.8)/T; the mean keeps the per-step size, ~ 1e-15; 1e-13 is a
+# margin of 100.
+LYAPUNOV_LOWER_BOUND_ABS = 1e-13
+# LYAPUNOV_ORTHOGONAL_PER_STEP (dimensionless factor): Factor c in abs = c (n + 2) u max(1, |ln s|):
+# W_hh = s Q, identity activation: J_t = s Q for every t, so every finite-T estimate equals ln s up
+# to round-off: ~ (n + 2) u per step in each log, and the mean of T logs keeps that size.
+LYAPUNOV_ORTHOGONAL_PER_STEP = 8.0
+# LYAPUNOV_SPECTRUM_FACTOR (dimensionless factor): Factor on lyapunov_orthogonal_per_step for the QR
+# method (all n exponents): each step adds a Householder QR of an n x n matrix (backward error ~ n
+# u) to the gemm and the logs, a small multiple of the single-vector error; 4x.
+LYAPUNOV_SPECTRUM_FACTOR = 4.0
+# LYAPUNOV_DIAGONAL (dimensionless factor): Factor c in abs = c u * 5: W_hh = diag(s) with s
+# decreasing: the QR basis stays the identity and R = diag(s), so the exponents are ln s_i exactly
+# up to the rounding of each log and of the mean (a few u |ln s_i|, and |ln s_i| <= ln 100 < 5
+# here).
+LYAPUNOV_DIAGONAL = 16.0
+# LYAPUNOV_OVERLAP_ROUNDOFF_ABS (absolute tolerance): Absolute, on the exponent, added to the
+# mathematical O(1/T) overlap term ln(2)/T: diagonal W_hh over T = 200 steps, one gemv, one log and
+# one renormalisation per step (a few u each); the mean keeps that size; 1e-12 is a wide margin.
+LYAPUNOV_OVERLAP_ROUNDOFF_ABS = 1e-12
+# JACOBIAN_NORM_VS_COMPLEX_STEP (relative tolerance): jacobian_norms[t-1] vs ||J||_2 of the complex-
+# step Jacobian of one forward step: complex step is exact to round-off (no subtraction), both
+# Jacobians are accurate to ~ n u and the 2-norm (SVD) is backward stable: ~ n u relative, n <= 6.
+JACOBIAN_NORM_VS_COMPLEX_STEP = 1e-13
+
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 
-BOUND_RTOL = TOLERANCES["bound_envelope_product"].rtol
+BOUND_RTOL = BOUND_ENVELOPE_PRODUCT
 # ^ float64 products of <= 8 Jacobians vs the exact envelope: error analysis in the table.
 
 
@@ -68,13 +122,11 @@ def test_spectral_norm_and_radius_of_matrices_with_known_spectra(n, data):
     U = data.draw(gst.orthogonal_matrices(n))
     V = data.draw(gst.orthogonal_matrices(n))
     s = data.draw(hnp.arrays(np.float64, n, elements=st.floats(0.01, 10.0, width=64)))
-    assert spectral_norm(U @ np.diag(s) @ V.T) == pytest.approx(
-        np.max(s), rel=TOLERANCES["spectral_norm_svd"].rtol * n * u
-    )
+    assert spectral_norm(U @ np.diag(s) @ V.T) == pytest.approx(np.max(s), rel=SPECTRAL_NORM_SVD * n * u)
     lam = data.draw(hnp.arrays(np.float64, n, elements=st.floats(-3.0, 3.0, width=64)))
     S = U @ np.diag(np.linspace(1.0, 2.0, n))  # condition number 2: eigenvalues perturbed by ~ 2 n u |W|
     W = S @ np.diag(lam) @ np.linalg.inv(S)
-    tol = TOLERANCES["spectral_radius_eig"].rtol * n * u * max(1.0, np.max(np.abs(lam)))
+    tol = SPECTRAL_RADIUS_EIG * n * u * max(1.0, np.max(np.abs(lam)))
     assert spectral_radius(W) == pytest.approx(np.max(np.abs(lam)), abs=tol)
 
 
@@ -117,7 +169,7 @@ def test_envelope_is_attained_by_scaled_orthogonal_linear_rnn(Q, s, T):
     env = envelope(s * Q, "identity", T)
     # per step: one gemv (n + 1) u, the renormalisation u, SVD of s Q (n u) -> 8 (n + 2) u per step
     steps = T - np.arange(T + 1)
-    per_step, log_rounding = TOLERANCES["envelope_equality_per_step"].rtol, TOLERANCES["log_value_rounding"].rtol
+    per_step, log_rounding = ENVELOPE_EQUALITY_PER_STEP, TOLERANCES["log_value_rounding"].rtol
     atol = per_step * (4 + 2) * u * T + log_rounding * u * abs(env[-1])  # n = 4
     np.testing.assert_allclose(flow - flow[-1], env[steps], rtol=0, atol=atol)
 
@@ -139,19 +191,17 @@ def test_spectral_radius_below_one_allows_transient_gradient_growth(nonlinearity
         row = (Fraction(1, 2**m), Fraction(8 * m, 2**m))
         exact.append(0.5 * math.log(float(row[0] ** 2 + row[1] ** 2)) if m < 1000 else None)
     exact = np.array(exact[::-1])  # entry k has m = T - k
-    np.testing.assert_allclose(flow, exact, rtol=0, atol=TOLERANCES["transient_growth_log_per_step"].rtol * u * T)
+    np.testing.assert_allclose(flow, exact, rtol=0, atol=TRANSIENT_GROWTH_LOG_PER_STEP * u * T)
     assert spectral_radius(W) == 0.5
     growth = flow[T - 5 : T] - flow[T]
     assert np.all(growth > 0.2), growth  # ||dL/dh_{T-m}|| > 1.2 ||dL/dh_T|| for m = 1..5
-    assert np.all(
-        flow[T - 5 : T] <= envelope(W, nonlinearity, 5)[::-1][:5] + TOLERANCES["transient_growth_envelope_abs"].rtol
-    )
+    assert np.all(flow[T - 5 : T] <= envelope(W, nonlinearity, 5)[::-1][:5] + TRANSIENT_GROWTH_ENVELOPE_ABS)
     assert flow[0] < -30  # eventually vanishes, at rate ln(1/2) per step
     # Lyapunov exponent -> ln(1/2): ||W^T v|| = 2^-T ||(I + 8 T N) v|| in [2^-T |v_1|, 2^-T (1 + 8T)].
     T_long = 2000
     v0 = np.array([0.6, 0.8])
     lam = lyapunov_exponent(model, np.zeros((T_long, 1)), v0=v0)
-    slack = TOLERANCES["lyapunov_lower_bound_abs"].rtol
+    slack = LYAPUNOV_LOWER_BOUND_ABS
     assert math.log(0.5) + math.log(0.8) / T_long - slack <= lam <= math.log(0.5) + math.log(1 + 8 * T_long) / T_long
 
 
@@ -164,12 +214,10 @@ def test_lyapunov_exponent_of_scaled_orthogonal_linear_rnn_is_log_s(n, s, T, dat
     model = gt.RNN(2, n, nonlinearity="identity", seed=1)
     model.params["weight_hh_l0"] = s * Q
     x = data.draw(gst.sequences(steps=T, input_size=2))
-    tol = TOLERANCES["lyapunov_orthogonal_per_step"].rtol * (n + 2) * u * max(1.0, abs(math.log(s)))
+    tol = LYAPUNOV_ORTHOGONAL_PER_STEP * (n + 2) * u * max(1.0, abs(math.log(s)))
     assert lyapunov_exponent(model, x) == pytest.approx(math.log(s), abs=tol)
     assert lyapunov_exponent(model, x, reorthonormalize_every=25) == pytest.approx(math.log(s), abs=tol)
-    np.testing.assert_allclose(
-        lyapunov_spectrum(model, x), math.log(s), rtol=0, atol=TOLERANCES["lyapunov_spectrum_factor"].rtol * tol
-    )
+    np.testing.assert_allclose(lyapunov_spectrum(model, x), math.log(s), rtol=0, atol=LYAPUNOV_SPECTRUM_FACTOR * tol)
 
 
 def test_lyapunov_spectrum_of_diagonal_linear_rnn_is_log_of_the_diagonal():
@@ -179,10 +227,10 @@ def test_lyapunov_spectrum_of_diagonal_linear_rnn_is_log_of_the_diagonal():
     model = gt.RNN(1, 4, nonlinearity="identity", seed=0)
     model.params["weight_hh_l0"] = np.diag(s)
     x = np.random.default_rng(0).standard_normal((200, 1))
-    atol = TOLERANCES["lyapunov_diagonal"].rtol * u * 5  # |ln s_i| < 5
+    atol = LYAPUNOV_DIAGONAL * u * 5  # |ln s_i| < 5
     np.testing.assert_allclose(lyapunov_spectrum(model, x), np.log(s), rtol=0, atol=atol)
     np.testing.assert_allclose(lyapunov_spectrum(model, x, k=2), np.log(s[:2]), rtol=0, atol=atol)
-    slack = TOLERANCES["lyapunov_overlap_roundoff_abs"].rtol
+    slack = LYAPUNOV_OVERLAP_ROUNDOFF_ABS
     assert lyapunov_exponent(model, x, v0=np.ones(4)) == pytest.approx(math.log(1.5), abs=slack + math.log(2) / 200)
 
 
@@ -212,7 +260,7 @@ def test_jacobian_norms_equal_norms_of_complex_step_one_step_jacobians(cls):
                 return model.apply(model.params, x[t - 1 : t], s[None, :]).h_n[0]
 
         J = jacobian(f, s_prev, method="complex")
-        assert norms[t - 1] == pytest.approx(np.linalg.norm(J, 2), rel=TOLERANCES["jacobian_norm_vs_complex_step"].rtol)
+        assert norms[t - 1] == pytest.approx(np.linalg.norm(J, 2), rel=JACOBIAN_NORM_VS_COMPLEX_STEP)
 
 
 def test_envelope_values_and_bad_input():

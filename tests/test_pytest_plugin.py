@@ -144,12 +144,12 @@ def test_profile_option_still_selects_the_hypothesis_profile(pytester, restore_h
 from hypothesis import settings
 
 def test_profile():
-    assert settings._current_profile == "thorough"
+    assert settings._current_profile == "gradtheory-thorough"
 """
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--gradtheory-profile=thorough")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["gradtheory: hypothesis profile 'thorough'"])
+    result.stdout.fnmatch_lines(["gradtheory: hypothesis profile 'gradtheory-thorough'"])
 
 
 def test_an_inconclusive_check_fails_the_users_test(pytester):

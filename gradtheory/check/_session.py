@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
+from .._tolerances import CHECK_ANALYTIC_ROUNDOFF, CHECK_SAFETY, UNIT_ROUNDOFF
 from ._probe import Derivative, Probe, safe_norm
 
 __all__ = ["Comparison", "Options", "Session"]
@@ -89,7 +89,7 @@ class Session:
         a = 0.0 if g is None else float(np.sum(g * v))
         # round-off of the backward in the checked input's own precision (float64: UNIT_ROUNDOFF)
         u = self.backend.checked[probe.index].u
-        c_an = TOLERANCES["check_analytic_roundoff"].rtol
+        c_an = CHECK_ANALYTIC_ROUNDOFF.value
         if g is None:
             an_round = 0.0
         elif u == UNIT_ROUNDOFF:
@@ -97,7 +97,7 @@ class Session:
         else:
             an_round = LOW_PRECISION_ANALYTIC_ROUNDOFF * u * safe_norm(g * v)
         d = probe.derivative(wm, self.noise_of(wm))
-        tol = TOLERANCES["check_safety"].rtol * (d.estimate + an_round)
+        tol = CHECK_SAFETY.times(d.estimate + an_round)
         return Comparison(a, d.value, d.estimate, tol, abs(a - d.value), d)
 
     def _compare_forward(self, v: np.ndarray, probe: Probe, wm: list[np.ndarray]) -> Comparison:
@@ -107,9 +107,9 @@ class Session:
         a = sum(float(np.sum(wi * ti)) for wi, ti in zip(wm, tangents))
         u = self.backend.checked[probe.index].u
         terms = np.concatenate([np.ravel(wi * ti) for wi, ti in zip(wm, tangents)]) if tangents else np.zeros(0)
-        c_an = TOLERANCES["check_analytic_roundoff"].rtol
+        c_an = CHECK_ANALYTIC_ROUNDOFF.value
         coarse = c_an * float(np.sum(np.abs(terms)))
         an_round = u * (coarse if u == UNIT_ROUNDOFF else LOW_PRECISION_ANALYTIC_ROUNDOFF * safe_norm(terms))
         d = probe.derivative(wm, self.noise_of(wm))
-        tol = TOLERANCES["check_safety"].rtol * (d.estimate + an_round)
+        tol = CHECK_SAFETY.times(d.estimate + an_round)
         return Comparison(a, d.value, d.estimate, tol, abs(a - d.value), d)

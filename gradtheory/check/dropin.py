@@ -28,7 +28,13 @@ def _torch_gradcheck_module() -> Any:
 def _as_tuple(inputs: Any) -> tuple[Any, ...]:
     import torch
 
-    return (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    if isinstance(inputs, torch.Tensor):
+        return (inputs,)
+    if not isinstance(inputs, (tuple, list)):
+        raise TypeError(
+            f"inputs must be a tensor or a tuple/list of tensors (as for torch.autograd.gradcheck), got {type(inputs).__name__}"
+        )
+    return tuple(inputs)
 
 
 def _unsupported(**flags: bool) -> None:
@@ -57,7 +63,9 @@ def _checks_common(
         )
     if not any(isinstance(t, torch.Tensor) and t.requires_grad for t in inputs):
         raise ValueError(
-            "gradcheck expects at least one input tensor to require gradient, but none of the them have requires_grad=True."
+            # torch's own message first (tests written for torch match it), then the argument's name
+            "gradcheck expects at least one input tensor to require gradient, but none of the them have "
+            f"requires_grad=True. (argument inputs: {len(inputs)} entries)"
         )
     if check_grad_dtypes:
         diff = [t for t in inputs if isinstance(t, torch.Tensor) and t.requires_grad]

@@ -21,13 +21,13 @@ round-off and 2 (``NOISE_SAFETY``) covers the scatter of an estimate from 12 cor
 differences (below half the true value with probability 8%, below a third 1.7%; the round-off
 term adds the noise of the 2 ``levels`` evaluations with absolute weights, a worst case ~3x
 their actual combined standard deviation, and ``k`` multiplies it again); :math:`c_{fd}`
-(``TOLERANCES['check_roundoff_growth']``) is the floor from the float64 model. A forward that
+(``CHECK_ROUNDOFF_GROWTH`` in gradtheory/_tolerances.py) is the floor from the float64 model. A forward that
 rounds through float32 therefore gets a tolerance from its own noise, and an exact gradient is
 not called wrong because the forward is noisy; the resolution says what can still be seen.
 
 The analytic side has its own round-off: :math:`|a_i - \hat a_i| \lesssim c_{an}\, u \sum_k
 |g_{i,k} v_{i,k}|`. The test is :math:`|a_i - D_i| \le k (E_i + c_{an} u \sum_k |g_{i,k}
-v_{i,k}|)` with the safety factor ``k`` (``TOLERANCES['check_safety']``, calibrated in
+v_{i,k}|)` with the safety factor ``k`` (``CHECK_SAFETY``, calibrated in
 benchmarks/bench_checker.py). The *resolution* of a check is its tolerance divided by
 :math:`|D_i|` (~1e-12 on float64 recurrent models: a relative 1e-9 error is a thousand
 tolerances away).
@@ -49,7 +49,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
+from .._tolerances import CHECK_ROUNDOFF_GROWTH, UNIT_ROUNDOFF
 from .._validation import check_bool, check_choice, check_positive_int
 from ._backends import PRECISIONS, Backend, TargetView, make_backend
 from ._localise import FLOAT32_FORWARD_NOISE, localise_elements, localise_time
@@ -406,7 +406,7 @@ def _noise_factor(
 ) -> tuple[float, float]:
     """(c, relative noise): c such that one L value is wrong by ~ c u ||w * fn||_2 (docstring)."""
     size = safe_norm(np.concatenate([np.ravel(wi * oi) for wi, oi in zip(s.w, base)]))
-    floor = TOLERANCES["check_roundoff_growth"].rtol
+    floor = CHECK_ROUNDOFF_GROWTH.value
     spacing = NOISE_SPACING
     b = s.backend
     if b.low_precision and not b.float64_reference:
@@ -597,7 +597,7 @@ def check_gradients(
         if backend.framework == "torch":
             raise ValueError(
                 "no input requires grad: mark the tensors to check with .requires_grad_(True) "
-                "(as for torch.autograd.gradcheck)"
+                "(as for torch.autograd.gradcheck); no tensor of inputs has requires_grad=True"
             )
         raise ValueError("inputs contains no float64 array to check")
     reports = []
@@ -682,7 +682,7 @@ def _run(
         options,
         w,
         base if base64 is None else base64,
-        TOLERANCES["check_roundoff_growth"].rtol,
+        CHECK_ROUNDOFF_GROWTH.value,
         rng_v,
         target.time_axis if T is not None else None,
         T,

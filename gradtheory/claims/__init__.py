@@ -100,6 +100,8 @@ def all_claims() -> list[Claim]:
 
 def get_claim(claim_id: str) -> Claim:
     """The claim with this id (ValueError naming the known ids otherwise)."""
+    if not isinstance(claim_id, str):
+        raise TypeError(f"claim_id must be a str, got {type(claim_id).__name__} {claim_id!r}")
     for c in all_claims():
         if c.id == claim_id:
             return c

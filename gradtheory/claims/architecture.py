@@ -41,6 +41,29 @@ from ._numeric import (
     spectral_norm,
 )
 
+# RESIDUAL_ONE_STEP_JACOBIAN_ABS (absolute tolerance): Absolute: J_t vs I + diag(phi'(a)) W, and the
+# singular values of J_t vs [1 - ||J_F||, 1 + ||J_F||]: singular values of 3x3 matrices with O(1)
+# entries: backward error ~ n u ||J||.
+RESIDUAL_ONE_STEP_JACOBIAN_ABS = 1e-13
+# RESIDUAL_SINGULAR_VALUE_PER_STEP (relative tolerance): sigma(dh_T/dh_0) in [(1 - eps)^T, (1 +
+# eps)^T] with relative slack rtol * T: the complex-step oracle and its SVD carry ~ n u relative
+# round-off per factor of the product.
+RESIDUAL_SINGULAR_VALUE_PER_STEP = 1e-12
+# HIGHWAY_CLOSED_GATE_IDENTITY_ABS (absolute tolerance): Absolute: transform gate closed by bias -60
+# (T_t < 1e-23): dh_T/dh_0 = I up to O(1e-23 T ||W||); 1e-14 bounds it with room for the product's
+# rounding.
+HIGHWAY_CLOSED_GATE_IDENTITY_ABS = 1e-14
+# HIGHWAY_OPEN_GATE_JACOBIAN_ABS (absolute tolerance): Absolute: transform gate open (T == 1.0
+# exactly): J_t = diag(1 - F^2) W_F from the model vs recomputed from the same pre-activation summed
+# in a possibly different order: a few u on entries of size ~ max|W_F| <= 1.
+HIGHWAY_OPEN_GATE_JACOBIAN_ABS = 1e-15
+# SYMBOLIC_NONZERO_ABS (absolute tolerance): Absolute threshold for 'this derived expression is not
+# identically zero': it is evaluated with sympy evalf at 30 significant digits at a rational point
+# where every term is O(1) (weights and inputs in [-1.25, 1.25], tanh' in (0, 1]), so evaluation
+# noise is ~1e-30 and a value above 1e-20 is a genuine nonzero (the bidirectional reverse-half
+# derivatives checked this way are ~1e-2 .. 1).
+SYMBOLIC_NONZERO_ABS = 1e-20
+
 __all__ = [
     "bidirectional_causality",
     "highway_gate_substitution",
@@ -208,7 +231,7 @@ def residual_singular_values_hold(case) -> bool:
     res = model.forward(x, h0[None, :])
     J = model.jacobians(res)
     hs = np.concatenate([h0[None, :], res.output], axis=0)
-    tol = TOLERANCES["residual_one_step_jacobian_abs"].rtol  # SVD of 3x3, O(1) entries: ~ n u ||J||
+    tol = RESIDUAL_ONE_STEP_JACOBIAN_ABS  # SVD of 3x3, O(1) entries: ~ n u ||J||
     for t in range(x.shape[0]):
         a = W_ih @ x[t] + W @ hs[t]
         JF = act.grad(a, act.phi(a))[:, None] * W
@@ -229,7 +252,7 @@ def residual_singular_values_hold(case) -> bool:
         rtol=0,
         atol=TOLERANCES["jacobian_product"].rtol * max(1.0, np.abs(oracle).max()),
     )
-    slack = TOLERANCES["residual_singular_value_per_step"].rtol * T
+    slack = RESIDUAL_SINGULAR_VALUE_PER_STEP * T
     return bool(agree and s.max() <= (1 + eps) ** T * (1 + slack) and s.min() >= (1 - eps) ** T * (1 - slack))
 
 
@@ -432,7 +455,7 @@ def bidirectional_causality(d) -> tuple[bool, dict]:
     likewise for the reverse half with :math:`g^b_t`. Holds iff, in both ``direct`` and ``formula``,
     every forward derivative with s > t simplifies to exactly 0 (the forward direction is causal) and
     every reverse derivative with s > t is not identically zero: with :math:`\phi = \tanh` at a
-    rational point its 30-digit value exceeds ``TOLERANCES["symbolic_nonzero_abs"]`` (the output
+    rational point its 30-digit value exceeds ``SYMBOLIC_NONZERO_ABS`` (the output
     y_t sees the future input x_s through the reverse half).
     """
     import sympy as sp
@@ -444,7 +467,7 @@ def bidirectional_causality(d) -> tuple[bool, dict]:
     T = len(xs)
     point = {sym: _BIDIRECTIONAL_POINT[sym.name] for sym in (wf, vf, wb, vb, *xs)}
     z = sp.Dummy("z")
-    floor = TOLERANCES["symbolic_nonzero_abs"].rtol
+    floor = SYMBOLIC_NONZERO_ABS
     ok = T >= 2
     ev: dict = {
         "steps": T,
@@ -598,7 +621,7 @@ def highway_gate_limits_hold(pair) -> bool:
     as the plain RNN's."""
     (closed, xc, hc), (opened, xo, ho) = pair
     P = jacobian_products(closed, xc, hc[None, :])[-1]
-    if not np.allclose(P, np.eye(2), rtol=0, atol=TOLERANCES["highway_closed_gate_identity_abs"].rtol):
+    if not np.allclose(P, np.eye(2), rtol=0, atol=HIGHWAY_CLOSED_GATE_IDENTITY_ABS):
         return False
     J = opened.jacobians(opened.forward(xo, ho[None, :]))
     p = opened.params
@@ -615,7 +638,7 @@ def highway_gate_limits_hold(pair) -> bool:
             J[t],
             (1 - F * F)[:, None] * W_hh[:2],
             rtol=0,
-            atol=TOLERANCES["highway_open_gate_jacobian_abs"].rtol,
+            atol=HIGHWAY_OPEN_GATE_JACOBIAN_ABS,
         ):
             return False
         h = F

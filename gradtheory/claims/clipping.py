@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from .. import clip_grad_norm, clip_grad_value
-from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
+from .._tolerances import UNIT_ROUNDOFF
 from ._core import (
     AuditSettings,
     Findings,
@@ -31,6 +31,26 @@ from ._core import (
     search,
 )
 from ._numeric import derivation, rnn
+
+# CLIP_COEFFICIENT_SPREAD (dimensionless factor): Factor c in spread <= c u |coef|: the same
+# coefficient for every entry: v_k = fl(coef g_k), so where v_k is a normal float the ratios v_k /
+# g_k are coef (1 + d_k)(1 + e_k), |d_k|, |e_k| <= u (product, then division): their spread is <= 4u
+# coef. Where coef g_k underflows into the subnormals the rounding error is absolute, at most half
+# the subnormal spacing 2^-1074 (found by Hypothesis: g = ([1], [2.2e-308]), theta = 1/8).
+CLIP_COEFFICIENT_SPREAD = 4.0
+# CLIP_VS_TORCH (relative tolerance): Norm clipping vs torch.nn.utils.clip_grad_norm_ (entries and
+# total norm), and ||clip(g)|| <= theta (1 + rtol): torch computes the norm in a different order:
+# relative differences ~ n u.
+CLIP_VS_TORCH = 1e-13
+# CLIP_STEP_BOUND (dimensionless factor): Factor c in ||clip(g)||_2 <= theta (1 + c u): in exact
+# arithmetic the clipped norm min(N, theta N / (N + 1e-6)) is below theta; computing the coefficient
+# theta / (N + 1e-6), the products coef g_k and the norm of the result again (scaled by its max
+# entry) adds a few roundings of u beyond that: c = 4.
+CLIP_STEP_BOUND = 4.0
+# CLIP_EXPLODE_GRADIENT_VS_MATRIX_POWER (relative tolerance): BPTT input gradient at the zero fixed
+# point (tanh'(0) = 1, J = W_hh exactly) vs (W^(T-k))^T 1 by matrix_power: the same exact value in a
+# different multiplication order: ~ T n u relative times the condition of the partial products.
+CLIP_EXPLODE_GRADIENT_VS_MATRIX_POWER = 1e-12
 
 __all__ = ["cosine", "gradient_lists", "norm_clipping_keeps_direction"]
 
@@ -94,14 +114,14 @@ def norm_clipping_keeps_direction(case) -> bool:
     ratios = v[normal] / g[normal]
     c = float(np.median(ratios)) if ratios.size else min(max_norm / (total + 1e-6), 1.0)
     sub = nz & ~normal
-    spread = TOLERANCES["clip_coefficient_spread"].rtol
+    spread = CLIP_COEFFICIENT_SPREAD
     parallel = bool(
         np.all(v[~nz] == 0)
         and (ratios.size == 0 or ratios.max() - ratios.min() <= spread * U * abs(c))
         and np.all(np.abs(v[sub] - c * g[sub]) <= spread * U * np.abs(c * g[sub]) + 2.0**-1074)
     )
     # torch computes the norm in a different order: relative differences ~ n u
-    vs_torch = TOLERANCES["clip_vs_torch"].rtol
+    vs_torch = CLIP_VS_TORCH
     agree = np.allclose(v, r, rtol=vs_torch, atol=0) and math.isclose(total, ref_total, rel_tol=vs_torch)
     p = math.inf if norm_type == math.inf else norm_type
     bounded = np.linalg.norm(v, ord=p) <= max_norm * (1 + vs_torch) or np.linalg.norm(v, ord=p) <= np.linalg.norm(
@@ -262,7 +282,7 @@ def clipping_bounds_step(case) -> bool:
     m = np.abs(v).max() if v.size else 0.0
     norm_v = 0.0 if m == 0 else m * float(np.linalg.norm(v / m))
     return bool(
-        norm_v <= max_norm * (1 + TOLERANCES["clip_step_bound"].rtol * U)
+        norm_v <= max_norm * (1 + CLIP_STEP_BOUND * U)
         and norm_clipping_keeps_direction((grads, max_norm, 2.0))
         and (not np.any(g) or np.all(np.sign(v) == np.sign(g)))
     )
@@ -321,7 +341,7 @@ def check_clipping_solves_exploding(settings: AuditSettings) -> Findings:
             np.allclose(
                 g,
                 ref,
-                rtol=TOLERANCES["clip_explode_gradient_vs_matrix_power"].rtol,
+                rtol=CLIP_EXPLODE_GRADIENT_VS_MATRIX_POWER,
                 atol=0,
             )
             and share < 1e-6

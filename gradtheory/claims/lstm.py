@@ -38,6 +38,38 @@ from ._core import (
 )
 from ._numeric import complex_step_state_jacobian, derivation, jacobian_products, norms
 
+# LSTM_CELL_UPDATE_ROUNDOFF (dimensionless factor): Factor c in |write - i g| <= c u (|f c_{t-1}| +
+# |c_t| + 1), entry by entry: c_t = fl(fl(f c) + fl(i g)), then write = fl(c_t - fl(f c)): |write -
+# i g| <= u (2|f c| + |i g| + |c_t| + |write|) + O(u^2) <= 8u (|f c_{t-1}| + |c_t| + 1).
+LSTM_CELL_UPDATE_ROUNDOFF = 8.0
+# GATE_PREACTIVATION_ROUNDOFF (dimensionless factor): Factor c in |a - a'| <= c n u sum|terms|: an
+# LSTM pre-activation W_ih x + W_hh h + b recomputed with its n = I + H + 2 terms summed in another
+# order: each evaluation is within n u sum|terms| of the exact sum, so they differ by <= 2 n u
+# sum|terms|; gates inherit it through sigma' <= 1/4, tanh' <= 1.
+GATE_PREACTIVATION_ROUNDOFF = 2.0
+# GATE_VALUE_ROUNDOFF (dimensionless factor): Factor c in + c u (absolute): on top of the propagated
+# pre-activation difference, the two evaluations of a gate (sigmoid or tanh, values <= 1) round
+# their results, ~ u/2 each.
+GATE_VALUE_ROUNDOFF = 1.0
+# GATE_PRODUCT_ROUNDOFF (dimensionless factor): Factor c in + c u (absolute): the write i g
+# recomputed vs the model's: each side rounds i and g (values <= 1, ~ u/2 each) and their product
+# (u/2): <= 3u in all, 4u with margin.
+GATE_PRODUCT_ROUNDOFF = 4.0
+# LSTM_CELL_GROWTH_ROUNDOFF (dimensionless factor): Factor c in |c_t| <= |c_0| + t + c (t + 1) u
+# (|c_0| + t): the exact bound follows from |f| <= 1 and |i g| <= 1; in float64 c_t = fl(fl(f
+# c_{t-1}) + fl(i g)) adds <= 2u (|c_0| + t) per step, so <= 2u t (|c_0| + t) after t steps (worst
+# case, f == 1.0 every step); c = 4 covers that and the rounding of the comparison itself.
+LSTM_CELL_GROWTH_ROUNDOFF = 4.0
+# FORGET_PRODUCT_PER_FACTOR (relative tolerance): prod_t f_t vs f_min^T and f_max^T (relative slack
+# rtol * T): each product or power rounds ~ once per factor (~ u per factor); 1e-13 per factor is a
+# wide margin.
+FORGET_PRODUCT_PER_FACTOR = 1e-13
+# RNN_NORM_VS_COMPLEX_STEP (relative tolerance): ||dh_T/dh_0||_2 from the product of the RNN's
+# Jacobians vs from the complex-step oracle (T = 60 steps): product round-off ~ T n u kappa plus the
+# drift between the real and the complex trajectories (see unstable_trajectory_drift); 1e-10 allows
+# kappa up to ~ 1e4 as bptt_vs_torch does.
+RNN_NORM_VS_COMPLEX_STEP = 1e-10
+
 sigmoid = ACTIVATIONS["sigmoid"].phi
 
 __all__ = [
@@ -50,8 +82,8 @@ __all__ = [
 ]
 
 # absolute round-off of one float64 gate value (sigmoid/tanh <= 1) and of a gate product i g
-_GATE_ROUNDING = TOLERANCES["gate_value_roundoff"].rtol * UNIT_ROUNDOFF
-_GATE_PRODUCT_ROUNDING = TOLERANCES["gate_product_roundoff"].rtol * UNIT_ROUNDOFF
+_GATE_ROUNDING = GATE_VALUE_ROUNDOFF * UNIT_ROUNDOFF
+_GATE_PRODUCT_ROUNDING = GATE_PRODUCT_ROUNDOFF * UNIT_ROUNDOFF
 
 # ---------------------------------------------------------------------------------------------
 # An independent re-implementation of the gates (plain numpy, torch's equations), the oracle for
@@ -112,7 +144,7 @@ def one_step_gates(params: dict, x: np.ndarray, hs: np.ndarray) -> tuple[dict, n
         ):
             out[k].append(v)
         da.append(
-            TOLERANCES["gate_preactivation_roundoff"].rtol
+            GATE_PREACTIVATION_ROUNDOFF
             * n
             * UNIT_ROUNDOFF
             * (np.abs(W_ih) @ np.abs(x[t]) + np.abs(W_hh) @ np.abs(hs[t]) + b_abs)
@@ -401,11 +433,11 @@ def write_bounded_by_one(case) -> bool:
     write = c[1:] - f * c[:-1]
     # c_t = fl(fl(f c) + fl(i g)), then write = fl(c_t - fl(f c)): |write - i g| <= u (2|f c| + |i g| +
     # |c_t| + |write|) + O(u^2) <= 8u (|f c_{t-1}| + |c_t| + 1), entry by entry
-    tol = TOLERANCES["lstm_cell_update_roundoff"].rtol * UNIT_ROUNDOFF * (np.abs(f * c[:-1]) + np.abs(c[1:]) + 1.0)
+    tol = LSTM_CELL_UPDATE_ROUNDOFF * UNIT_ROUNDOFF * (np.abs(f * c[:-1]) + np.abs(c[1:]) + 1.0)
     ok_write = np.all(np.abs(write - i * g) <= tol) and np.all(np.abs(i * g) <= 1)  # |i|, |g| <= 1 in float64
     t = np.arange(c.shape[0])[:, None]
     # each step adds <= 2u (|c_0| + t) of rounding, so after t steps the slack is <= 2u t (|c_0| + t)
-    growth_slack = TOLERANCES["lstm_cell_growth_roundoff"].rtol * UNIT_ROUNDOFF * (t + 1)
+    growth_slack = LSTM_CELL_GROWTH_ROUNDOFF * UNIT_ROUNDOFF * (t + 1)
     ok_growth = np.all(np.abs(c) <= np.abs(c0)[None, :] + t + growth_slack * (np.abs(c0)[None, :] + t))
     # the model's gates vs torch's equations evaluated in another order, one step at a time from the
     # model's own h_{t-1} (so round-off cannot accumulate along the trajectory): the pre-activations
@@ -421,7 +453,7 @@ def write_bounded_by_one(case) -> bool:
         a = W_ih @ x[s] + W_hh @ hs[s] + b
         f_s, ig_s = sigmoid(a[H : 2 * H]), sigmoid(a[:H]) * np.tanh(a[2 * H : 3 * H])
         mag = np.abs(W_ih) @ np.abs(x[s]) + np.abs(W_hh) @ np.abs(hs[s]) + b_abs
-        da = TOLERANCES["gate_preactivation_roundoff"].rtol * n * UNIT_ROUNDOFF * mag
+        da = GATE_PREACTIVATION_ROUNDOFF * n * UNIT_ROUNDOFF * mag
         agree &= bool(
             np.all(np.abs(f_s - f[s]) <= da[H : 2 * H] / 4 + _GATE_ROUNDING)
             and np.all(np.abs(ig_s - i[s] * g[s]) <= da[:H] / 4 + da[2 * H : 3 * H] + _GATE_PRODUCT_ROUNDING)
@@ -779,7 +811,7 @@ def forget_path_bounds(case) -> bool:
     prod = np.prod(f, axis=0)
     T = f.shape[0]
     lo, hi = f.min(axis=0) ** T, f.max(axis=0) ** T
-    slack = TOLERANCES["forget_product_per_factor"].rtol * T
+    slack = FORGET_PRODUCT_PER_FACTOR * T
     return bool(((f > 0) & (f < 1)).all() and (prod >= lo * (1 - slack)).all() and (prod <= hi * (1 + slack)).all())
 
 
@@ -845,7 +877,7 @@ def lstm_rnn_comparison(settings: AuditSettings) -> tuple[bool, bool, dict]:
         o = complex_step_state_jacobian(r, x, h0)  # oracle for the RNN side: complex-step dh_T/dh_0
         reverified = bool(
             n_lstm[-1] < np.linalg.norm(o, 2)
-            and abs(np.linalg.norm(o, 2) - n_rnn[-1]) <= TOLERANCES["rnn_norm_vs_complex_step"].rtol * n_rnn[-1]
+            and abs(np.linalg.norm(o, 2) - n_rnn[-1]) <= RNN_NORM_VS_COMPLEX_STEP * n_rnn[-1]
         )
         ev["comparison_counterexample"] = {
             "lstm_params": params,

@@ -8,6 +8,7 @@ after reading ``x_0`` (so ``h_n[reverse] == output[0, ..., H:]``).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -155,6 +156,8 @@ class RecurrentModel:
         self.bidirectional = check_bool(bidirectional, "bidirectional")
         self.num_directions = 2 if self.bidirectional else 1
         if params is None:
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+                raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
             rng = np.random.default_rng(seed)
             bound = 1.0 / np.sqrt(self.hidden_size)  # torch's default: U(-1/sqrt(H), 1/sqrt(H))
             params = {k: rng.uniform(-bound, bound, size=s) for k, s in self.param_shapes().items()}
@@ -285,10 +288,19 @@ class RecurrentModel:
 
         For LSTM ``h0`` is a tuple ``(h0, c0)``. Returns a :class:`ForwardResult`.
         """
+        shapes = self.param_shapes()
         for name, value in self._params.items():
+            if not isinstance(value, np.ndarray) or value.shape != shapes[name]:
+                # an entry replaced through the dict (model.params[name] = ...) bypasses the setter
+                raise ValueError(
+                    f"params[{name!r}] must be an array of shape {shapes[name]}, got {type(value).__name__} "
+                    f"of shape {np.shape(value)} (assign model.params = {{...}} to validate a new set)"
+                )
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"params[{name!r}] must be finite, got a non-finite entry (NaN or Inf)")
-        return self._run(x, h0, None, False)
+        result = self._run(x, h0, None, False)
+        _check_finite_states(result)
+        return result
 
     __call__ = forward
 
@@ -335,7 +347,7 @@ class RecurrentModel:
         elif self.batch_first:
             output = np.swapaxes(output, 0, 1)
         return ForwardResult(
-            output=output,
+            output=output.copy(),  # never a view of the trace that backward reads
             h_n=final_states[0],
             c_n=final_states[1] if len(final_states) > 1 else None,
             traces=tuple(traces),
@@ -358,6 +370,28 @@ class RecurrentModel:
             self._prepare_state(h0[1], "h0[1]", B, batched, dtype, allow_complex),
         )
 
+    def _check_result(self, result: Any) -> None:
+        """``result`` must come from a forward of a model with this one's layout (any weights)."""
+        if not isinstance(result, ForwardResult):
+            raise TypeError(f"result must be the ForwardResult of this model's forward, got {type(result).__name__}")
+        LD = self.num_layers * self.num_directions
+        layout = [(type(tr.cell), tr.W_hh.shape, tr.W_ih.shape[1], tr.has_bias) for tr in result.traces]
+        expected = [
+            (
+                type(self._cell),
+                self.layer_params(layer, d).W_hh.shape,
+                self.input_size if layer == 0 else self.num_directions * self.hidden_size,
+                self.bias,
+            )
+            for layer in range(self.num_layers)
+            for d in range(self.num_directions)
+        ]
+        if len(result.traces) != LD or layout != expected or result.batch_first != self.batch_first:
+            raise ValueError(
+                f"result must be the ForwardResult of a {type(self).__name__} with this model's layout "
+                f"(cell, sizes, layers, directions, bias, batch_first); it comes from a different model"
+            )
+
     # -- backward -----------------------------------------------------------------------------
     def backward(
         self,
@@ -375,8 +409,7 @@ class RecurrentModel:
         gradient of the outputs at those steps (plus the final-state terms) with the states
         before them treated as constants. Not defined for bidirectional models.
         """
-        if not isinstance(result, ForwardResult):
-            raise TypeError(f"result must be the ForwardResult of this model's forward, got {type(result).__name__}")
+        self._check_result(result)
         if truncate is not None:
             truncate = check_positive_int(truncate, "truncate")
             if self.bidirectional:
@@ -443,6 +476,12 @@ class RecurrentModel:
                 if P is not None:
                     grads[parametrized_name(k)] = P.vjp(raw[parametrized_name(k)], grads.pop(k))
         ordered = {k: grads[k] for k in self.param_shapes()}
+        for name, value in (*ordered.items(), ("x", dx)):
+            if not (np.isfinite(np.min(value)) and np.isfinite(np.max(value))) if value.size else False:
+                raise FloatingPointError(
+                    f"backward overflowed: the gradient of {name} is not finite although the forward "
+                    f"states and d_output are; scale d_output, x or the weights down"
+                )
         return Gradients(
             params=ordered,
             x=dx,
@@ -462,6 +501,7 @@ class RecurrentModel:
         position ``t`` with respect to the state at position ``t + 1`` (the one it was computed
         from), so indices always follow sequence positions.
         """
+        self._check_result(result)
         layer = check_positive_int(layer, "layer", minimum=0)
         direction = check_positive_int(direction, "direction", minimum=0)
         if layer >= self.num_layers:
@@ -472,6 +512,20 @@ class RecurrentModel:
         if direction == 1:
             J = _flip(J)
         return J if result.batched else J[:, 0]
+
+
+def _check_finite_states(result: ForwardResult) -> None:
+    """Finite inputs and parameters that overflow inside the recurrence (e.g. ReLU with x ~ 1e308)
+    are an error, not a silent inf/NaN output."""
+    for index, tr in enumerate(result.traces):
+        for k, states in enumerate(tr.states):
+            if not (np.isfinite(np.min(states)) and np.isfinite(np.max(states))):
+                name = "h" if k == 0 else "c"
+                raise FloatingPointError(
+                    f"forward overflowed: state {name} of layer/direction {index} is not finite although x, "
+                    f"h0 and params are (input magnitude up to {np.max(np.abs(tr.x)):.3g}); "
+                    f"scale x or the weights down"
+                )
 
 
 class ActivationModel(RecurrentModel):

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_bool, check_positive_int
+from .._validation import as_float_array, check_bool, check_positive_int, check_real
 from .compose import Gradients
 
 __all__ = [
@@ -1030,8 +1030,7 @@ def torch_cell_check_stability(model: Any, x: Any, *, readout: Any = None, neutr
     exponent (no envelope: that theorem is for the Elman cell; those fields are None)."""
     from ..check import StabilityReport
 
-    if not (isinstance(neutral_band, (int, float)) and not isinstance(neutral_band, bool) and neutral_band >= 0):
-        raise ValueError(f"neutral_band must be a float >= 0, got {neutral_band!r}")
+    neutral_band = check_real(neutral_band, "neutral_band", minimum=0.0)
     model = _as_cell_model(model)
     flow = torch_cell_gradient_flow(model, x, readout=readout)
     T = flow.shape[0] - 1

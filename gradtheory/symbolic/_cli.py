@@ -1,7 +1,7 @@
 """``gradtheory derive``: write the derivations as LaTeX, check a directory for drift, build the PDF.
 
 Exit status: 0 written (or up to date); 1 ``--check`` found a difference, or LaTeX failed on the
-document; 2 ``--pdf`` without ``latexmk``/``pdflatex`` on the PATH.
+document; 2 ``--pdf`` without ``latexmk``/``pdflatex`` on the PATH, or ``--out`` not writable.
 """
 
 from __future__ import annotations
@@ -25,9 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._validation import output_directory
     from . import _document
 
     out = Path(args.out)
+    if not args.check:
+        try:
+            output_directory(out, "--out")
+        except ValueError as exc:
+            print(f"gradtheory derive: error: {exc}", file=sys.stderr)
+            return 2
     start = time.perf_counter()
     files = _document.render()
     elapsed = time.perf_counter() - start
@@ -47,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.pdf:
             return 0
     else:
-        _document.write(out, files)
+        try:
+            _document.write(out, files)
+        except OSError as exc:  # e.g. the disk filled up or a file in DIR is read-only
+            print(f"gradtheory derive: error: cannot write to --out {str(out)!r}: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote {len(files)} files to {out} (derived in {elapsed:.1f} s)")
     if args.pdf:
         try:

@@ -3,6 +3,7 @@ one-step Jacobian; parameter counts of RNN, GRU and LSTM as formulas."""
 
 from __future__ import annotations
 
+import numbers
 from functools import cache
 
 import sympy as sp
@@ -44,7 +45,9 @@ def parameter_count(mode: str, input_size, hidden_size, num_layers, directions, 
     Raises
     ------
     ValueError
-        ``mode`` is unknown or ``directions`` is not 1 or 2.
+        ``mode`` is unknown, ``directions`` is not 1 or 2, or a size or ``num_layers`` is below 1.
+    TypeError
+        A size is neither an int nor a sympy.Symbol, or ``bias`` is not a bool.
     """
     if mode not in GATES:
         raise ValueError(f"mode={mode!r} is unknown; expected one of {sorted(GATES)}")
@@ -52,6 +55,13 @@ def parameter_count(mode: str, input_size, hidden_size, num_layers, directions, 
         raise ValueError(f"directions must be 1 or 2, got {directions!r}")
     if not isinstance(bias, (bool, sp.Symbol)):
         raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        if isinstance(value, sp.Symbol):
+            continue
+        if isinstance(value, bool) or not isinstance(value, (numbers.Integral, sp.Integer)):
+            raise TypeError(f"{name} must be an int or a sympy.Symbol, got {type(value).__name__} {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value!r}")
     G = GATES[mode]
     I, H, L, D = (sp.sympify(v) for v in (input_size, hidden_size, num_layers, directions))
     beta = bias if isinstance(bias, sp.Symbol) else sp.Integer(int(bias))

@@ -9,8 +9,22 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gradtheory._tolerances import TOLERANCES
 from gradtheory.claims import clipping as C
+
+# CLIP_THRESHOLD_SCALING (relative tolerance): g = (3, 4), theta = 5 = ||g||: clip_grad_norm's
+# output vs g * 5 / (5 + 1e-6): one addition, one division and one product on each side: ~ 3 u ~
+# 3e-16 relative.
+CLIP_THRESHOLD_SCALING = 1e-15
+# PRINTED_DEGREES (relative tolerance): acos(3 / sqrt 10) in degrees vs the literal 18.434948822922
+# (14 significant digits, itself accurate to ~ 3e-14 relative).
+PRINTED_DEGREES = 1e-12
+# VALUE_CLIP_COSINE_ABS (absolute tolerance): Absolute, on a cosine <= 1: value_clipping_cosine vs
+# (v a + b^2) / (||g|| ||(v, b)||): two norms, a division and a 2-term dot product: ~ 5 u.
+VALUE_CLIP_COSINE_ABS = 1e-15
+# TORCH_CLIP_EPSILON_SHARE (relative tolerance): The clipped share theta / (N + 1e-6) vs 1 / N
+# (theta = 1): torch's epsilon changes it by 1e-6 / N relative (<= 1e-6 for N >= 1; N ~ 6e8 here);
+# round-off adds ~ n u.
+TORCH_CLIP_EPSILON_SHARE = 1e-6
 
 
 def test_norm_clipping_preserves_direction_is_proved(audit):
@@ -35,9 +49,7 @@ def test_torch_epsilon_scales_a_gradient_whose_norm_equals_the_threshold():
 
     (out,), N = clip_grad_norm([np.array([3.0, 4.0])], 5.0)
     assert N == 5.0
-    np.testing.assert_allclose(
-        out, np.array([3.0, 4.0]) * (5.0 / (5.0 + 1e-6)), rtol=TOLERANCES["clip_threshold_scaling"].rtol
-    )
+    np.testing.assert_allclose(out, np.array([3.0, 4.0]) * (5.0 / (5.0 + 1e-6)), rtol=CLIP_THRESHOLD_SCALING)
     assert np.linalg.norm(out) < 5.0
 
 
@@ -53,9 +65,7 @@ def test_value_clipping_preserves_direction_is_refuted(audit):
 def test_value_clipping_counterexample_turns_by_18_degrees():
     """The audit's counterexample: g = (1, 2), v = 1 -> (1, 1); cos = 3 / sqrt(10), 18.43 degrees."""
     assert C.value_clipping_cosine((np.array([1.0, 2.0]), 1.0)) == 3 / math.sqrt(10)
-    assert math.degrees(math.acos(3 / math.sqrt(10))) == pytest.approx(
-        18.434948822922, rel=TOLERANCES["printed_degrees"].rtol
-    )
+    assert math.degrees(math.acos(3 / math.sqrt(10))) == pytest.approx(18.434948822922, rel=PRINTED_DEGREES)
 
 
 @example(50.0, 0.5, 0.5)
@@ -71,7 +81,7 @@ def test_value_clipping_turns_a_gradient_with_one_clamped_entry(a, b_frac, v_fra
     (out,) = clip_grad_value([g], v)
     np.testing.assert_array_equal(out, [v, b])
     closed = (v * a + b * b) / (math.hypot(a, b) * math.hypot(v, b))
-    assert abs(C.value_clipping_cosine((g, v)) - closed) <= TOLERANCES["value_clip_cosine_abs"].rtol
+    assert abs(C.value_clipping_cosine((g, v)) - closed) <= VALUE_CLIP_COSINE_ABS
     assert closed <= 1.0
 
 
@@ -91,9 +101,7 @@ def test_clipping_an_exploding_gradient_scales_the_recent_signal_to_nothing():
     g = C.input_gradients(W)
     np.testing.assert_array_equal(g[-1], [1.0, 1.0])
     np.testing.assert_array_equal(g[0], [0.0, 2.0**29])
-    assert C.last_step_share_after_clipping(W) == pytest.approx(
-        1 / np.linalg.norm(g), rel=TOLERANCES["torch_clip_epsilon_share"].rtol
-    )
+    assert C.last_step_share_after_clipping(W) == pytest.approx(1 / np.linalg.norm(g), rel=TORCH_CLIP_EPSILON_SHARE)
     assert C.last_step_share_after_clipping(W) < 2e-9
 
 

@@ -18,6 +18,38 @@ from gradtheory.claims import rnn as C
 from gradtheory.claims._numeric import jacobian_products, norms, rnn, spectral_norm, spectral_radius
 from gradtheory.models.activations import ACTIVATIONS
 
+# FIXED_POINT_POWER_PER_FACTOR (relative tolerance): Powers of a fixed 2x2 matrix J* (dh_t/dh_0 =
+# J*^t at a fixed point): relative round-off ~ t * 4u per factor; slack rtol (t + 1).
+FIXED_POINT_POWER_PER_FACTOR = 1e-13
+# FIXED_POINT_TRAJECTORY_DRIFT (dimensionless factor): Factor in slack = ... + rtol ||J*||^t: the
+# drift of an unstable trajectory from the fixed point, ~ u * ||J*||^t (see
+# unstable_trajectory_drift); 1e-15 ~ 9 u.
+FIXED_POINT_TRAJECTORY_DRIFT = 1e-15
+# EIGVALS_2X2_ABS (absolute tolerance): Absolute: rho(W_BELOW) for the fixed W_BELOW = [[2, -2],
+# [1.5, -1.5]] (eigenvalues 0 and 1/2, rank 1) from LAPACK's eig vs 1/2: first-order error <=
+# cond(lambda) u ||W||_2 ~ 7 * 3.5 u ~ 3e-15 in the worst case; 4e-15 is that bound rounded up.
+EIGVALS_2X2_ABS = 4e-15
+# FIXED_POINT_RADIUS_TRACE (relative tolerance): rho(J*) of a rank-1 2x2 matrix (det = 0) from
+# LAPACK's eig vs its trace 2 - 1.5 tanh'(1): eigenvalue error ~ cond(lambda) u ||J*||, ||J*|| /
+# rho(J*) ~ 3: ~ 10 u relative.
+FIXED_POINT_RADIUS_TRACE = 1e-14
+# PRINTED_SIX_DIGITS (relative tolerance): A value quoted to 6 significant digits (3.46194e8, as in
+# the claim's statement): the literal is itself only accurate to ~ 1.5e-6 relative.
+PRINTED_SIX_DIGITS = 1e-5
+# SATURATED_FIXED_POINT_POWER (relative tolerance): ||dh_60/dh_0|| at a fixed point where dh_t/dh_0
+# = (q I)^t vs q^60: 60 products of diagonal 2x2 matrices, one rounding each (~ 60 u ~ 7e-15
+# relative) on a contracting trajectory (no drift growth); 1e-12 as jacobian_product.
+SATURATED_FIXED_POINT_POWER = 1e-12
+# SIGMOID_FIXED_POINT_POWER (relative tolerance): Sigmoid RNN at c* = 1/2: dc_t/dc_0 = diag(0,
+# 5/4)^t exactly (sigma'(0) = 1/4); the 60 float products and the complex-step oracle round about
+# once per step: ~ 60 u ~ 7e-15 relative; 1e-13 is a margin of ~ 15.
+SIGMOID_FIXED_POINT_POWER = 1e-13
+# SIGMOID_FIXED_POINT_PRODUCT (relative tolerance): Relative, and absolute times ||W/4||^5: the
+# product of 5 one-step Jacobians W/4 (exact: sigma'(0) = 1/4) accumulated step by step vs
+# matrix_power: the same value in a different order; ~ 5 n u times the condition of the partial
+# products (entries can cancel, hence the absolute term scaled by the norm bound of W^5 / 4^5).
+SIGMOID_FIXED_POINT_PRODUCT = 1e-12
+
 STEPS = C.STEPS
 
 
@@ -95,13 +127,13 @@ def test_spectral_radius_below_one_does_not_imply_vanishing():
     input x = a* - W_hh tanh(a*) with a* = (0, 1), h_0 = tanh(a*): the state stays put, every one-step
     Jacobian is diag(1, 1 - tanh(1)^2) W_hh with spectral radius 1.370 > 1, and ||dh_60/dh_0||_2 =
     3.46e8 (model Jacobians and complex step agree)."""
-    assert spectral_radius(W_BELOW) == pytest.approx(0.5, abs=TOLERANCES["eigvals_2x2_abs"].rtol)
+    assert spectral_radius(W_BELOW) == pytest.approx(0.5, abs=EIGVALS_2X2_ABS)
     run = C.fixed_point_run(W_BELOW, A_BELOW)
     J = C.fixed_point_jacobian(W_BELOW, A_BELOW)
     assert spectral_radius(J) == pytest.approx(
-        2.0 - 1.5 * (1 - np.tanh(1.0) ** 2), rel=TOLERANCES["fixed_point_radius_trace"].rtol
+        2.0 - 1.5 * (1 - np.tanh(1.0) ** 2), rel=FIXED_POINT_RADIUS_TRACE
     )  # trace; det = 0
-    assert run["norms"][-1] == pytest.approx(3.46194e8, rel=TOLERANCES["printed_six_digits"].rtol)
+    assert run["norms"][-1] == pytest.approx(3.46194e8, rel=PRINTED_SIX_DIGITS)
     assert np.all(np.diff(run["norms"][1:]) > 0)  # grows at every step
     assert C._oracle_agrees(run)
 
@@ -117,10 +149,7 @@ def test_gradient_at_a_fixed_point_grows_like_the_spectral_radius_of_its_jacobia
     for t, n in enumerate(run["norms"]):
         # powers of a fixed 2x2 matrix: relative round-off ~ t * 4u per factor, plus the drift
         # of an unstable trajectory ~ u * ||J*||^t (see rnn._oracle_agrees)
-        slack = (
-            TOLERANCES["fixed_point_power_per_factor"].rtol * (t + 1)
-            + TOLERANCES["fixed_point_trajectory_drift"].rtol * norm**t
-        )
+        slack = FIXED_POINT_POWER_PER_FACTOR * (t + 1) + FIXED_POINT_TRAJECTORY_DRIFT * norm**t
         assert rho**t * (1 - slack) <= n <= norm**t * (1 + slack) + 1e-300
 
 
@@ -141,7 +170,7 @@ def test_spectral_radius_above_one_can_vanish_by_saturation():
     0.630 I, so ||dh_60/dh_0||_2 = 0.630^60 = 9.2e-13."""
     run = C.fixed_point_run(W_ABOVE, A_ABOVE)
     q = 1.5 * (1 - np.tanh(1.0) ** 2)
-    assert run["norms"][-1] == pytest.approx(q**STEPS, rel=TOLERANCES["saturated_fixed_point_power"].rtol)
+    assert run["norms"][-1] == pytest.approx(q**STEPS, rel=SATURATED_FIXED_POINT_POWER)
     assert run["norms"][-1] < 1e-12
 
 
@@ -234,7 +263,7 @@ def test_sigmoid_rnn_gradient_grows_when_recurrent_norm_exceeds_four():
     run = C.fixed_point_run(W_SIG, np.zeros(2), "sigmoid")
     np.testing.assert_array_equal(run["x"], [0.0, -2.5])
     np.testing.assert_array_equal(run["h0"], [0.5, 0.5])
-    tol = TOLERANCES["sigmoid_fixed_point_power"].rtol
+    tol = SIGMOID_FIXED_POINT_POWER
     assert run["norms"][-1] == pytest.approx(1.25**STEPS, rel=tol)
     np.testing.assert_allclose(run["oracle"], np.diag([0.0, 1.25**STEPS]), rtol=tol)
 
@@ -245,7 +274,7 @@ def test_sigmoid_fixed_point_at_one_half_multiplies_gradients_by_w_over_four(W, 
     """At c* = 1/2 (a* = 0) every one-step Jacobian of the sigmoid RNN is W_rec / 4."""
     np.testing.assert_array_equal(C.fixed_point_jacobian(W, a_star, "sigmoid"), W / 4)
     run = C.fixed_point_run(W, a_star, "sigmoid", steps=5)
-    tol = TOLERANCES["sigmoid_fixed_point_product"].rtol
+    tol = SIGMOID_FIXED_POINT_PRODUCT
     np.testing.assert_allclose(
         run["P"][-1], np.linalg.matrix_power(W / 4, 5), rtol=tol, atol=tol * np.linalg.norm(W / 4, 2) ** 5
     )

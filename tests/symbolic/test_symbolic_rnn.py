@@ -15,6 +15,10 @@ from gradtheory.symbolic import derive
 from gradtheory.symbolic._elman import EXACT_ACTIVATIONS, bptt_by_formula, elman_step, model_point
 from gradtheory.symbolic.scalar import STEPS as SCALAR_STEPS
 
+# SEED004_CONTRACTION_PRODUCT (relative tolerance): ||P|| <= (s/4)^(k-t) (1 + rtol):
+# submultiplicativity (exact); round-off in the float product ~ (k-t) n u relative.
+SEED004_CONTRACTION_PRODUCT = 1e-12
+
 EXACT = TOLERANCES["exact_vs_bptt"].rtol
 
 
@@ -139,10 +143,7 @@ def test_seed004_gradient_of_E_k_is_the_sum_of_products_of_sigmoid_jacobians(cas
     P = np.eye(model.hidden_size)
     for t in range(k, -1, -1):
         # ||P|| <= (s/4)^(k-t): submultiplicativity; round-off in the product ~ (k-t) n u relative.
-        assert (
-            np.linalg.norm(P, 2)
-            <= (s / threshold) ** (k - t) * (1 + TOLERANCES["seed004_contraction_product"].rtol) + 1e-300
-        )
+        assert np.linalg.norm(P, 2) <= (s / threshold) ** (k - t) * (1 + SEED004_CONTRACTION_PRODUCT) + 1e-300
         P = P @ Js[t]
 
 

@@ -21,6 +21,40 @@ from gradtheory.symbolic.activation_bounds import phi_prime
 from gradtheory.symbolic.linear_rnn import jordan_power, transient_example
 from gradtheory.symbolic.norm_bound import bound, threshold
 
+# ACTIVATION_DERIVATIVE (relative tolerance): Relative part: phi' from Activation.grad(a, h) vs
+# SymPy's lambdified phi'(a): 1 - tanh^2 from h vs sech^2 from a: cancellation near saturation,
+# error ~ u / |1 - h^2| * |1 - h^2| ~ u.
+ACTIVATION_DERIVATIVE = 1e-12
+# ACTIVATION_DERIVATIVE_ABS (absolute tolerance): Absolute part of activation_derivative: where phi'
+# is tiny (saturation) the cancellation in 1 - h^2 makes the relative error large but the absolute
+# error stays ~ u (values <= gamma <= 1); 1e-15 ~ 9 u.
+ACTIVATION_DERIVATIVE_ABS = 1e-15
+# JORDAN_BLOCK_POWER (relative tolerance): Relative, and absolute times max(1, max|ref|): [[l, a],
+# [0, l]]^m closed form vs matrix_power: m-fold products of O(1) numbers (m <= 12): relative error ~
+# m u in the largest entry.
+JORDAN_BLOCK_POWER = 1e-13
+# GELFAND_RADIUS_SLACK (relative tolerance): rho(W) (1 - rtol) <= ||W^m||^(1/m): eigenvalues of a
+# non-normal W are ill-conditioned (a defective eigenvalue moves by ~ sqrt(u) ~ 1e-8 under an O(u)
+# perturbation): allow 1e-6 relative slack on rho.
+GELFAND_RADIUS_SLACK = 1e-6
+# GELFAND_RADIUS_SLACK_ABS (absolute tolerance): Absolute slack on ||W^m||^(1/m) in the same
+# inequality: for (nearly) nilpotent draws W^m is zero up to round-off of size ~ m u ||W||^m, and
+# the m-th root of that is not relatively accurate; 1e-12 absolute.
+GELFAND_RADIUS_SLACK_ABS = 1e-12
+# TRANSIENT_EXAMPLE_NORM_ABS (absolute tolerance): Absolute: ||W_ex||_2 from SymPy (exact, one
+# conversion to float) vs numpy's SVD of the 2x2 matrix with entries <= 1: backward-stable SVD, ~ u
+# ||W_ex|| each (||W_ex|| ~ 1.5), a couple of u in all.
+TRANSIENT_EXAMPLE_NORM_ABS = 2e-15
+# TRANSIENT_EXAMPLE_M_STAR_ABS (absolute tolerance): Absolute: m* = -1/ln(9/10) ~ 9.49 from SymPy
+# (converted to float) vs numpy: one log and one division, ~ 2 u * 9.5 ~ 2e-15; 1e-12 is a wide
+# margin.
+TRANSIENT_EXAMPLE_M_STAR_ABS = 1e-12
+# SYMBOLIC_CLIP_NORM (relative tolerance): Relative to max(||g||, 1): ||factor(r, theta) g|| vs the
+# derived min(||g||, theta), the cosine of clip(g) and g, and torch's clip_grad_norm_ beyond its
+# 1e-6 epsilon term: a norm of N <= 6 entries, one division and a product: ~ (N + 3) u ~ 1e-15;
+# 1e-14 leaves a margin.
+SYMBOLIC_CLIP_NORM = 1e-14
+
 PRODUCT = TOLERANCES["jacobian_product"].rtol
 
 
@@ -47,8 +81,8 @@ def test_derived_derivative_equals_activation_grad_and_is_bounded_by_gamma(name,
     np.testing.assert_allclose(
         numeric,
         derived,
-        rtol=TOLERANCES["activation_derivative"].rtol,
-        atol=TOLERANCES["activation_derivative_abs"].rtol,
+        rtol=ACTIVATION_DERIVATIVE,
+        atol=ACTIVATION_DERIVATIVE_ABS,
     )
     assert np.all(np.abs(numeric) <= float(gamma(name)))
 
@@ -99,7 +133,7 @@ def test_jordan_block_power_closed_form_equals_matrix_power(lam, alpha, m):
     got = np.array(f(lam, alpha, m), dtype=float) if m > 0 else np.eye(2)
     ref = np.linalg.matrix_power(np.array([[lam, alpha], [0, lam]]), m)
     # m-fold products of O(1) numbers: relative error ~ m u in the largest entry.
-    tol = TOLERANCES["jordan_block_power"].rtol
+    tol = JORDAN_BLOCK_POWER
     np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * max(1.0, np.abs(ref).max()))
 
 
@@ -120,7 +154,7 @@ def test_linear_rnn_jacobian_product_is_a_matrix_power_and_gelfand_bounds_hold(n
         np.testing.assert_allclose(P, Wm, rtol=0, atol=PRODUCT * max(1.0, norm) ** m)
         nm = np.linalg.norm(Wm, 2) ** (1 / m)
         # eigenvalues of a non-normal W are ill-conditioned: allow 1e-6 relative slack on rho
-        slack, slack_abs = TOLERANCES["gelfand_radius_slack"].rtol, TOLERANCES["gelfand_radius_slack_abs"].rtol
+        slack, slack_abs = GELFAND_RADIUS_SLACK, GELFAND_RADIUS_SLACK_ABS
         assert rho * (1 - slack) <= nm + slack_abs and nm <= norm * (1 + PRODUCT)
 
 
@@ -129,10 +163,10 @@ def test_non_normal_transient_growth_example():
     ex = transient_example()
     W = np.array(ex["W"].tolist(), dtype=float)
     assert float(ex["radius"]) == np.max(np.abs(np.linalg.eigvals(W))) < 1
-    assert abs(float(ex["norm"]) - np.linalg.norm(W, 2)) <= TOLERANCES["transient_example_norm_abs"].rtol
+    assert abs(float(ex["norm"]) - np.linalg.norm(W, 2)) <= TRANSIENT_EXAMPLE_NORM_ABS
     norms = [np.linalg.norm(np.linalg.matrix_power(W, m), 2) for m in range(1, 200)]
     assert ex["m_peak"] == 9 and norms[8] >= float(ex["peak"]) > 3.8
-    assert abs(float(ex["m_star"]) - (-1 / np.log(0.9))) < TOLERANCES["transient_example_m_star_abs"].rtol
+    assert abs(float(ex["m_star"]) - (-1 / np.log(0.9))) < TRANSIENT_EXAMPLE_M_STAR_ABS
     assert norms[-1] < 1e-6
 
 
@@ -149,7 +183,7 @@ def test_norm_clipping_caps_the_norm_and_keeps_the_direction(values, theta):
     g = np.array(values)
     r = np.linalg.norm(g)
     clipped = factor(r, theta) * g if r > 0 else g
-    clip_tol = TOLERANCES["symbolic_clip_norm"].rtol
+    clip_tol = SYMBOLIC_CLIP_NORM
     assert abs(np.linalg.norm(clipped) - (norm_f(r, theta) if r > 0 else 0.0)) <= clip_tol * max(r, 1.0)
     if r > 0:
         assert float(clipped @ g) >= (1 - clip_tol) * np.linalg.norm(clipped) * r
