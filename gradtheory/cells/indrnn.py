@@ -19,41 +19,25 @@ from typing import Any
 
 import numpy as np
 
-from ..models.activations import Activation, get_activation
+from ..models.activations import Activation
 from ..models.compose import ActivationModel
 from ._base import DIAGONAL, CellSpec, torch_activation
+from .rnn import ElmanCell
 
 __all__ = ["SPEC", "IndRNN", "IndRNNCell", "derive"]
 
 
-class IndRNNCell:
-    """h_t = phi(W_ih x_t + b_ih + u * h_{t-1} + b_hh). Gates: 1; state: (h,); weight_hh: u (H,)."""
+class IndRNNCell(ElmanCell):
+    """h_t = phi(W_ih x_t + b_ih + u * h_{t-1} + b_hh). Gates: 1; state: (h,); weight_hh: u (H,).
+
+    The step and its backward are the Elman cell's (phi of gi + gh; the scan pulls da back through u
+    elementwise to h_{t-1}); the recurrence, the default activation and the Jacobian differ."""
 
     name = "indrnn"
-    gates = 1
-    gate_names: tuple[str, ...] = ("h",)
-    n_states = 1
-    additive = True  # the step uses gi and gh only through gi + gh
     recurrence = DIAGONAL
 
     def __init__(self, activation: str | Activation = "relu"):
-        self.activation = get_activation(activation)
-
-    @property
-    def rational(self) -> bool:
-        """True when every operation of the step is rational (identity, relu)."""
-        return self.activation.name in ("identity", "relu")
-
-    def step(self, gi, gh, state):
-        a = gi + gh
-        h = self.activation.phi(a)
-        return (h,), (a, h)
-
-    def step_backward(self, d_state, cache):
-        a, h = cache
-        (dh,) = d_state
-        da = dh * self.activation.grad(a, h)
-        return da, da, (None,)  # the scan pulls da back through u (elementwise) to h_{t-1}
+        super().__init__(activation)
 
     def step_jacobian(self, cache, W_hh):
         """diag(phi'(a_t) * u): (B, H, H), zero off the diagonal."""
@@ -63,10 +47,6 @@ class IndRNNCell:
         idx = np.arange(d.shape[-1])
         J[:, idx, idx] = d
         return J
-
-    def equations(self, gi: list, gh: list, prev: tuple, ops: Any) -> tuple[tuple[list, ...], dict]:
-        """Independent scalar form (oracles, SymPy): h_n = phi(gi_n + gh_n), gh_n = u_n h_{t-1,n}."""
-        return ([ops.phi(p + q) for p, q in zip(gi, gh)],), {}
 
     def torch_step(self, gi: Any, gh: Any, state: tuple) -> tuple:
         """The step in torch operations (the torch twin; gh = u * h_{t-1} + b_hh)."""
