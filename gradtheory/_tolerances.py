@@ -10,8 +10,7 @@ Three kinds, three types (frozen; no arithmetic between them):
 
 Only what several files use lives here (unit round-off, the oracle comparisons, the checker's
 factors). A tolerance used by one test or check is a named constant next to it, with its
-derivation. ``TOLERANCES`` below is the old string-keyed table, being dismantled: its remaining
-entries move to their single users; do not add to it.
+derivation.
 """
 
 from __future__ import annotations
@@ -34,8 +33,6 @@ __all__ = [
     "CHECK_ROUNDOFF_GROWTH",
     "CHECK_ANALYTIC_ROUNDOFF",
     "CHECK_SAFETY",
-    "Tolerance",
-    "TOLERANCES",
 ]
 
 UNIT_ROUNDOFF = 2.0**-53
@@ -153,51 +150,3 @@ CHECK_SAFETY = Factor(
     "|a - D| / tolerance has median 0.018, 99.9% quantile 0.11, max 0.20, i.e. |a - D| <= 2 "
     "estimates everywhere: zero false alarms with a margin of 5.",
 )
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """An entry of the old table (``rtol`` held relative, absolute and dimensionless values alike)."""
-
-    rtol: float
-    reason: str
-
-
-def _entry(tol: RelTol | AbsTol | Factor) -> Tolerance:
-    return Tolerance(tol.value, tol.reason)
-
-
-TOLERANCES: dict[str, Tolerance] = {
-    # --- models vs torch and the derivative oracles (shared by tests, symbolic checks, claims) ---
-    "forward_vs_torch": _entry(FORWARD_VS_TORCH),
-    "bptt_vs_torch": _entry(BPTT_VS_TORCH),
-    "bptt_vs_complex_step": _entry(BPTT_VS_COMPLEX_STEP),
-    "jacobian_product": _entry(JACOBIAN_PRODUCT),
-    "exact_vs_bptt": _entry(EXACT_VS_BPTT),
-    # --- gradtheory.check: factors in the checker's tolerance (see gradtheory/check.py), calibrated
-    # on benchmarks/bench_checker.py. Their rtol field holds a dimensionless factor, not a tolerance.
-    "check_roundoff_growth": _entry(CHECK_ROUNDOFF_GROWTH),
-    "check_analytic_roundoff": _entry(CHECK_ANALYTIC_ROUNDOFF),
-    "check_safety": _entry(CHECK_SAFETY),
-    # ============================================================================================
-    # Test- and audit-local tolerances. Unless the reason says otherwise ``rtol`` is a relative
-    # tolerance. Entries whose name ends in ``_abs`` hold an absolute tolerance (on the quantity
-    # named in the reason; on natural logs of norms an absolute e is a relative error ~e in the
-    # norm). Entries whose reason gives a formula ``c * ... * u`` hold the dimensionless factor c
-    # (u = UNIT_ROUNDOFF), as the check_* entries above do.
-    # ============================================================================================
-    # --- bounds: spectra, envelope, Lyapunov exponents (tests/test_bounds.py) ---
-    "log_value_rounding": _entry(LOG_VALUE_ROUNDING),
-    # --- stability checker (gradtheory/check.py check_stability, tests/test_check_stability.py) ---
-    # --- gradient flow on logs of norms (tests/test_gradient_flow.py) ---
-    # --- oracles (tests/test_oracles.py) ---
-    # --- models vs oracles (tests/test_models_oracles.py) ---
-    # --- clipping (tests/test_clipping.py) ---
-    # --- symbolic derivations vs models (tests/symbolic/) ---
-    # --- claims audit: RNN (gradtheory/claims/rnn.py, tests/claims/test_rnn.py) ---
-    "norm_bound_per_factor": _entry(NORM_BOUND_PER_FACTOR),
-    # --- claims audit: LSTM (gradtheory/claims/lstm.py, tests/claims/test_lstm.py) ---
-    "lstm_saturated_cell_identity_abs": _entry(LSTM_SATURATED_CELL_IDENTITY),
-    # --- claims audit: residual / highway (gradtheory/claims/architecture.py) ---
-    # --- claims audit: clipping (gradtheory/claims/clipping.py, tests/claims/) ---
-}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradtheory._tolerances import TOLERANCES
+from gradtheory._tolerances import RelTol
 
 
 def rel_error(actual, expected) -> float:
@@ -25,10 +25,12 @@ def robust_norm(*arrays) -> float:
     return 0.0 if m == 0.0 else float(m * np.sqrt(np.sum((flat / m) ** 2)))
 
 
-def assert_rel(actual, expected, key: str, what: str = "") -> None:
-    rtol = TOLERANCES[key].rtol
+def assert_rel(actual, expected, tol: RelTol, what: str = "") -> None:
+    """Norm-wise relative comparison against a shared relative tolerance (its reason in _tolerances)."""
+    if not isinstance(tol, RelTol):
+        raise TypeError(f"tol must be a RelTol (a relative tolerance), got {type(tol).__name__}")
     err = rel_error(actual, expected)
-    assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:.0e} ({key})"
+    assert err <= tol.value, f"{what}: relative error {err:.3e} > {tol.value:.0e}"
 
 
 def torch_run(module, x, h0, d_output, d_h_n, d_c_n=None):

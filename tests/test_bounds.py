@@ -27,7 +27,7 @@ from sympy.calculus.util import maximum
 
 import gradtheory as gt
 from gradtheory import strategies as gst
-from gradtheory._tolerances import TOLERANCES
+from gradtheory._tolerances import LOG_VALUE_ROUNDING
 from gradtheory._tolerances import UNIT_ROUNDOFF as u
 from gradtheory.bounds import (
     envelope,
@@ -169,7 +169,7 @@ def test_envelope_is_attained_by_scaled_orthogonal_linear_rnn(Q, s, T):
     env = envelope(s * Q, "identity", T)
     # per step: one gemv (n + 1) u, the renormalisation u, SVD of s Q (n u) -> 8 (n + 2) u per step
     steps = T - np.arange(T + 1)
-    per_step, log_rounding = ENVELOPE_EQUALITY_PER_STEP, TOLERANCES["log_value_rounding"].rtol
+    per_step, log_rounding = ENVELOPE_EQUALITY_PER_STEP, LOG_VALUE_ROUNDING.value
     atol = per_step * (4 + 2) * u * T + log_rounding * u * abs(env[-1])  # n = 4
     np.testing.assert_allclose(flow - flow[-1], env[steps], rtol=0, atol=atol)
 

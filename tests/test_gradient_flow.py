@@ -26,7 +26,7 @@ from hypothesis.extra import numpy as hnp
 
 import gradtheory as gt
 from gradtheory import strategies as gst
-from gradtheory._tolerances import TOLERANCES
+from gradtheory._tolerances import LOG_VALUE_ROUNDING
 from gradtheory._tolerances import UNIT_ROUNDOFF as u
 from gradtheory.bounds import gradient_flow, lyapunov_exponent
 
@@ -56,7 +56,7 @@ LYAPUNOV_RENORMALISATION_INTERVAL = 8.0
 # error ~e in ||g||); their error analysis is in gradtheory/_tolerances.py.
 LOG_BPTT = LOG_BPTT_ABS  # gradient_flow vs model.backward
 LOG_MPMATH_PER_STEP = LOG_MPMATH_PER_STEP * u  # float64 vs 40 digits, per step
-LOG_ROUNDING = TOLERANCES["log_value_rounding"].rtol  # c in c u |ln||g|||: a float64 log's own rounding
+LOG_ROUNDING = LOG_VALUE_ROUNDING.value  # c in c u |ln||g|||: a float64 log's own rounding
 
 
 def _log_norms(rows):

@@ -19,6 +19,7 @@ from hypothesis.extra import numpy as hnp
 
 import gradtheory as gt
 from gradtheory import strategies as gst
+from gradtheory._tolerances import BPTT_VS_TORCH, FORWARD_VS_TORCH
 
 _ELEM = gst.reals(2.0)
 
@@ -64,12 +65,12 @@ def test_forward_equals_torch_twin(case):
             out, hn = module(torch.from_numpy(x), tuple(torch.from_numpy(v) for v in h0))
         else:
             out, hn = module(torch.from_numpy(x), torch.from_numpy(h0))
-    assert_rel(res.output, out.numpy(), "forward_vs_torch", "output")
+    assert_rel(res.output, out.numpy(), FORWARD_VS_TORCH, "output")
     if isinstance(hn, tuple):
-        assert_rel(res.h_n, hn[0].numpy(), "forward_vs_torch", "h_n")
-        assert_rel(res.c_n, hn[1].numpy(), "forward_vs_torch", "c_n")
+        assert_rel(res.h_n, hn[0].numpy(), FORWARD_VS_TORCH, "h_n")
+        assert_rel(res.c_n, hn[1].numpy(), FORWARD_VS_TORCH, "c_n")
     else:
-        assert_rel(res.h_n, hn.numpy(), "forward_vs_torch", "h_n")
+        assert_rel(res.h_n, hn.numpy(), FORWARD_VS_TORCH, "h_n")
         assert res.c_n is None
 
 
@@ -83,14 +84,14 @@ def test_bptt_equals_torch_autograd(case):
     _, _, t_grads, t_dx, t_dh0 = torch_run(module, x, h0, d_out, d_hn, d_cn)
     assert list(grads.params) == list(t_grads), "parameter names and order follow torch"
     for name, g in t_grads.items():
-        assert_rel(grads.params[name], g, "bptt_vs_torch", name)
-    assert_rel(grads.x, t_dx, "bptt_vs_torch", "x")
+        assert_rel(grads.params[name], g, BPTT_VS_TORCH, name)
+    assert_rel(grads.x, t_dx, BPTT_VS_TORCH, "x")
     if h0 is not None:
         if isinstance(h0, tuple):
-            assert_rel(grads.h0, t_dh0[0], "bptt_vs_torch", "h0")
-            assert_rel(grads.c0, t_dh0[1], "bptt_vs_torch", "c0")
+            assert_rel(grads.h0, t_dh0[0], BPTT_VS_TORCH, "h0")
+            assert_rel(grads.c0, t_dh0[1], BPTT_VS_TORCH, "c0")
         else:
-            assert_rel(grads.h0, t_dh0, "bptt_vs_torch", "h0")
+            assert_rel(grads.h0, t_dh0, BPTT_VS_TORCH, "h0")
 
 
 @pytest.mark.parametrize("mode", ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"])
@@ -201,12 +202,12 @@ def test_every_configuration_matches_torch_forward_and_backward(family, num_laye
     res = model.forward(x, h0)
     grads = model.backward(res, d_out, d_hn, d_cn)
     out, hn, t_grads, t_dx, t_dh0 = torch_run(module, x, h0, d_out, d_hn, d_cn)
-    assert_rel(res.output, out, "forward_vs_torch", "output")
-    assert_rel(res.h_n, hn[0] if family == "lstm" else hn, "forward_vs_torch", "h_n")
+    assert_rel(res.output, out, FORWARD_VS_TORCH, "output")
+    assert_rel(res.h_n, hn[0] if family == "lstm" else hn, FORWARD_VS_TORCH, "h_n")
     for name, g in t_grads.items():
-        assert_rel(grads.params[name], g, "bptt_vs_torch", name)
-    assert_rel(grads.x, t_dx, "bptt_vs_torch", "x")
-    assert_rel(grads.h0, t_dh0[0] if family == "lstm" else t_dh0, "bptt_vs_torch", "h0")
+        assert_rel(grads.params[name], g, BPTT_VS_TORCH, name)
+    assert_rel(grads.x, t_dx, BPTT_VS_TORCH, "x")
+    assert_rel(grads.h0, t_dh0[0] if family == "lstm" else t_dh0, BPTT_VS_TORCH, "h0")
     if family == "lstm":
-        assert_rel(res.c_n, hn[1], "forward_vs_torch", "c_n")
-        assert_rel(grads.c0, t_dh0[1], "bptt_vs_torch", "c0")
+        assert_rel(res.c_n, hn[1], FORWARD_VS_TORCH, "c_n")
+        assert_rel(grads.c0, t_dh0[1], BPTT_VS_TORCH, "c0")

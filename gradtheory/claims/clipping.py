@@ -105,7 +105,7 @@ def norm_clipping_keeps_direction(case) -> bool:
     r = np.concatenate([a.ravel() for a in ref])
     # the same coefficient for every entry: v_k = fl(c g_k), so where v_k is a normal float the ratios
     # v_k / g_k are c (1 + d_k)(1 + e_k), |d_k|, |e_k| <= u (product, then division): their spread is
-    # <= 4u c (TOLERANCES['clip_coefficient_spread']). Where c g_k underflows into the subnormals the rounding error is absolute, at most half
+    # <= 4u c (CLIP_COEFFICIENT_SPREAD above). Where c g_k underflows into the subnormals the rounding error is absolute, at most half
     # the subnormal spacing 2^-1074 (found by Hypothesis: g = ([1], [2.2e-308]), theta = 1/8).
     # (Not a dot-product estimate of c: its BLAS summation order varies between runs.)
     tiny = np.finfo(np.float64).tiny

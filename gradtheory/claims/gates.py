@@ -15,7 +15,7 @@ import sympy as sp
 from hypothesis import strategies as st
 
 from .. import LSTM
-from .._tolerances import TOLERANCES
+from .._tolerances import LSTM_SATURATED_CELL_IDENTITY
 from ..oracles import jacobian as fd_jacobian
 from ..symbolic.lstm import lstm_step
 from ._core import (
@@ -92,7 +92,7 @@ def saturated_gate_holds(case, gate: str, value: int) -> bool:
     M = model_trace(LSTM(x.shape[1], H, params=p), x, h0, c0)
     c, h, c_prev = M["c"][1:], M["h"][1:], M["c"][:-1]
     i, f, g = M["i"], M["f"], M["g"]
-    tol = TOLERANCES["lstm_saturated_cell_identity_abs"].rtol
+    tol = LSTM_SATURATED_CELL_IDENTITY.value
     if gate == "f":
         want = i * g if value == 0 else c_prev + i * g
         return bool(np.allclose(c, want, rtol=0, atol=tol * (1 + np.abs(c_prev))))

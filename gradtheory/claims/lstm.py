@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from .. import ACTIVATIONS, LSTM, RNN
 from .. import strategies as gst
-from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
+from .._tolerances import JACOBIAN_PRODUCT, LSTM_SATURATED_CELL_IDENTITY, UNIT_ROUNDOFF
 from ..oracles import jacobian as fd_jacobian
 from ..symbolic.lstm import lstm_step
 from ._core import (
@@ -217,7 +217,7 @@ def cell_path_is_forget_gate(case) -> bool:
     M = model_trace(model, x, h0, c0)
     J = model.jacobians(M["result"])  # unbatched: (T, 2H, 2H)
     G, da = one_step_gates(params, x, M["h"])
-    tol = TOLERANCES["jacobian_product"].rtol
+    tol = JACOBIAN_PRODUCT.value
     for t in range(x.shape[0]):
         if not np.array_equal(J[t, H:, H:], np.diag(M["f"][t])):
             return False
@@ -290,7 +290,7 @@ def check_lstm_cell_gradient_only_forget_gate(settings: AuditSettings) -> Findin
                 P[-1][H:, H:],
                 total,
                 rtol=0,
-                atol=TOLERANCES["jacobian_product"].rtol * max(1, np.abs(total).max()),
+                atol=JACOBIAN_PRODUCT.value * max(1, np.abs(total).max()),
             )
             and np.linalg.norm(total - direct, 2) >= np.linalg.norm(direct, 2)
         )
@@ -609,8 +609,8 @@ def carousel_holds(case) -> bool:
     H = h0.size
     total = total_dc_dc0(model, x, h0, c0)
     P = jacobian_products(model, x, (h0[None, :], c0[None, :]))
-    # deviation from I comes only from i <= 1e-20 times O(||W|| T): 1e-14 bounds it (TOLERANCES)
-    tol = TOLERANCES["lstm_saturated_cell_identity_abs"].rtol
+    # deviation from I comes only from i <= 1e-20 times O(||W|| T): 1e-14 bounds it
+    tol = LSTM_SATURATED_CELL_IDENTITY.value
     return bool(
         np.allclose(total, np.eye(H), rtol=0, atol=tol)
         and np.allclose(P[-1][H:, H:], np.eye(H), rtol=0, atol=tol)
@@ -763,7 +763,7 @@ def _witness_evidence(settings: AuditSettings):
         P[-1][:, H:],
         block,
         rtol=0,
-        atol=TOLERANCES["jacobian_product"].rtol * max(np.abs(block).max(), 1e-300) + 1e-300,
+        atol=JACOBIAN_PRODUCT.value * max(np.abs(block).max(), 1e-300) + 1e-300,
     )
     f_max = float(gates(params, x, h0, c0)["f"].max())
     ok = bool(agree and n[-1] < 1e-6 and f_max < 1)

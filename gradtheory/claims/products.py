@@ -18,7 +18,7 @@ import sympy as sp
 from hypothesis import strategies as st
 
 from .. import strategies as gst
-from .._tolerances import TOLERANCES
+from .._tolerances import NORM_BOUND_PER_FACTOR
 from ..oracles import jacobian as fd_jacobian
 from ._core import (
     AuditSettings,
@@ -105,8 +105,8 @@ def product_bound_holds(case) -> bool:
     P = np.linalg.multi_dot([np.eye(2), *reversed(Js)]) if len(Js) > 1 else Js[0]
     E = np.array([[float(v) for v in row] for row in exact])
     bound = float(np.prod([spectral_norm(J) for J in Js]))
-    # numpy's product vs the exact one: ~ T * 2u relative per entry; norms ~ 2u each (TOLERANCES)
-    per = TOLERANCES["norm_bound_per_factor"].rtol * (len(Js) + 1)
+    # numpy's product vs the exact one: ~ T * 2u relative per entry; norms ~ 2u each
+    per = NORM_BOUND_PER_FACTOR.value * (len(Js) + 1)
     return bool(
         np.allclose(P, E, rtol=0, atol=per * max(bound, 1e-300)) and spectral_norm(E) <= bound * (1 + per) + 1e-300
     )

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from .. import ACTIVATIONS
 from .. import strategies as gst
-from .._tolerances import TOLERANCES, UNIT_ROUNDOFF
+from .._tolerances import BPTT_VS_COMPLEX_STEP, JACOBIAN_PRODUCT, NORM_BOUND_PER_FACTOR, UNIT_ROUNDOFF
 from ._core import (
     AuditSettings,
     Findings,
@@ -122,7 +122,7 @@ def _oracle_agrees(run: dict) -> bool:
     # perturbation of u grows like ||dh_t/dh_0||, so the two trajectories (hence their Jacobians)
     # differ by ~ u * max_t ||dh_t/dh_0|| relative; plus the product's own ~ T * 1e-12.
     growth = float(np.max(run["norms"]))
-    tol = TOLERANCES["jacobian_product"].rtol * STEPS + UNSTABLE_TRAJECTORY_DRIFT * UNIT_ROUNDOFF * growth
+    tol = JACOBIAN_PRODUCT.value * STEPS + UNSTABLE_TRAJECTORY_DRIFT * UNIT_ROUNDOFF * growth
     P_T = run["P"][-1]
     scale = max(np.linalg.norm(P_T, 2), np.linalg.norm(run["oracle"], 2), 1e-300)
     return bool(np.linalg.norm(P_T - run["oracle"], 2) <= tol * scale)
@@ -135,12 +135,12 @@ def bound_holds(model, x, h0, gamma: float) -> bool:
     W = model.params["weight_hh_l0"]
     q = gamma * spectral_norm(W)
     T = P.shape[0] - 1
-    # each spectral norm and product carries ~ n*u relative round-off per factor (TOLERANCES)
-    per_factor = TOLERANCES["norm_bound_per_factor"].rtol
+    # each spectral norm and product carries ~ n*u relative round-off per factor
+    per_factor = NORM_BOUND_PER_FACTOR.value
     ok = all(np.linalg.norm(P[t], 2) <= q**t * (1 + per_factor * (t + 1)) + 1e-300 for t in range(T + 1))
     oracle = complex_step_state_jacobian(model, x, h0)
     scale = max(np.linalg.norm(oracle, 2), q**T, 1e-300)
-    agree = np.linalg.norm(P[-1] - oracle, 2) <= TOLERANCES["jacobian_product"].rtol * scale
+    agree = np.linalg.norm(P[-1] - oracle, 2) <= JACOBIAN_PRODUCT.value * scale
     return bool(ok and agree)
 
 
@@ -179,7 +179,7 @@ def _bptt_case_holds(case) -> bool:
     scale = max(np.linalg.norm(oracle, 2), 1e-300)
     # round-off of the product plus the drift between the real and the complex forward trajectories,
     # ~ u * max_t ||dh_t/dh_0|| (see _oracle_agrees); both relative to max(||dh_T/dh_0||, 1)
-    tol = TOLERANCES["jacobian_product"].rtol + UNSTABLE_TRAJECTORY_DRIFT * UNIT_ROUNDOFF * float(np.max(norms(P)))
+    tol = JACOBIAN_PRODUCT.value + UNSTABLE_TRAJECTORY_DRIFT * UNIT_ROUNDOFF * float(np.max(norms(P)))
     if np.linalg.norm(P[-1] - oracle, 2) > tol * max(scale, 1.0):
         return False
     # BPTT (hand-written reverse mode) gives the rows: dL/dh_0 for L = <e_i, h_T> equals P_T^T e_i
@@ -196,7 +196,7 @@ def _bptt_case_holds(case) -> bool:
             np.array(rows),
             P[-1],
             rtol=0,
-            atol=TOLERANCES["bptt_vs_complex_step"].rtol * max(scale, 1.0),
+            atol=BPTT_VS_COMPLEX_STEP.value * max(scale, 1.0),
         )
     )
 
@@ -611,7 +611,7 @@ def check_sigmoid_bound_is_one(settings: AuditSettings) -> Findings:
         P = jacobian_products(model, rng_x, np.zeros((1, 2)))
         nn = norms(P)
         q = spectral_norm(W) / 4
-        per_factor = TOLERANCES["norm_bound_per_factor"].rtol
+        per_factor = NORM_BOUND_PER_FACTOR.value
         reverified = spectral_radius(W) > 1 and all(
             nn[t] <= q**t * (1 + per_factor * (t + 1)) for t in range(STEPS + 1)
         )

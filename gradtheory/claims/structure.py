@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from .. import ACTIVATIONS, RNN
 from .. import strategies as gst
-from .._tolerances import TOLERANCES
+from .._tolerances import BPTT_VS_COMPLEX_STEP, JACOBIAN_PRODUCT, NORM_BOUND_PER_FACTOR
 from ..oracles import jacobian as fd_jacobian
 from ._core import (
     AuditSettings,
@@ -109,7 +109,7 @@ def weight_gradient_is_sum_of_contributions(case) -> bool:
     act = ACTIVATIONS[model.nonlinearity]
     a_T = W_ih @ x[-1] + W @ hs[-2] + b
     newest = (act.grad(a_T, act.phi(a_T)) * r)[:, None] * hs[-2][None, :]
-    tol = TOLERANCES["bptt_vs_complex_step"].rtol * max(1.0, np.abs(tied_grad).max())
+    tol = BPTT_VS_COMPLEX_STEP.value * max(1.0, np.abs(tied_grad).max())
     return bool(
         np.allclose(G.sum(axis=0), bptt, rtol=0, atol=tol)
         and np.allclose(tied_grad, bptt, rtol=0, atol=tol)
@@ -347,7 +347,7 @@ def seed004_weight_gradient_norms() -> dict:
 def check_complete_gradient_vanishes(settings: AuditSettings) -> Findings:
     res = seed004_weight_gradient_norms()
     n = {k: float(np.linalg.norm(g)) for k, g in res["grads"].items()}
-    tol = TOLERANCES["bptt_vs_complex_step"].rtol * max(1.0, n[HORIZONS[-1]])
+    tol = BPTT_VS_COMPLEX_STEP.value * max(1.0, n[HORIZONS[-1]])
     agree = np.allclose(res["oracle_last"], res["grads"][HORIZONS[-1]], rtol=0, atol=tol)
     # the norms settle: every horizon within 1e-6 of the last (the tail is a geometric series in (1/8)^k)
     settled = all(abs(v - n[HORIZONS[-1]]) <= 1e-6 * n[HORIZONS[-1]] for v in n.values()) and n[HORIZONS[-1]] > 0.1
@@ -553,7 +553,7 @@ def fading_memory_holds(case) -> bool:
     J = fd_jacobian(f, x[0], method="complex")
     T = x.shape[0]
     bound = gamma * spectral_norm(p["weight_ih_l0"]) * q ** (T - 1)
-    return bool(np.linalg.norm(J, 2) <= bound * (1 + TOLERANCES["norm_bound_per_factor"].rtol * (T + 1)) + 1e-300)
+    return bool(np.linalg.norm(J, 2) <= bound * (1 + NORM_BOUND_PER_FACTOR.value * (T + 1)) + 1e-300)
 
 
 @st.composite
@@ -783,7 +783,7 @@ def check_concatenated_weights(settings: AuditSettings) -> Findings:
         cs = 1 / (1 + np.exp(-(W @ np.concatenate([cs, xs[t]]))))
         ref.append(cs)
     # two summation orders of n + m products: |difference| <= (n + m) u per pre-activation, sigma' <= 1/4
-    spot = bool(np.allclose(out, np.array(ref), rtol=0, atol=TOLERANCES["jacobian_product"].rtol))
+    spot = bool(np.allclose(out, np.array(ref), rtol=0, atol=JACOBIAN_PRODUCT.value))
     return Findings(
         derived(block and jac, spot),
         None,

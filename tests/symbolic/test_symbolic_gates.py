@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gradtheory import GRU, LSTM, RNN, HighwayRNN, ResidualRNN
-from gradtheory._tolerances import TOLERANCES
+from gradtheory._tolerances import EXACT_VS_BPTT, JACOBIAN_PRODUCT
 from gradtheory.strategies import matrices, parameters, sequences
 from gradtheory.symbolic import parameter_count
 from gradtheory.symbolic.bidirectional_stacked import STACK_STEPS, stacked_scalar
@@ -41,7 +41,7 @@ BIDIRECTIONAL_HALVES = 4e-15
 
 # Same formula evaluated in a different operation order: entries agree to a few ulps of the
 # Jacobian's scale (entries are sums of <= 3H products of O(1) factors).
-JAC = TOLERANCES["jacobian_product"].rtol
+JAC = JACOBIAN_PRODUCT.value
 
 
 def _input_parts(model, x):
@@ -292,7 +292,7 @@ def test_gated_bptt_formula_in_high_precision_equals_numpy_bptt(case):
         [float(e - (Fraction(float(n)) if isinstance(e, Fraction) else type(e)(float(n)))) for n, e in zip(a, b_exact)]
     )
     scale = np.linalg.norm([float(e) for e in b_exact])
-    rtol = TOLERANCES["exact_vs_bptt"].rtol
+    rtol = EXACT_VS_BPTT.value
     assert np.linalg.norm(diff) <= rtol * scale or scale == np.linalg.norm(diff) == 0.0
 
 

@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from gradtheory import RNN
-from gradtheory._tolerances import TOLERANCES
+from gradtheory._tolerances import EXACT_VS_BPTT, JACOBIAN_PRODUCT
 from gradtheory.strategies import parameters, sequences
 from gradtheory.symbolic import derive
 from gradtheory.symbolic._elman import EXACT_ACTIVATIONS, bptt_by_formula, elman_step, model_point
@@ -19,7 +19,7 @@ from gradtheory.symbolic.scalar import STEPS as SCALAR_STEPS
 # submultiplicativity (exact); round-off in the float product ~ (k-t) n u relative.
 SEED004_CONTRACTION_PRODUCT = 1e-12
 
-EXACT = TOLERANCES["exact_vs_bptt"].rtol
+EXACT = EXACT_VS_BPTT.value
 
 
 def _flat(*arrays) -> np.ndarray:
@@ -109,9 +109,7 @@ def test_symbolic_one_step_jacobian_equals_model_jacobians(case):
     for t in range(x.shape[0]):
         J = np.array(J_fn(*W_hh.ravel(), *W_ih.ravel(), *b, *x[t], *states[t]), dtype=float)
         # Same formula, different operation order: a few ulps of the entries (|J| <= ||W||).
-        np.testing.assert_allclose(
-            J, Js[t], rtol=0, atol=TOLERANCES["jacobian_product"].rtol * max(1.0, np.abs(W_hh).max())
-        )
+        np.testing.assert_allclose(J, Js[t], rtol=0, atol=JACOBIAN_PRODUCT.value * max(1.0, np.abs(W_hh).max()))
 
 
 def test_unrolled_elementwise_gradient_equals_bptt_formula_symbolically():
