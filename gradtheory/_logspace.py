@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["HI", "LO", "MAX_BLOCK", "add", "block_length", "norm", "single_threaded_blas"]
+from ._validation import as_float_array
+
+__all__ = ["start_vector", "HI", "LO", "MAX_BLOCK", "add", "block_length", "norm", "single_threaded_blas"]
 
 # Window for unnormalised vectors inside a renormalisation block. A block of K steps is accepted
 # only if the final norm lies in [LO, HI] and G**K <= HI (G a bound on every ||J_t||), which
@@ -90,3 +92,17 @@ def block_length(G: float, requested: int = MAX_BLOCK) -> int:
     if G <= 1.0:
         return max(1, requested)
     return int(max(1, min(requested, math.floor(math.log(HI) / math.log(G)))))
+
+
+def start_vector(S: int, v0: Any) -> np.ndarray:
+    """The unit start vector of a Lyapunov estimate: ``v0`` normalised, or by default one fixed
+    Gaussian draw (generic: almost surely not orthogonal to the top Lyapunov vector), the same for
+    every model kind so that their estimates are comparable."""
+    if v0 is None:
+        v = np.random.default_rng(0).standard_normal(S)
+    else:
+        v = as_float_array(v0, "v0", shape=(S,))
+    nrm = float(np.linalg.norm(v))
+    if nrm == 0.0:
+        raise ValueError("v0 must be non-zero")
+    return v / nrm

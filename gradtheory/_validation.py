@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "time_major_sequence",
     "as_float_array",
     "check_positive_int",
     "check_bool",
@@ -188,3 +189,22 @@ def output_directory(path: Any, name: str) -> Path:
         reason = exc.strerror or str(exc)
         raise ValueError(f"{name} {str(path)!r} is not a writable directory: {reason}") from None
     return out
+
+
+def time_major_sequence(x: np.ndarray, input_size: int, *, batch_first: bool = False) -> tuple[np.ndarray, bool]:
+    """``x`` of shape (T, I), (T, B, I) or (B, T, I) (``batch_first``) as a (T, B, I) view, and
+    whether it was batched; ValueError naming ``x`` for an empty sequence or batch or a wrong
+    number of features."""
+    batched = x.ndim == 3
+    if batched and batch_first:
+        x = np.swapaxes(x, 0, 1)
+    if not batched:
+        x = x[:, None, :]
+    T, B, n_in = x.shape
+    if T == 0:
+        raise ValueError(f"x must contain at least one time step, got shape {x.shape} (T = 0)")
+    if B == 0:
+        raise ValueError("x must contain at least one sequence, got batch size 0")
+    if n_in != input_size:
+        raise ValueError(f"x must have input_size={input_size} features in its last axis, got {n_in}")
+    return x, batched

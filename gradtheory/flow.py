@@ -31,6 +31,7 @@ import numpy as np
 
 from ._logspace import add as _add
 from ._logspace import norm as _norm
+from ._logspace import start_vector
 from ._validation import as_float_array, check_positive_int
 from .models import (
     LayerParams,
@@ -259,17 +260,6 @@ def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np
     return _generic_backward_log_norms(_Trajectory(model, x, states0), r)
 
 
-def _start_vector(S: int, v0: Any) -> np.ndarray:
-    if v0 is None:
-        v = np.random.default_rng(0).standard_normal(S)  # fixed, generic (a.s. not orthogonal to r_1)
-    else:
-        v = as_float_array(v0, "v0", shape=(S,))
-    nrm = float(np.linalg.norm(v))
-    if nrm == 0.0:
-        raise ValueError("v0 must be non-zero")
-    return v / nrm
-
-
 def _check_every(value: Any) -> int:
     return check_positive_int(value, "reorthonormalize_every")
 
@@ -313,7 +303,7 @@ def lyapunov_exponent(
         return family.lyapunov_exponent(model, x, h0, v0=v0)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_exponent")
     every = _check_every(reorthonormalize_every)
-    v = _start_vector(model.state_size, v0)
+    v = start_vector(model.state_size, v0)
     T = x.shape[0]
     kernel = _fast_kernel(model)
     if kernel is not None and hasattr(kernel, "lyapunov_exponent"):

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._validation import as_float_array, check_bool, check_positive_int
+from .._validation import as_float_array, check_bool, check_positive_int, time_major_sequence
 from ._scan import LayerParams, LayerTrace, scan_backward, scan_forward, scan_jacobians
 from .activations import get_activation
 
@@ -260,19 +260,7 @@ class RecurrentModel:
     # -- input handling ---------------------------------------------------------------------
     def _prepare_x(self, x, allow_complex=False):
         x = as_float_array(x, "x", ndim=(2, 3), allow_complex=allow_complex)
-        batched = x.ndim == 3
-        if batched and self.batch_first:
-            x = np.swapaxes(x, 0, 1)
-        if not batched:
-            x = x[:, None, :]
-        T, B, n_in = x.shape
-        if T == 0:
-            raise ValueError(f"x must contain at least one time step, got shape {x.shape} (T = 0)")
-        if B == 0:
-            raise ValueError("x must contain at least one sequence, got batch size 0")
-        if n_in != self.input_size:
-            raise ValueError(f"x must have input_size={self.input_size} features in its last axis, got {n_in}")
-        return x, batched
+        return time_major_sequence(x, self.input_size, batch_first=self.batch_first)
 
     def _prepare_state(self, value, name, B, batched, dtype, allow_complex=False):
         LD, H = self.num_layers * self.num_directions, self.hidden_size

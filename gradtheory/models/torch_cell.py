@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_bool, check_positive_int, check_real
+from .._logspace import start_vector
+from .._validation import as_float_array, check_bool, check_positive_int, check_real, time_major_sequence
 from .compose import Gradients
 
 __all__ = [
@@ -272,17 +273,7 @@ class TorchCellModel:
         torch = _torch()
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
-        x = as_float_array(x, "x", ndim=(2, 3))
-        batched = x.ndim == 3
-        if not batched:
-            x = x[:, None, :]
-        T, B, n_in = x.shape
-        if T == 0:
-            raise ValueError(f"x must contain at least one time step, got shape {x.shape} (T = 0)")
-        if B == 0:
-            raise ValueError("x must contain at least one sequence, got batch size 0")
-        if n_in != self.input_size:
-            raise ValueError(f"x must have input_size={self.input_size} features in its last axis, got {n_in}")
+        x, batched = time_major_sequence(as_float_array(x, "x", ndim=(2, 3)), self.input_size)
         return torch.from_numpy(np.ascontiguousarray(x)), batched
 
     def _initial_states(self, h0, B: int, batched: bool):
@@ -942,17 +933,6 @@ def _jacobian_blocks(model: TorchCellModel, x: Any, h0: Any):
             yield _row_jacobians(step, xs[t0:t1, 0], prev).numpy()
 
 
-def _start_vector(S: int, v0: Any) -> np.ndarray:
-    if v0 is None:
-        v = np.random.default_rng(0).standard_normal(S)  # the numpy models' default (same draw)
-    else:
-        v = as_float_array(v0, "v0", shape=(S,))
-    nrm = float(np.linalg.norm(v))
-    if nrm == 0.0:
-        raise ValueError("v0 must be non-zero")
-    return v / nrm
-
-
 def torch_cell_lyapunov_exponent(
     model: Any,
     x: Any,
@@ -970,7 +950,7 @@ def torch_cell_lyapunov_exponent(
     check_positive_int(reorthonormalize_every, "reorthonormalize_every")
     model = _as_cell_model(model)
     _, S = model._joint_step()
-    v = _start_vector(S, v0)
+    v = start_vector(S, v0)  # the numpy models' default (same draw)
     total = _Sum()
     T = 0
     for J in _jacobian_blocks(model, x, h0):
