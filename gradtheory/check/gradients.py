@@ -55,7 +55,7 @@ from ._backends import PRECISIONS, Backend, TargetView, make_backend
 from ._localise import FLOAT32_FORWARD_NOISE, localise_elements, localise_time
 from ._probe import NOISE_SPACING, direction, loss, measure_noise, safe_norm
 from ._second import second_order_target
-from ._session import Comparison, Options, Session
+from ._session import Comparison, Options, Session, representable
 from ._targets import CheckTarget, model_target, torch_module_target
 from .reports import GradientCheckError, GradientReport, InputCheck
 
@@ -616,17 +616,6 @@ def check_gradients(
     return report
 
 
-def _representable(w: np.ndarray, precision: str) -> np.ndarray:
-    """The cotangent rounded to the output's precision: the backward receives exactly the w of L."""
-    if precision == "float64":
-        return w
-    if precision in ("float32", "float16"):
-        return w.astype(precision).astype(np.float64)
-    import torch
-
-    return torch.from_numpy(w).to(torch.bfloat16).to(torch.float64).numpy()
-
-
 def _reference_base(backend: Backend, reference: str, notes: list[str]) -> list[np.ndarray] | None:
     """For low-precision inputs: switch the backend's evaluations to float64 when asked (or, for
     'auto', when fn runs in float64: no error and every float output float64); the base outputs
@@ -672,8 +661,8 @@ def _run(
         if not np.all(np.isfinite(o)):
             raise ValueError(f"fn returned a non-finite value in {name} at the given inputs")
     again = backend.evaluate({})
-    rng_w, rng_v, rng_noise = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    w = [_representable(rng_w.standard_normal(o.shape), p) for o, p in zip(base, backend.output_precisions)]
+    rng_w, rng_v, rng_noise, rng_scatter = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
+    w = [representable(rng_w.standard_normal(o.shape), p) for o, p in zip(base, backend.output_precisions)]
     notes: list[str] = []
     base64 = _reference_base(backend, reference, notes)
     T, time_inputs = _time_setup(target, backend, base)
@@ -710,6 +699,8 @@ def _run(
                 "'resolution' says"
             )
         grads2 = {} if forward else backend.vjp(w)
+        if backend.low_precision:
+            s.scatter_rng = rng_scatter
         localised = [0]
         for i in range(len(backend.checked)):
             g = grads.get(i)
