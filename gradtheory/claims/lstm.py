@@ -552,7 +552,7 @@ def check_tanh_squashes_to_unit_interval(settings: AuditSettings) -> Findings:
         ev["counterexample"] = {
             "c": found.found,
             "tanh_c": float(np.tanh(found.found)),
-            "tanh_c_exact": str(exact),
+            "tanh_c_exact": mpmath.nstr(exact, 15),  # not str(): that follows the global mp.dps
         }
         # and it happens inside an LSTM: a negative cell state
         params = {k: np.zeros(s) for k, s in LSTM(1, 1).param_shapes().items()}
