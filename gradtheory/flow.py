@@ -239,7 +239,9 @@ def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np
 
     Computed in log space: a unit vector and a running log-scale are carried backward
     (:math:`u \leftarrow J_t^\top u`), so no horizon underflows or overflows. An exactly zero
-    gradient (e.g. relu units all off, or ``readout = 0``) gives ``-inf``. Memory: the forward
+    gradient (e.g. relu units all off, or ``readout = 0``) gives ``-inf``; so does a step where
+    every unit is saturated, since :math:`\phi'` is evaluated as the model's BPTT (and torch)
+    evaluates it, e.g. :math:`1 - h^2` for tanh, which is exactly 0 for :math:`|a| > 19.1`. Memory: the forward
     pass keeps one (T, H) array (:math:`\phi'(a_t)` for the Elman RNN, the states for the other
     cells, which recompute each step's gates during the backward pass); no Jacobian is stored.
 
