@@ -319,3 +319,33 @@ def test_spectral_norm_of_an_empty_matrix_is_refused_naming_w():
     for shape in [(0, 3), (3, 0)]:
         with pytest.raises(ValueError, match=r"^W must be non-empty, got shape \("):
             spectral_norm(np.zeros(shape))
+
+
+@pytest.mark.parametrize("cls", [gt.RNN, gt.LSTM])
+def test_jacobian_norms_from_a_given_initial_state_equal_complex_step_norms(cls):
+    """jacobian_norms(model, x, h0) (LSTM: h0 = (h_0, c_0) with h_0 != c_0) is
+    ||ds_t/ds_{t-1}||_2 along the trajectory started from that state: the first step's Jacobian
+    by complex step of one forward step from s_0 (an oracle independent of step_jacobian); the
+    given state changes the answer (it is not replaced by zeros)."""
+    model = cls(2, 3, seed=6)
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((4, 2))
+    H = 3
+    if cls is gt.LSTM:
+        h0 = (rng.standard_normal(H), 2.0 * rng.standard_normal(H))
+        s0 = np.concatenate(h0)
+
+        def f(s):
+            r = model.apply(model.params, x[:1], (s[None, :H], s[None, H:]))
+            return np.concatenate([r.h_n[0], r.c_n[0]])
+    else:
+        h0 = rng.standard_normal(H)
+        s0 = h0
+
+        def f(s):
+            return model.apply(model.params, x[:1], s[None, :]).h_n[0]
+
+    norms = jacobian_norms(model, x, h0)
+    J = jacobian(f, s0, method="complex")
+    assert norms[0] == pytest.approx(np.linalg.norm(J, 2), rel=JACOBIAN_NORM_VS_COMPLEX_STEP)
+    assert norms[0] != pytest.approx(jacobian_norms(model, x)[0], rel=1e-6)
