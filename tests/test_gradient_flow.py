@@ -493,3 +493,74 @@ def test_lyapunov_arguments_are_named_in_their_errors():
     for func in (lyapunov_exponent, lyapunov_spectrum):
         with pytest.raises(ValueError, match=r"^reorthonormalize_every must be >= 1, got 0$"):
             func(model, x, reorthonormalize_every=0)
+
+
+# TORCH_CELL_VS_TWIN_LYAPUNOV_ABS (absolute, on exponents): the torch cell's autograd Jacobian-vector
+# products and the numpy twin's hand-written Jacobians are two float64 evaluations of the same
+# product; each step's ln-norm carries ~ (H + 3) u kappa (kappa ~ 10 for these tanh steps), and
+# the mean over T keeps that size: ~ 1e-14; 1e-12 is the margin.
+TORCH_CELL_VS_TWIN_LYAPUNOV_ABS = 1e-12
+
+
+def test_lyapunov_estimates_of_a_torch_cell_use_the_given_state_start_vector_k_and_interval():
+    """from_torch_cell(RNNCell) and from_torch(RNN) with the same weights give the same
+    estimates for a given h0, v0, k and reorthonormalize_every (each argument reaches the torch
+    cell's path: the h0 and v0 chosen change the answer), and a bad interval is refused there too."""
+    torch.manual_seed(0)
+    seq = torch.nn.RNN(3, 4)
+    cell = torch.nn.RNNCell(3, 4)
+    with torch.no_grad():
+        for name, p in cell.named_parameters():
+            p.copy_(getattr(seq, name + "_l0") * 3.0)
+            getattr(seq, name + "_l0").mul_(3.0)
+    model, twin = gt.from_torch_cell(cell), gt.from_torch(seq)
+    x = np.random.default_rng(2).standard_normal((12, 3))
+    h0 = np.array([[0.9, -0.8, 0.7, -0.6]])  # (1, H): the torch-cell path does not take (H,)
+    v0 = np.array([0.0, 0.0, 1.0, 1e-3])
+    tol = TORCH_CELL_VS_TWIN_LYAPUNOV_ABS
+    lam = lyapunov_exponent(model, x, h0, v0=v0, reorthonormalize_every=3)
+    assert abs(lam - lyapunov_exponent(twin, x, h0, v0=v0, reorthonormalize_every=3)) <= tol
+    assert abs(lam - lyapunov_exponent(twin, x, h0, reorthonormalize_every=3)) > 1e-6  # v0 matters
+    assert abs(lam - lyapunov_exponent(twin, x, v0=v0, reorthonormalize_every=3)) > 1e-6  # h0 matters
+    spec = lyapunov_spectrum(model, x, 2, h0, reorthonormalize_every=5)
+    assert spec.shape == (2,)
+    np.testing.assert_allclose(spec, lyapunov_spectrum(twin, x, 2, h0, reorthonormalize_every=5), rtol=0, atol=tol)
+    assert np.max(np.abs(spec - lyapunov_spectrum(twin, x, 2))) > 1e-6  # h0 matters
+    for func in (lyapunov_exponent, lyapunov_spectrum):
+        with pytest.raises(ValueError, match=r"^reorthonormalize_every must be >= 1, got 0$"):
+            func(model, x, reorthonormalize_every=0)
+
+
+def test_lyapunov_estimates_of_a_diagonal_family_take_k_and_v0_and_check_the_interval():
+    """LRU (diagonal Jacobians diag(lambda)): lyapunov_spectrum(k=2) is the first two of the full
+    spectrum ln|lambda_n|; the exponent with v0 = e_n is exactly ln|lambda_n| (the product is
+    diagonal); a bad interval is refused naming it, as for every other model."""
+    model = gt.LRU(2, 4, seed=3, r_min=0.3, r_max=0.95)
+    x = np.random.default_rng(3).standard_normal((50, 2))
+    log_mod = -np.exp(model.params["nu_log"])  # ln|lambda_n| from the parametrisation
+    full = lyapunov_spectrum(model, x)
+    np.testing.assert_allclose(full, log_mod, rtol=8 * u, atol=0)
+    np.testing.assert_array_equal(lyapunov_spectrum(model, x, 2), full[:2])
+    for n in range(4):
+        e_n = np.eye(4)[n]
+        assert lyapunov_exponent(model, x, v0=e_n) == pytest.approx(log_mod[n], rel=8 * u)
+    for func in (lyapunov_exponent, lyapunov_spectrum):
+        with pytest.raises(ValueError, match=r"^reorthonormalize_every must be >= 1, got 0$"):
+            func(model, x, reorthonormalize_every=0)
+
+
+def test_lyapunov_spectrum_runs_the_jacobian_stepper_of_the_elman_fast_kernel(monkeypatch):
+    """The Elman RNN's registry entry names gradtheory._elman_kernel, whose jacobian_stepper steps
+    the basis of lyapunov_spectrum (not the generic per-step recomputation): a stepper that
+    refuses to run makes it raise. (The gated kernels define no stepper: the generic path.)"""
+    from gradtheory import _elman_kernel
+
+    class Refused(Exception):
+        pass
+
+    def refuse(*args, **kwargs):
+        raise Refused
+
+    monkeypatch.setattr(_elman_kernel, "jacobian_stepper", refuse)
+    with pytest.raises(Refused):
+        lyapunov_spectrum(gt.RNN(2, 3), np.zeros((4, 2)))
