@@ -503,8 +503,8 @@ TORCH_CELL_VS_TWIN_LYAPUNOV_ABS = 1e-12
 
 
 def test_lyapunov_estimates_of_a_torch_cell_use_the_given_state_start_vector_k_and_interval():
-    """from_torch_cell(RNNCell) and from_torch(RNN) with the same weights give the same
-    estimates for a given h0, v0, k and reorthonormalize_every (each argument reaches the torch
+    """from_torch_cell(RNNCell) and from_torch(RNN) with the same weights give the same flow (for
+    a readout and h0) and the same estimates for a given h0, v0, k and reorthonormalize_every (each argument reaches the torch
     cell's path: the h0 and v0 chosen change the answer), and a bad interval is refused there too."""
     torch.manual_seed(0)
     seq = torch.nn.RNN(3, 4)
@@ -522,6 +522,10 @@ def test_lyapunov_estimates_of_a_torch_cell_use_the_given_state_start_vector_k_a
     assert abs(lam - lyapunov_exponent(twin, x, h0, v0=v0, reorthonormalize_every=3)) <= tol
     assert abs(lam - lyapunov_exponent(twin, x, h0, reorthonormalize_every=3)) > 1e-6  # v0 matters
     assert abs(lam - lyapunov_exponent(twin, x, v0=v0, reorthonormalize_every=3)) > 1e-6  # h0 matters
+    r = np.array([1.0, -2.0, 0.5, 0.25])
+    flow = gradient_flow(model, x, r, h0)
+    np.testing.assert_allclose(flow, gradient_flow(twin, x, r, h0), rtol=0, atol=LOG_BPTT)
+    assert np.max(np.abs(flow - gradient_flow(twin, x, r))) > 1e-6  # h0 matters
     spec = lyapunov_spectrum(model, x, 2, h0, reorthonormalize_every=5)
     assert spec.shape == (2,)
     np.testing.assert_allclose(spec, lyapunov_spectrum(twin, x, 2, h0, reorthonormalize_every=5), rtol=0, atol=tol)
@@ -531,13 +535,19 @@ def test_lyapunov_estimates_of_a_torch_cell_use_the_given_state_start_vector_k_a
             func(model, x, reorthonormalize_every=0)
 
 
-def test_lyapunov_estimates_of_a_diagonal_family_take_k_and_v0_and_check_the_interval():
-    """LRU (diagonal Jacobians diag(lambda)): lyapunov_spectrum(k=2) is the first two of the full
+def test_flow_and_lyapunov_estimates_of_a_diagonal_family_take_readout_k_and_v0_and_check_the_interval():
+    """LRU (diagonal Jacobians diag(lambda)): the flow for a readout r is the closed form
+    ln ||(|lambda_n|^(T-k) r_n)_n||; lyapunov_spectrum(k=2) is the first two of the full
     spectrum ln|lambda_n|; the exponent with v0 = e_n is exactly ln|lambda_n| (the product is
     diagonal); a bad interval is refused naming it, as for every other model."""
     model = gt.LRU(2, 4, seed=3, r_min=0.3, r_max=0.95)
     x = np.random.default_rng(3).standard_normal((50, 2))
     log_mod = -np.exp(model.params["nu_log"])  # ln|lambda_n| from the parametrisation
+    r = np.array([1.0, -2.0, 0.5, 0.25])
+    steps = x.shape[0] - np.arange(x.shape[0] + 1)
+    # dL/dh_k = conj(lambda)^(T-k) r elementwise: ||.|| = sqrt(sum |lambda_n|^(2(T-k)) r_n^2)
+    closed = 0.5 * np.log(np.sum(np.exp(2 * steps[:, None] * log_mod[None, :]) * r[None, :] ** 2, axis=1))
+    np.testing.assert_allclose(gradient_flow(model, x, r), closed, rtol=0, atol=LOG_BPTT)
     full = lyapunov_spectrum(model, x)
     np.testing.assert_allclose(full, log_mod, rtol=8 * u, atol=0)
     np.testing.assert_array_equal(lyapunov_spectrum(model, x, 2), full[:2])
