@@ -278,3 +278,123 @@ def test_kink_location_thresholds():
     assert kink_location(_from_deltas([b, b / 0.7, b / 0.49]), STEPS, 1e-16) is None  # ratios 0.7
     # below the significance threshold 32 noise / h_{j+1} (~ 1e-3 here): nothing is claimed
     assert kink_location(_from_deltas([17 * b, b, b / 4]), STEPS, 1e-6) is None
+
+
+def test_direction_of_a_small_input_keeps_its_rms_and_an_empty_input_is_empty():
+    """RMS below 1 is kept (only 0 or a non-finite RMS falls back to 1); an empty input gets an
+    empty direction."""
+    x = np.array([0.25, -0.25, 0.25, -0.25])
+    np.testing.assert_array_equal(
+        direction(np.random.default_rng(2), x), np.random.default_rng(2).standard_normal(4) * 0.25
+    )
+    assert direction(np.random.default_rng(2), np.zeros((0, 3))).shape == (0, 3)
+
+
+@pytest.mark.parametrize("size", [2, 5])
+@pytest.mark.parametrize("g_scale", [1.0, 0.01])
+def test_direction_part_along_the_gradient_for_any_gradient_scale(size, g_scale):
+    """The part added along g does not depend on the scale of g (only its direction and its
+    spread ||g|| / max|g| enter), also for small gradients (||g|| < 1) and two-element inputs."""
+    x = np.linspace(0.5, 1.5, size)
+    rms = math.sqrt(float(np.mean(x**2)))
+    g = g_scale * np.linspace(1.0, -0.5, size)
+    z = np.random.default_rng(11).standard_normal(size) * rms
+    part = direction(np.random.default_rng(11), x, g) - z
+    g_hat = g / np.linalg.norm(g)
+    expected = min(0.5 * np.linalg.norm(z), 3.0 * rms * np.linalg.norm(g) / np.max(np.abs(g)))
+    np.testing.assert_allclose(part, expected * g_hat, rtol=1e-12, atol=1e-15)
+
+
+def test_probe_keeps_its_input_index_direction_and_steps():
+    """The probe records which input and direction it measured and its steps (complex: the one
+    step given), which the localisation reads back."""
+    x = np.array([0.3, 0.1])
+    v = np.array([1.0, 0.5])
+    probe = Probe(_Backend(x, lambda p: p[0] * p[1]), 0, v, method="complex", step=0.1, levels=4)
+    assert probe.index == 0 and probe.direction is v and probe.steps == [0.1]
+    d = probe.derivative([np.ones(1)], noise=1e-17)
+    assert d.smooth is True and d.truncation_dominated is False and d.kink is None
+
+
+def test_richardson_estimate_is_the_last_correction_of_the_hand_computed_table():
+    """levels = 3: D_j the central differences at h / 2^j, T_11 = (4 D_1 - D_0) / 3,
+    T_21 = (4 D_2 - D_1) / 3, T_22 = (16 T_21 - T_11) / 15; with negligible noise the reference
+    is T_22 and its error estimate |T_22 - T_21|; the correction counts as dominating when it
+    exceeds 8 x the round-off part (checked at 8.5 x)."""
+    x0, h = 0.3, 0.5
+    D = [(math.sin(x0 + h / 2**j) - math.sin(x0 - h / 2**j)) / (2 * h / 2**j) for j in range(3)]
+    T11, T21 = (4 * D[1] - D[0]) / 3, (4 * D[2] - D[1]) / 3
+    T22 = (16 * T21 - T11) / 15
+    probe = Probe(
+        _Backend(np.array([x0]), lambda p: np.sin(p[0])), 0, np.array([1.0]), method="richardson", step=h, levels=3
+    )
+    quiet = probe.derivative([np.ones(1)], noise=1e-30)
+    assert quiet.value == pytest.approx(T22, rel=1e-13)
+    assert quiet.estimate == pytest.approx(abs(T22 - T21), rel=1e-6)
+    per_noise = float(np.sum(np.abs(_probe._weights(3)[0]) / np.array(probe.steps)))  # round-off per unit noise
+    noise = abs(T22 - T21) / (8.5 * per_noise)
+    assert probe.derivative([np.ones(1)], noise=noise).truncation_dominated is True
+    assert probe.derivative([np.ones(1)], noise=abs(T22 - T21) / (7.5 * per_noise)).truncation_dominated is False
+
+
+def test_richardson_probe_of_a_kink_inside_the_stencil_locates_it():
+    """|t - 1e-4| along v from t = 0 with steps 0.1 .. 0.0125: the kink lies inside the smallest
+    stencil, the central differences go like c + K / h: not smooth, kink in (0, h_min)."""
+    probe = Probe(
+        _Backend(np.array([0.0]), lambda p: abs(p[0] - 1e-4)),
+        0,
+        np.array([1.0]),
+        method="richardson",
+        step=0.1,
+        levels=4,
+    )
+    d = probe.derivative([np.ones(1)], noise=1e-16)
+    assert d.smooth is False and d.kink == (0.0, 0.0125)
+
+
+def test_no_reference_flags_are_false_not_missing():
+    x = np.array([700.0])
+    with np.errstate(over="ignore"):
+        probe = Probe(
+            _Backend(x, lambda p: np.exp(p[0]) * 1e10), 0, np.array([1.0]), method="richardson", step=0.5, levels=3
+        )
+        d = probe.derivative([np.ones(1)], noise=1e-16)
+    assert d.smooth is False and d.truncation_dominated is False
+
+
+@pytest.mark.parametrize(
+    ("deltas", "smooth"),
+    [
+        ([4.0, 1.0, 1.0], False),  # only the last pair is out of the band
+        ([0.0, 1.0, 0.0], False),  # a significant difference after an insignificant one
+        ([1.0, 0.0, 0.0], True),  # differences vanishing below round-off: nothing to compare
+    ],
+)
+def test_smoothness_looks_at_every_consecutive_pair(deltas, smooth):
+    """Every consecutive pair of differences is compared, and only significant ones."""
+    b = 2.0**-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert _probe._smooth(_from_deltas([b * q for q in deltas]), STEPS, 1e-16) is smooth
+
+
+def test_kink_location_uses_the_next_threshold_and_every_significant_ratio():
+    """The 16x test compares with the next difference's own threshold (32 noise / h_{j+1});
+    the (0, h_min) signature needs every ratio of two significant neighbours in the band."""
+    b = 2.0**-16
+    n = 1e-10  # thresholds 32 n / h_{j+1}: 6.4e-8, 1.28e-7, 2.56e-7
+    thr1 = 32 * n / 0.025
+    assert kink_location(_from_deltas([25.5 * thr1, 0.0, 0.0]), STEPS, n) == (0.05, 0.1)
+    assert kink_location(_from_deltas([b, 2 * b, 2 * b]), STEPS, 1e-16) is None  # ratios 0.5 and 1
+    with np.errstate(divide="ignore"):
+        assert kink_location(_from_deltas([b, 2 * b, 0.0]), STEPS, b / 10000) == (0.0, 0.0125)
+
+
+def test_significance_threshold_is_32_noise_over_the_next_step():
+    """A difference delta_1 at 32.5 noise / h_2 is significant: after an insignificant delta_0 it
+    makes the stencil not smooth; with a noise 2 % larger (33.15 noise / h_2) it is round-off
+    and the stencil counts as smooth."""
+    b = 2.0**-16
+    noise = b * 0.025 / 32.5
+    d = _from_deltas([0.0, b, 0.0])
+    assert _probe._smooth(d, STEPS, noise) is False
+    assert _probe._smooth(d, STEPS, noise * 1.02) is True
