@@ -368,6 +368,7 @@ def test_no_reference_flags_are_false_not_missing():
         ([4.0, 1.0, 1.0], False),  # only the last pair is out of the band
         ([0.0, 1.0, 0.0], False),  # a significant difference after an insignificant one
         ([1.0, 0.0, 0.0], True),  # differences vanishing below round-off: nothing to compare
+        ([4.0, 1.0, 0.0], True),  # a ratio of 4, then round-off: not compared with it
     ],
 )
 def test_smoothness_looks_at_every_consecutive_pair(deltas, smooth):
