@@ -62,9 +62,14 @@ def _report(status, inputs, **extra):
     return GradientReport(**fields)
 
 
-def test_statuses_are_the_three_verdicts_in_precedence_order():
-    """'wrong' wins over 'inconclusive', which wins over 'correct' (STATUSES lists them)."""
-    assert STATUSES == ("correct", "wrong", "inconclusive")
+@pytest.mark.parametrize("status", STATUSES)
+def test_every_status_is_exactly_one_of_pass_failure_or_inconclusive(status):
+    """The published STATUSES partition an input's verdicts: each status makes a one-input report
+    a pass (ok), a failure (in failures) or inconclusive (in inconclusive), exactly one of them."""
+    check = _input(0, "x", status)
+    report = _report(status, [check])
+    assert [report.ok, check in report.failures, check in report.inconclusive].count(True) == 1
+    assert len(set(STATUSES)) == 3
 
 
 @pytest.mark.parametrize("status", STATUSES)
