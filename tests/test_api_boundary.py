@@ -116,6 +116,13 @@ def _finite(result):
     assert np.all(np.isfinite(np.asarray(result, dtype=float)))
 
 
+def _log_norms(result):
+    """ln-norms of gradients: finite, or -inf where the float64 gradient is exactly zero (documented:
+    a saturated tanh, e.g. h0 = 391, has phi' = 0 exactly); never +inf or NaN."""
+    values = np.asarray(result, dtype=float)
+    assert not np.any(np.isnan(values)) and not np.any(values == np.inf)
+
+
 def _spectral_norm_check(kwargs, result):
     W = np.asarray(kwargs["W"], dtype=float)
     assert result == pytest.approx(np.linalg.svd(W, compute_uv=False)[0] if W.size else 0.0, rel=1e-12)
@@ -158,7 +165,7 @@ ENTRIES = [
         gt.gradient_flow,
         lambda: {"model": gt.RNN(2, 3, seed=0), "x": _x(), "readout": None, "h0": None},
         ("model", "x", "readout", "h0"),
-        lambda kwargs, result: _finite(result),
+        lambda kwargs, result: _log_norms(result),
     ),
     Entry(
         "jacobian_norms",
@@ -374,6 +381,7 @@ CASES = [(entry, arg) for entry in ENTRIES for arg in entry.fuzzed]
 @example(value=np.array([], dtype=np.float64))
 @example(value=torch.tensor([], dtype=torch.float64))
 @example(value=np.float32(0.25))
+@example(value=[0.0, 0.0, 391.0])  # gradient_flow h0: tanh saturates, the flow's first entry is -inf
 def test_every_public_entry_point_answers_a_bad_value_clearly_and_without_side_effects(entry, arg, value):
     """A bad value gives a correct result or a ValueError/TypeError/NotImplementedError naming the
     argument; inputs and the process' global state are unchanged (issue 14)."""
