@@ -184,7 +184,8 @@ def _rnn_backward_blocks(D, WTdot, tmp, v, L, comp, K, out, logscale) -> np.ndar
             mul(u, row, tmp)
             WTdot(tmp, row)
             u = row
-        nrm = math.sqrt(float(u @ u))
+        with np.errstate(over="ignore"):  # a block past the float range is the signal to redo it step by step
+            nrm = math.sqrt(float(u @ u))
         if _LO <= nrm <= _HI:
             logscale[lo:k] = L + comp
             v = u / nrm
@@ -243,7 +244,8 @@ def _rnn_forward_blocks(D, Wdot, mul, tmp, v, K) -> float:
         for row in D[t:hi]:
             Wdot(v, tmp)
             mul(tmp, row, v)
-        nrm = math.sqrt(float(v @ v))
+        with np.errstate(over="ignore"):  # a block past the float range is the signal to redo it step by step
+            nrm = math.sqrt(float(v @ v))
         if _LO <= nrm <= _HI:
             total, comp = _add(total, comp, math.log(nrm))
             v /= nrm

@@ -277,3 +277,75 @@ def test_envelope_values_and_bad_input():
         spectral_radius(np.ones((2, 3)))
     with pytest.raises(ValueError, match="k must be <= the state dimension 4"):
         lyapunov_spectrum(gt.RNN(1, 4), np.zeros((3, 1)), k=5)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (spectral_norm, "W"),
+        (spectral_radius, "W"),
+        (lambda W: envelope(W, "tanh", 2), "W_hh"),
+    ],
+    ids=["spectral_norm", "spectral_radius", "envelope"],
+)
+@pytest.mark.parametrize("shape", [(3,), (2, 2, 2), (1, 1, 1)])
+def test_matrix_quantities_reject_a_non_matrix_naming_the_argument(call, name, shape):
+    """||W||_2, rho(W) and the envelope are defined for a matrix only: an array of another rank is
+    a ValueError whose message starts with the argument's exact name and says 2 dimensions
+    (a vector's 2-norm is not the spectral norm of a row or column the user meant)."""
+    with pytest.raises(ValueError) as info:
+        call(np.ones(shape))
+    message = str(info.value)
+    assert message.startswith(f"{name} must have 2 dimensions"), message
+    assert str(shape) in message
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("w", [0.5, -3.0, 2.0**-40])
+def test_envelope_of_a_scalar_recurrence_is_the_log_of_gamma_w_to_the_power_s(activation, w):
+    """For a 1 x 1 W_hh = [[w]], ||W||_2 = |w| and the envelope is s ln(gamma |w|) (norm_bound.tex):
+    checked against the exact rational (gamma |w|)^s followed by one float log (w, gamma dyadic)."""
+    steps = 6
+    g = Fraction(gamma(activation))
+    exact = [math.log(float((g * abs(Fraction(w))) ** s)) for s in range(steps + 1)]
+    # one float log of an exactly representable power vs s times a rounded log: <= (s + 1) u |ln|
+    np.testing.assert_allclose(envelope(np.array([[w]]), activation, steps), exact, rtol=(steps + 1) * u, atol=0)
+    assert spectral_norm(np.array([[w]])) == abs(w)
+    assert spectral_radius(np.array([[w]])) == abs(w)
+
+
+def test_spectral_norm_of_an_empty_matrix_is_refused_naming_w():
+    """||W||_2 of a matrix with no entries is undefined (max over an empty set): ValueError naming W."""
+    for shape in [(0, 3), (3, 0)]:
+        with pytest.raises(ValueError, match=r"^W must be non-empty, got shape \("):
+            spectral_norm(np.zeros(shape))
+
+
+@pytest.mark.parametrize("cls", [gt.RNN, gt.LSTM])
+def test_jacobian_norms_from_a_given_initial_state_equal_complex_step_norms(cls):
+    """jacobian_norms(model, x, h0) (LSTM: h0 = (h_0, c_0) with h_0 != c_0) is
+    ||ds_t/ds_{t-1}||_2 along the trajectory started from that state: the first step's Jacobian
+    by complex step of one forward step from s_0 (an oracle independent of step_jacobian); the
+    given state changes the answer (it is not replaced by zeros)."""
+    model = cls(2, 3, seed=6)
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((4, 2))
+    H = 3
+    if cls is gt.LSTM:
+        h0 = (rng.standard_normal(H), 2.0 * rng.standard_normal(H))
+        s0 = np.concatenate(h0)
+
+        def f(s):
+            r = model.apply(model.params, x[:1], (s[None, :H], s[None, H:]))
+            return np.concatenate([r.h_n[0], r.c_n[0]])
+    else:
+        h0 = rng.standard_normal(H)
+        s0 = h0
+
+        def f(s):
+            return model.apply(model.params, x[:1], s[None, :]).h_n[0]
+
+    norms = jacobian_norms(model, x, h0)
+    J = jacobian(f, s0, method="complex")
+    assert norms[0] == pytest.approx(np.linalg.norm(J, 2), rel=JACOBIAN_NORM_VS_COMPLEX_STEP)
+    assert norms[0] != pytest.approx(jacobian_norms(model, x)[0], rel=1e-6)

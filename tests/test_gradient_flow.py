@@ -15,6 +15,7 @@ Statements (derivation of the backward recursion dL/ds_{k-1} = J_k^T dL/ds_k:
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import mpmath
 import numpy as np
@@ -28,7 +29,7 @@ import gradtheory as gt
 from gradtheory import strategies as gst
 from gradtheory._tolerances import LOG_VALUE_ROUNDING
 from gradtheory._tolerances import UNIT_ROUNDOFF as u
-from gradtheory.bounds import gradient_flow, lyapunov_exponent
+from gradtheory.bounds import gradient_flow, lyapunov_exponent, lyapunov_spectrum
 
 # LOG_BPTT_ABS (absolute tolerance): Absolute, on ln-norms. gradient_flow vs model.backward: two
 # float64 evaluations of the same recursion that differ by summation order (fast Elman path: W^T
@@ -329,3 +330,247 @@ def test_forward_overflow_is_reported_not_propagated(cls):
     x = np.ones((400, 2))
     with pytest.raises(FloatingPointError, match=r"overflowed at step t=\d+"):
         gradient_flow(model, x)
+
+
+# Neumaier summation (gradtheory._logspace.add) of n terms has error <= u |S| + O(n u^2) sum|x_i|
+# (Higham, Accuracy and Stability, section 4.4); with n = 3000 equal terms the second part is
+# ~ 3000^2 u^2 |S| ~ 1e-25 |S|, so 2 u |S| bounds the error of the running log-scale. Plain
+# summation of the same terms is off by up to ~500 u |S| here.
+COMPENSATED_LOG_SCALE_REL = 2 * u
+
+
+@pytest.mark.parametrize("w", [0.5, -0.25, 0.125, -0.75])
+def test_running_log_scale_of_a_constant_jacobian_is_the_exactly_rounded_multiple(w):
+    """A scalar residual recurrence h_t = h_{t-1} + w h_{t-1} (identity, h_0 = 0, x = 0) has the
+    constant Jacobian J = 1 + w, exactly representable, so every backward step (generic path)
+    and every forward Lyapunov step multiplies a unit vector by 1 + w without rounding: the
+    only round-off is the summation of T copies of a = fl(ln|1 + w|). Then
+    flow[k] = (T - k) a and the Lyapunov estimate is a, to the compensated-sum bound 2 u |S|
+    (checked against the rational (T - k) a)."""
+    model = gt.ResidualRNN(1, 1, nonlinearity="identity", bias=False, seed=0)
+    model.params["weight_hh_l0"] = np.array([[w]])
+    T = 3000
+    x = np.zeros((T, 1))
+    a = math.log(abs(1 + w))
+    exact = np.array([float(Fraction(a) * (T - k)) for k in range(T + 1)])
+    flow = gradient_flow(model, x)
+    assert np.all(np.abs(flow - exact) <= COMPENSATED_LOG_SCALE_REL * np.abs(exact))
+    assert abs(lyapunov_exponent(model, x, v0=np.ones(1)) - a) <= COMPENSATED_LOG_SCALE_REL * abs(a)
+
+
+@pytest.mark.parametrize("errors", ["raise", "warn", "ignore"])
+def test_forward_overflow_names_the_first_non_finite_step_whatever_numpy_error_state(errors):
+    """h_t = h_{t-1} + W h_{t-1} with W = I (residual, identity, no input) from h_0 = (1, 0) gives
+    h_t = (2^t, 0): 2^1023 is finite and 2^1024 overflows, so the first non-finite state is
+    t = 1024 exactly. gradient_flow reports that step with its own FloatingPointError under any
+    numpy error state the caller has set (with "raise" numpy would otherwise raise its own error
+    from inside the loop, without the step), and leaves the caller's error state as it was."""
+    model = gt.ResidualRNN(1, 2, nonlinearity="identity", bias=False, seed=0)
+    model.params["weight_hh_l0"] = np.eye(2)
+    model.params["weight_ih_l0"] = np.zeros((2, 1))
+    x = np.zeros((1100, 1))
+    with np.errstate(all=errors):
+        before = np.geterr()
+        with pytest.raises(FloatingPointError, match=r"^the forward pass overflowed at step t=1024 "):
+            gradient_flow(model, x, h0=np.array([1.0, 0.0]))
+        with pytest.raises(FloatingPointError, match=r"^the forward pass overflowed at step t=1024 "):
+            lyapunov_spectrum(model, x, h0=np.array([1.0, 0.0]))
+        assert np.geterr() == before
+
+
+@pytest.mark.parametrize("cls", [gt.IndRNN, gt.ResidualRNN, gt.HighwayRNN])
+def test_generic_path_gives_minus_infinity_exactly_where_bptt_is_zero(cls):
+    """Cells without a fast kernel (the generic step-by-step path): a zero readout gives -inf at
+    every k; relu units all off (bias -100) from step 1 on make dL/ds_k = 0 exactly for every k
+    with a zero Jacobian after it, and gradient_flow is -inf exactly where model.backward's
+    gradient is zero and finite (equal to it) elsewhere."""
+    model = cls(2, 3, nonlinearity="relu", seed=1)
+    model.params["bias_ih_l0"] = np.full(model.params["bias_ih_l0"].shape, -100.0)
+    x = np.random.default_rng(1).uniform(-1, 1, size=(40, 2))
+    r = np.array([1.0, -2.0, 0.5])
+    assert np.all(gradient_flow(model, x, np.zeros(3)) == -np.inf)
+    flow = gradient_flow(model, x, r)
+    naive = _naive_log_norms(model, x, r)
+    np.testing.assert_array_equal(np.isneginf(flow), np.isneginf(naive))
+    finite = np.isfinite(naive)
+    assert finite[-1] and flow[-1] == math.log(np.linalg.norm(r))
+    np.testing.assert_allclose(flow[finite], naive[finite], rtol=0, atol=LOG_BPTT)
+
+
+# LYAPUNOV_DIAGONAL_RESIDUAL_ABS: J = I + diag(d) with 1 + d_i exact dyadics: the QR of a
+# diagonal (or diagonal-times-orthonormal) basis is exact up to signs, so each step adds
+# fl(ln|1 + d_i|) to a Neumaier-compensated total (error <= 2 u |S|, see above); the mean over T
+# keeps that relative size: 2 u |ln|1 + d_i|| <= 2 u * 1.1 here; 4 u is the margin.
+LYAPUNOV_DIAGONAL_RESIDUAL_ABS = 4 * u
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_lyapunov_spectrum_of_a_diagonal_residual_recurrence_is_log_one_plus_d(every):
+    """h_t = h_{t-1} + diag(d) h_{t-1} (residual cell, identity, h_0 = 0, x = 0; generic path):
+    J_t = I + diag(d) for every t, so the Lyapunov exponents are ln|1 + d_i| in the order of the
+    columns (d sorted so that |1 + d_i| decreases), whatever the re-orthonormalisation interval
+    (T = 100 is not a multiple of 3: the last factorisation happens at t = T). A d_i = -1
+    annihilates its column: that exponent is -inf, under any numpy error state."""
+    d = np.array([1.0, -0.5, -0.875])
+    model = gt.ResidualRNN(1, 3, nonlinearity="identity", bias=False, seed=0)
+    model.params["weight_hh_l0"] = np.diag(d)
+    x = np.zeros((100, 1))
+    expected = np.log(np.abs(1 + d))
+    got = lyapunov_spectrum(model, x, reorthonormalize_every=every)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=LYAPUNOV_DIAGONAL_RESIDUAL_ABS)
+    np.testing.assert_allclose(
+        lyapunov_spectrum(model, x, k=2), expected[:2], rtol=0, atol=LYAPUNOV_DIAGONAL_RESIDUAL_ABS
+    )
+    model.params["weight_hh_l0"] = np.diag([1.0, -1.0, -0.875])
+    with np.errstate(all="raise"):
+        got = lyapunov_spectrum(model, x, reorthonormalize_every=every)
+    assert got[1] == -np.inf
+    np.testing.assert_allclose(got[[0, 2]], expected[[0, 2]], rtol=0, atol=LYAPUNOV_DIAGONAL_RESIDUAL_ABS)
+
+
+def test_generic_lyapunov_exponent_of_an_annihilating_product_is_minus_infinity():
+    """IndRNN (generic path) with relu units all off: J_t = diag(relu'(a_t)) u = 0, so
+    J_T ... J_1 v_0 = 0 and ln||P v_0|| / T = -inf (not NaN, not an error)."""
+    model = gt.IndRNN(2, 3, nonlinearity="relu", seed=1)
+    model.params["bias_ih_l0"] = np.full(3, -100.0)
+    x = np.random.default_rng(1).uniform(-1, 1, size=(20, 2))
+    with np.errstate(all="raise"):
+        assert lyapunov_exponent(model, x) == -np.inf
+
+
+@pytest.mark.parametrize(
+    "func", [gradient_flow, lyapunov_exponent, lyapunov_spectrum, gt.jacobian_norms], ids=lambda f: f.__name__
+)
+def test_every_measurement_names_the_bad_argument_and_itself(func):
+    """Each measurement answers bad input with an error whose message starts with the argument's
+    exact name (x, h0, h0[0], h0[1]) or names the function (unsupported models), so a user can
+    tell which of the calls and which argument is at fault. Batched x gets the hint to call once
+    per sequence; other wrong ranks do not."""
+    x = np.zeros((4, 2))
+    name = func.__name__
+    with pytest.raises(NotImplementedError, match=rf"^{name} supports single-layer models.*build a one-layer model"):
+        func(gt.RNN(2, 3, num_layers=2), x)
+    with pytest.raises(NotImplementedError, match=rf"^{name} supports unidirectional models"):
+        func(gt.RNN(2, 3, bidirectional=True), x)
+    with pytest.raises(TypeError, match=r"^model must be a gradtheory RecurrentModel.*torch cell.*got str$"):
+        func("rnn", x)
+    with pytest.raises(ValueError, match=r"^x must be finite"):
+        func(gt.RNN(2, 3), np.full((4, 2), np.nan))
+    with pytest.raises(ValueError, match=r"\(batched input: call once per sequence\)$"):
+        func(gt.RNN(2, 3), np.zeros((4, 1, 2)))
+    with pytest.raises(ValueError, match=r"^x must be one unbatched sequence of shape \(T, 2\), got shape \(8,\)$"):
+        func(gt.RNN(2, 3), np.zeros(8))
+    with pytest.raises(ValueError, match=r"^h0 must be finite"):
+        func(gt.RNN(2, 3), x, h0=np.array([0.0, np.inf, 0.0]))
+    with pytest.raises(ValueError, match=r"^h0 must have 1 or 2 dimensions"):
+        func(gt.RNN(2, 3), x, h0=np.zeros((1, 1, 3)))
+    with pytest.raises(TypeError, match=r"^h0 must be an array for RNN, got a tuple$"):
+        func(gt.RNN(2, 3), x, h0=(np.zeros(3), np.zeros(3)))
+    with pytest.raises(TypeError, match=r"^h0 must be a tuple \(h0, c0\) for LSTM, got tuple$"):
+        func(gt.LSTM(2, 3), x, h0=(np.zeros(3), np.zeros(3), np.zeros(3)))
+    with pytest.raises(TypeError, match=r"^h0 must be a tuple \(h0, c0\) for LSTM, got ndarray$"):
+        func(gt.LSTM(2, 3), x, h0=np.zeros(3))
+    with pytest.raises(ValueError, match=r"^h0\[0\] must have shape \(3,\) or \(1, 3\), got shape \(2,\)$"):
+        func(gt.LSTM(2, 3), x, h0=(np.zeros(2), np.zeros(3)))
+    with pytest.raises(ValueError, match=r"^h0\[1\] must have shape \(3,\) or \(1, 3\), got shape \(4,\)$"):
+        func(gt.LSTM(2, 3), x, h0=(np.zeros(3), np.zeros(4)))
+
+
+def test_lyapunov_arguments_are_named_in_their_errors():
+    """k, v0 and reorthonormalize_every: a wrong value is refused with the argument's name."""
+    x = np.zeros((4, 2))
+    model = gt.ResidualRNN(2, 3, seed=0)
+    with pytest.raises(ValueError, match=r"^v0 must have shape \(3\), got shape \(4,\)$"):
+        lyapunov_exponent(model, x, v0=np.ones(4))
+    with pytest.raises(ValueError, match=r"^v0 must be non-zero$"):
+        lyapunov_exponent(model, x, v0=np.zeros(3))
+    with pytest.raises(ValueError, match=r"^v0 must be finite"):
+        lyapunov_exponent(model, x, v0=np.array([1.0, np.nan, 0.0]))
+    with pytest.raises(ValueError, match=r"^k must be >= 1, got 0$"):
+        lyapunov_spectrum(model, x, k=0)
+    with pytest.raises(TypeError, match=r"^k must be an int"):
+        lyapunov_spectrum(model, x, k=1.5)
+    for func in (lyapunov_exponent, lyapunov_spectrum):
+        with pytest.raises(ValueError, match=r"^reorthonormalize_every must be >= 1, got 0$"):
+            func(model, x, reorthonormalize_every=0)
+
+
+# TORCH_CELL_VS_TWIN_LYAPUNOV_ABS (absolute, on exponents): the torch cell's autograd Jacobian-vector
+# products and the numpy twin's hand-written Jacobians are two float64 evaluations of the same
+# product; each step's ln-norm carries ~ (H + 3) u kappa (kappa ~ 10 for these tanh steps), and
+# the mean over T keeps that size: ~ 1e-14; 1e-12 is the margin.
+TORCH_CELL_VS_TWIN_LYAPUNOV_ABS = 1e-12
+
+
+def test_lyapunov_estimates_of_a_torch_cell_use_the_given_state_start_vector_k_and_interval():
+    """from_torch_cell(RNNCell) and from_torch(RNN) with the same weights give the same flow (for
+    a readout and h0) and the same estimates for a given h0, v0, k and reorthonormalize_every (each argument reaches the torch
+    cell's path: the h0 and v0 chosen change the answer), and a bad interval is refused there too."""
+    torch.manual_seed(0)
+    seq = torch.nn.RNN(3, 4)
+    cell = torch.nn.RNNCell(3, 4)
+    with torch.no_grad():
+        for name, p in cell.named_parameters():
+            p.copy_(getattr(seq, name + "_l0") * 3.0)
+            getattr(seq, name + "_l0").mul_(3.0)
+    model, twin = gt.from_torch_cell(cell), gt.from_torch(seq)
+    x = np.random.default_rng(2).standard_normal((12, 3))
+    h0 = np.array([[0.9, -0.8, 0.7, -0.6]])  # (1, H): the torch-cell path does not take (H,)
+    v0 = np.array([0.0, 0.0, 1.0, 1e-3])
+    tol = TORCH_CELL_VS_TWIN_LYAPUNOV_ABS
+    lam = lyapunov_exponent(model, x, h0, v0=v0, reorthonormalize_every=3)
+    assert abs(lam - lyapunov_exponent(twin, x, h0, v0=v0, reorthonormalize_every=3)) <= tol
+    assert abs(lam - lyapunov_exponent(twin, x, h0, reorthonormalize_every=3)) > 1e-6  # v0 matters
+    assert abs(lam - lyapunov_exponent(twin, x, v0=v0, reorthonormalize_every=3)) > 1e-6  # h0 matters
+    r = np.array([1.0, -2.0, 0.5, 0.25])
+    flow = gradient_flow(model, x, r, h0)
+    np.testing.assert_allclose(flow, gradient_flow(twin, x, r, h0), rtol=0, atol=LOG_BPTT)
+    assert np.max(np.abs(flow - gradient_flow(twin, x, r))) > 1e-6  # h0 matters
+    spec = lyapunov_spectrum(model, x, 2, h0, reorthonormalize_every=5)
+    assert spec.shape == (2,)
+    np.testing.assert_allclose(spec, lyapunov_spectrum(twin, x, 2, h0, reorthonormalize_every=5), rtol=0, atol=tol)
+    assert np.max(np.abs(spec - lyapunov_spectrum(twin, x, 2))) > 1e-6  # h0 matters
+    for func in (lyapunov_exponent, lyapunov_spectrum):
+        with pytest.raises(ValueError, match=r"^reorthonormalize_every must be >= 1, got 0$"):
+            func(model, x, reorthonormalize_every=0)
+
+
+def test_flow_and_lyapunov_estimates_of_a_diagonal_family_take_readout_k_and_v0_and_check_the_interval():
+    """LRU (diagonal Jacobians diag(lambda)): the flow for a readout r is the closed form
+    ln ||(|lambda_n|^(T-k) r_n)_n||; lyapunov_spectrum(k=2) is the first two of the full
+    spectrum ln|lambda_n|; the exponent with v0 = e_n is exactly ln|lambda_n| (the product is
+    diagonal); a bad interval is refused naming it, as for every other model."""
+    model = gt.LRU(2, 4, seed=3, r_min=0.3, r_max=0.95)
+    x = np.random.default_rng(3).standard_normal((50, 2))
+    log_mod = -np.exp(model.params["nu_log"])  # ln|lambda_n| from the parametrisation
+    r = np.array([1.0, -2.0, 0.5, 0.25])
+    steps = x.shape[0] - np.arange(x.shape[0] + 1)
+    # dL/dh_k = conj(lambda)^(T-k) r elementwise: ||.|| = sqrt(sum |lambda_n|^(2(T-k)) r_n^2)
+    closed = 0.5 * np.log(np.sum(np.exp(2 * steps[:, None] * log_mod[None, :]) * r[None, :] ** 2, axis=1))
+    np.testing.assert_allclose(gradient_flow(model, x, r), closed, rtol=0, atol=LOG_BPTT)
+    full = lyapunov_spectrum(model, x)
+    np.testing.assert_allclose(full, log_mod, rtol=8 * u, atol=0)
+    np.testing.assert_array_equal(lyapunov_spectrum(model, x, 2), full[:2])
+    for n in range(4):
+        e_n = np.eye(4)[n]
+        assert lyapunov_exponent(model, x, v0=e_n) == pytest.approx(log_mod[n], rel=8 * u)
+    for func in (lyapunov_exponent, lyapunov_spectrum):
+        with pytest.raises(ValueError, match=r"^reorthonormalize_every must be >= 1, got 0$"):
+            func(model, x, reorthonormalize_every=0)
+
+
+def test_lyapunov_spectrum_runs_the_jacobian_stepper_of_the_elman_fast_kernel(monkeypatch):
+    """The Elman RNN's registry entry names gradtheory._elman_kernel, whose jacobian_stepper steps
+    the basis of lyapunov_spectrum (not the generic per-step recomputation): a stepper that
+    refuses to run makes it raise. (The gated kernels define no stepper: the generic path.)"""
+    from gradtheory import _elman_kernel
+
+    class Refused(Exception):
+        pass
+
+    def refuse(*args, **kwargs):
+        raise Refused
+
+    monkeypatch.setattr(_elman_kernel, "jacobian_stepper", refuse)
+    with pytest.raises(Refused):
+        lyapunov_spectrum(gt.RNN(2, 3), np.zeros((4, 2)))

@@ -267,7 +267,7 @@ def test_truncated_bptt_with_k_at_least_T_equals_full_bptt(case, extra):
 
 
 @pytest.mark.parametrize("mode", ["RNN", "LSTM", "GRU"])
-@pytest.mark.parametrize("k", [1, 2, 4])
+@pytest.mark.parametrize("k", [1, 2, 4, 5])  # k = T - 1: one step before the truncation
 def test_truncated_bptt_equals_autograd_with_state_detached_k_steps_back(mode, k):
     """truncate=k equals torch autograd of L_k = sum_{t > T-k} <d_out_t, out_t> + <d_hn, h_n>
     run from the detached states at T-k (all layers): the definition of truncated BPTT."""
@@ -330,3 +330,58 @@ def test_one_step_jacobian_under_cancellation_is_accurate_to_its_terms():
     assert J[0, 0] == 2.0**-52  # 1 + w is exact in binary: Sterbenz
     oracle = jacobian(lambda s: _state_after(model, np.zeros((1, 1)), s), np.zeros(1), method="complex")
     assert abs(J[0, 0] - oracle[0, 0]) <= JACOBIAN_PRODUCT.value * (1.0 + abs(J[0, 0]))
+
+
+# BACKWARD_COMPLEX_STEP_VS_RICHARDSON: the complex step through the hand-written backward is the
+# exact derivative of the gradient along v to round-off (~ 8 u |f| per entry, no subtraction);
+# Richardson's own error estimate (truncation + round-off, oracles.richardson) bounds its side;
+# 1e-9 absolute covers the round-off of both for gradients of size ~1 (T = 3, H = 3).
+BACKWARD_COMPLEX_STEP_VS_RICHARDSON_ABS = 1e-9
+
+
+@pytest.mark.parametrize("cls", [gt.RNN, gt.GRU, gt.LSTM])
+def test_bptt_is_analytic_complex_step_through_backward_equals_richardson_of_the_gradient(cls):
+    """The time loop's backward extends to complex parameters (the basis of complex-step
+    second-order checks): Im g(theta + i h v) / h, with g the hand-written gradient (params, x,
+    h0, c0 and the per-step dh, dc), equals the Richardson derivative of the real gradient along
+    v. Buffers of the wrong (real) dtype would drop the imaginary part."""
+    model = cls(2, 3, seed=4)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 2))
+    h0 = rng.standard_normal((1, 3)) * 0.5
+    if cls is gt.LSTM:
+        h0 = (h0, rng.standard_normal((1, 3)) * 0.5)
+    d_out, d_hn = rng.standard_normal((3, 3)), rng.standard_normal((1, 3))
+    d_cn = rng.standard_normal((1, 3)) if cls is gt.LSTM else None
+    names = list(model.params)
+    shapes = [model.params[n].shape for n in names]
+    theta = np.concatenate([model.params[n].ravel() for n in names])
+    v = rng.standard_normal(theta.size)
+
+    def gradient(th):
+        params, i = {}, 0
+        for n, shape in zip(names, shapes):
+            size = int(np.prod(shape))
+            block = th[i : i + size].reshape(shape)
+            # a parameter the direction does not move stays real, as when a checker perturbs one
+            # leaf at a time: complex b_hh beside real W_hh must still give complex states
+            params[n] = block.real if np.iscomplexobj(block) and not np.any(block.imag) else block
+            i += size
+        # with complex parameters the cotangents are passed as complex (zero imaginary part):
+        # backward's h0/dh buffers take the cotangent's dtype and would drop Im with real ones
+        cast = (lambda a: None if a is None else a + 0j) if np.iscomplexobj(th) else (lambda a: a)
+        g = model.backward(model.apply(params, x, h0), cast(d_out), cast(d_hn), cast(d_cn))
+        parts = [g.params[n].ravel() for n in names] + [g.x.ravel(), g.h0.ravel(), g.dh.ravel()]
+        if cls is gt.LSTM:
+            parts += [g.c0.ravel(), g.dc.ravel()]
+        return np.concatenate(parts)
+
+    # along every parameter at once, and along the recurrent bias alone (complex b_hh, real W_hh)
+    start = sum(int(np.prod(shape)) for n, shape in zip(names, shapes) if names.index(n) < names.index("bias_hh_l0"))
+    only_b_hh = np.zeros_like(v)
+    only_b_hh[start : start + model.params["bias_hh_l0"].size] = 1.0
+    for direction in (v, only_b_hh):
+        cs = complex_step(gradient, theta, direction)
+        ref = richardson(gradient, theta, direction, h=1e-2, levels=4)
+        assert np.max(np.abs(cs)) > 1e-3  # the gradient does depend on theta along the direction
+        assert np.all(np.abs(cs - ref.value) <= ref.error + BACKWARD_COMPLEX_STEP_VS_RICHARDSON_ABS)
