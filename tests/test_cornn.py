@@ -266,3 +266,20 @@ def test_the_joint_recurrence_splits_its_gradient_between_y_and_z():
         # z_1 = z_0 + dt (W y_0 + W_z z_0): dL/dy_0 = dt [W = I], dL/dz_0 = 1 + dt [W_z = I]
         assert np.array_equal(g.h0[0], np.full(H, 0.5 if reaches == "y" else 0.0))
         assert np.array_equal(g.c0[0], np.full(H, 1.0 if reaches == "y" else 1.5))
+
+
+def test_a_recurrence_reading_more_state_components_than_the_cell_has_is_rejected():
+    """Recurrence.reads_states (the joint-state hook coRNN uses) must lie in [1, n_states]."""
+    from gradtheory.cells.cornn import CoRNNCell, CoupledRecurrence
+
+    class Three(CoupledRecurrence):
+        reads_states = 3
+
+    cell = CoRNNCell()
+    cell.recurrence = Three()
+    with pytest.raises(ValueError, match=r"cell.recurrence.reads_states must be an int in \[1, n_states=2\], got 3"):
+        gt.RecurrentModel(2, 3, cell=cell)
+    one = gt.cells.get("rnn").cell("tanh")
+    one.recurrence = CoupledRecurrence()
+    with pytest.raises(ValueError, match=r"in \[1, n_states=1\], got 2"):
+        gt.RecurrentModel(2, 3, cell=one)

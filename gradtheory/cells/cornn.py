@@ -346,6 +346,8 @@ def derive() -> Any:
             r"The coupled oscillatory RNN (Rusch and Mishra, ICLR 2021) discretises a network of damped "
             r"oscillators $y'' = \sigma(Wy + W_z y' + Vu + b) - \gamma y - \varepsilon y'$ with a step in which "
             r"the position $y$ is updated from the new velocity $z$. The joint state is $s = (y, z)$. "
+            r"The paper's text could not be read here: the step is the authors' reference implementation "
+            r"(\texttt{coRNNCell.forward}, github.com/tk-rusch/coRNN), whose damping acts on the old $z$. "
             r"The audit's coRNN claims use the Jacobian, its determinant, the linear part $A$ acting on "
             r"each unit and the bounds derived here; the checks compare them with \texttt{CoRNN.jacobians} "
             r"and BPTT."
