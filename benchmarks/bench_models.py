@@ -117,6 +117,7 @@ def main(argv=None) -> dict[str, float]:
         "OrthogonalRNN": gt.OrthogonalRNN(args.n, args.n, seed=0),  # expm and its adjoint once per pass
         "LRU": gt.LRU(args.n, args.n, seed=0),  # complex state of n entries
         "S6": gt.SelectiveSSM(args.n, 16, seed=0),  # state n x 16 (Mamba's N)
+        "coRNN": gt.CoRNN(args.n, args.n, seed=0),  # state (y, z), weight_hh [W | W_z] (n, 2n); sMNIST dt, gamma, eps
     }
     for name, model in families.items():
         twin_row(name, model, gt.to_torch(model), args, rng, x, ratios)

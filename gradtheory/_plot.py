@@ -430,6 +430,102 @@ def plot_lru_selective_ssm(path: Path, T: int, n: int, seed: int) -> None:
     fig.savefig(path)
 
 
+# -- coRNN (Rusch & Mishra 2021; proofs/cornn.tex) ---------------------------------------------
+def plot_cornn(out: Path, T: int, n: int, seed: int) -> list[Path]:
+    r"""``cornn.png``: coRNN's gradient flow against its row-sum bound
+    :math:`(T-k)\ln(1 + \Delta t\,\Gamma)` (``proofs/cornn.tex``) at the reference's sMNIST
+    hyperparameters for the default weights, for :math:`W = W_z = 0` (with its exact decay
+    :math:`(T-k)\ln\rho(A)`) and for :math:`W = 2\gamma I` at the fixed point (growth); and its phase
+    diagram: the top Lyapunov exponent per unit time over the scale of :math:`W` against the fixed
+    point's :math:`\ln\rho(J_0)/\Delta t`."""
+    from .cells.cornn import CoRNN
+
+    dt, gam, eps = 0.042, 2.7, 4.7
+    x = np.random.default_rng(seed).standard_normal((T, n))
+    # symmetric W with eigenvalues spread over [-1, 1]: its scale is both ||W||_2 and its top eigenvalue
+    Q, _ = np.linalg.qr(np.random.default_rng(seed + 2).standard_normal((n, n)))
+    direction = (Q * np.linspace(-1.0, 1.0, n)) @ Q.T
+
+    def model(W: np.ndarray, bias: bool = True) -> CoRNN:
+        m = CoRNN(n, n, dt=dt, gamma=gam, epsilon=eps, bias=bias, seed=seed)
+        m.params = {**m.params, "weight_hh_l0": W}
+        return m
+
+    def row_sum_rate(W_hh: np.ndarray) -> float:  # ln(1 + dt Gamma), proofs/cornn.tex
+        c = (
+            gam
+            + float(np.max(np.sum(np.abs(W_hh[:, :n]), axis=1)))
+            + float(np.max(np.sum(np.abs(W_hh[:, n:]), axis=1)))
+        )
+        c -= eps
+        return float(np.log1p(dt * max(c, 1 + dt * c)))
+
+    def fixed_point_rate(W: np.ndarray) -> float:  # ln rho(J0) per step at y = z = 0, sigma'(0) = 1
+        Jzy = dt * (W - gam * np.eye(n))
+        Jzz = (1 - dt * eps) * np.eye(n)
+        J0 = np.block([[np.eye(n) + dt * Jzy, dt * Jzz], [Jzy, Jzz]])
+        return float(np.log(np.max(np.abs(np.linalg.eigvals(J0)))))
+
+    fig = _figure(11, 4.4)
+    ax, ax2 = fig.subplots(1, 2)
+    dist = np.arange(T + 1)[::-1]
+    default = CoRNN(n, n, dt=dt, gamma=gam, epsilon=eps, seed=seed).params["weight_hh_l0"]
+    grow = np.hstack([2 * gam * np.eye(n), np.zeros((n, n))])
+    cases = (
+        ("tab:blue", "torch default init, x ~ N(0, 1)", default, x, True),
+        ("tab:green", r"$W = W_z = 0$", np.zeros((n, 2 * n)), x, True),
+        ("tab:red", r"$W = 2\gamma I$, fixed point $x = 0$", grow, 0 * x, False),
+    )
+    for color, label, W_hh, inputs, bias in cases:
+        flow = gradient_flow(model(W_hh, bias), inputs)
+        rate = row_sum_rate(W_hh)
+        ax.plot(dist, flow - flow[-1], color=color, lw=1.6, label=f"{label} measured")
+        ax.plot(dist, rate * dist, "--", color=color, lw=1, label=rf"bound $(T-k)\ln(1 + \Delta t\Gamma)$, {rate:.3g}")
+    A = np.array([[1 - dt * dt * gam, dt * (1 - dt * eps)], [-dt * gam, 1 - dt * eps]])
+    rho = float(np.max(np.abs(np.linalg.eigvals(A))))
+    ax.plot(
+        dist, np.log(rho) * dist, ":", color="k", lw=1, label=rf"$W = W_z = 0$: $(T-k)\ln\rho(A)$, {np.log(rho):.3g}"
+    )
+    measured = np.concatenate([line.get_ydata() for line in ax.lines[:6:2]])
+    lo, hi = float(np.min(measured[np.isfinite(measured)])), float(np.max(measured[np.isfinite(measured)]))
+    ax.set_ylim(lo - 0.1 * (hi - lo) - 1, hi + 0.5 * (hi - lo) + 1)  # the bounds would dwarf the curves
+    ax.set_xlabel(r"distance $T - k$")
+    ax.set_ylabel(r"$\ln\|\partial L/\partial s_k\| - \ln\|\partial L/\partial s_T\|$")
+    ax.set_title(rf"coRNN, $\Delta t = {dt:g}$, $\gamma = {gam:g}$, $\varepsilon = {eps:g}$", fontsize=9)
+    grid = np.linspace(0.0, 4.0 * gam, 13)
+    for scale, style, label in ((0.0, "o-", "x = 0, no bias (fixed point)"), (1.0, "s-", "x ~ N(0, 1)")):
+        rates = [
+            lyapunov_exponent(model(np.hstack([w * direction, np.zeros((n, n))]), bias=scale > 0), scale * x) / dt
+            for w in grid
+        ]
+        ax2.plot(grid, rates, style, ms=3, lw=1.2, label=rf"measured $\lambda_1/\Delta t$, {label}")
+    ax2.plot(
+        grid,
+        [fixed_point_rate(w * direction) / dt for w in grid],
+        "k--",
+        lw=1,
+        label=r"fixed point $\ln\rho(J_0)/\Delta t$",
+    )
+    ax2.axvline(
+        gam,
+        color="tab:red",
+        lw=1,
+        label=r"$\lambda_{max}(W) = \gamma$: $p_{J_0}(1) = -\Delta t^2(\lambda_{max} - \gamma)$",
+    )
+    ax2.axhline(0.0, color="gray", lw=0.8)
+    ax2.set_xlabel(r"$\lambda_{max}(W) = \|W\|_2$ (symmetric $W$, $W_z = 0$)")
+    ax2.set_ylabel(r"$\lambda_1$ per unit time (> 0: exploding)")
+    ax2.set_title("phase diagram over the scale of W", fontsize=9)
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"coRNN (H = {n}, T = {T}): bounded states, gradients bounded only on a physical horizon", fontsize=10)
+    fig.tight_layout()
+    path = out / "cornn.png"
+    fig.savefig(path)
+    return [path]
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         T = check_positive_int(args.steps, "--steps")
@@ -456,6 +552,7 @@ def run(args: argparse.Namespace) -> int:
     written.append(path)
     written += plot_antisymmetric(out, T, n, args.seed)
     written += plot_orthogonal(out, T, n, args.seed)
+    written += plot_cornn(out, T, n, args.seed)
     plot_lru_selective_ssm(out / "lru_selective_ssm.png", T, n, args.seed)
     written.append(out / "lru_selective_ssm.png")
     for p in written:

@@ -300,7 +300,7 @@ def exact_directional_derivative(
     exactly), else ``mpmath.mpf`` at ``dps`` digits. Cost grows like T * n^2 scalar operations:
     meant for n <= 4, T <= 8. The numpy step, backward and Jacobian are never called.
     """
-    from .cells import DENSE, ScalarOps
+    from .cells import DENSE, ScalarOps, recurrent_input
     from .models import RecurrentModel
 
     if not isinstance(model, RecurrentModel) or getattr(model.cell, "equations", None) is None:
@@ -346,7 +346,7 @@ def exact_directional_derivative(
     outputs = []
     for t in range(T):
         gi = DENSE.exact(W_ih, X[t])  # the input projection is always a dense matrix
-        gh = cell.recurrence.exact(W_hh, state[0])
+        gh = cell.recurrence.exact(W_hh, recurrent_input(cell.recurrence, state, lambda parts: sum(parts, [])))
         if b_ih is not None:
             gi = [g + b for g, b in zip(gi, b_ih)]
             gh = [g + b for g, b in zip(gh, b_hh)]

@@ -24,6 +24,7 @@ from ._base import (
     Recurrence,
     ScalarOps,
     check_cell,
+    recurrent_input,
     torch_activation,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "ScalarOps",
     "check_cell",
     "get",
+    "recurrent_input",
     "register",
     "spec_of",
     "torch_activation",
@@ -54,6 +56,7 @@ _MODULES = (
     "minlstm",
     "antisymmetric",
     "orthogonal",
+    "cornn",
 )
 
 #: name -> CellSpec, in registration order.

@@ -37,6 +37,7 @@ __all__ = [
     "CellSpec",
     "Recurrence",
     "ScalarOps",
+    "recurrent_input",
     "torch_activation",
 ]
 
@@ -45,6 +46,11 @@ class Recurrence:
     """How a cell forms its recurrent term ``R(h, W_hh)`` from ``weight_hh`` (rows = G*H)."""
 
     name = ""
+    #: how many leading state components R reads: 1 (``h`` alone, every built-in recurrence but
+    #: coRNN's) or more (the components concatenated, e.g. coRNN's ``W y + W_z z`` on ``(y, z)``);
+    #: then ``apply``/``weight_grad`` take the concatenated state and ``input_grad`` returns its
+    #: gradient, which the time loop splits between the components (see :func:`recurrent_input`)
+    reads_states: int = 1
 
     def weight_shape(self, rows: int, hidden_size: int) -> tuple[int, ...]:
         raise NotImplementedError
@@ -164,6 +170,13 @@ DIAGONAL: Recurrence = _Diagonal()
 NONE: Recurrence = _NoRecurrence()
 
 
+def recurrent_input(recurrence: Recurrence, state: Sequence[Any], join: Callable[[list], Any]) -> Any:
+    """The argument of ``R``: ``state[0]``, or the first ``recurrence.reads_states`` components
+    joined by ``join`` (``np.concatenate`` on the last axis, ``torch.cat``, list concatenation)."""
+    n = getattr(recurrence, "reads_states", 1)
+    return state[0] if n == 1 else join(list(state[:n]))
+
+
 @dataclass(frozen=True)
 class ScalarOps:
     """Scalar functions for :meth:`Cell.equations`: the cell's activation ``phi``, ``sigmoid``, ``tanh``."""
@@ -219,6 +232,11 @@ def check_cell(cell: Any, name: str = "cell") -> Cell:
         value = getattr(cell, attr)
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name}.{attr} must be a positive int, got {value!r}")
+    reads = getattr(cell.recurrence, "reads_states", 1)
+    if not (isinstance(reads, int) and 1 <= reads <= cell.n_states):
+        raise ValueError(
+            f"{name}.recurrence.reads_states must be an int in [1, n_states={cell.n_states}], got {reads!r}"
+        )
     if cell.n_states > 2:
         raise NotImplementedError(
             f"{name}.n_states={cell.n_states}: models carry the state (h,) or (h, c), not more components"

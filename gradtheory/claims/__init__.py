@@ -84,6 +84,7 @@ FAMILIES = (
     "orthogonal",
     "lru",
     "selective_ssm",
+    "cornn",
 )
 
 

@@ -113,6 +113,13 @@ DOCUMENTS: dict[str, Document] = {
         "2023",
         "paper (arXiv:2312.00752)",
     ),
+    "rusch2021": Document(
+        "Coupled Oscillatory Recurrent Neural Network (coRNN): An accurate and (gradient) stable architecture "
+        "for learning long time dependencies",
+        "T. K. Rusch, S. Mishra",
+        "2021",
+        "paper (ICLR)",
+    ),
     "torch": Document(
         "torch.nn.utils.clip_grad_value_ (documentation)",
         "PyTorch",

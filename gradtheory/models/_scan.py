@@ -59,9 +59,15 @@ def input_projection(cell, x: np.ndarray, p: LayerParams) -> np.ndarray:
     return gi
 
 
+def _joined(cell, state):
+    """R's argument: h, or the joint state for a recurrence reading several components (coRNN)."""
+    n = getattr(cell.recurrence, "reads_states", 1)
+    return state[0] if n == 1 else np.concatenate(state[:n], axis=-1)
+
+
 def step_forward(cell, gi_t: np.ndarray, state: tuple, p: LayerParams):
     """One step from ``state`` given its input projection ``gi_t`` (from :func:`input_projection`)."""
-    gh = cell.recurrence.apply(state[0], p.W_hh)
+    gh = cell.recurrence.apply(_joined(cell, state), p.W_hh)
     if p.b_hh is not None and not cell.additive:
         gh = gh + p.b_hh
     return cell.step(gi_t, gh, state)
@@ -78,6 +84,8 @@ class StepGrads(NamedTuple):
 def step_backward(cell, d_state: Sequence[np.ndarray], cache, W_hh: np.ndarray) -> StepGrads:
     """One BPTT step through ``cell`` (the recurrent term pulled back through the cell's recurrence)."""
     d_gi, d_gh, direct = cell.step_backward(tuple(d_state), cache)
+    if getattr(cell.recurrence, "reads_states", 1) > 1:
+        return _joint_step_backward(cell, d_state, W_hh, StepGrads(d_gi, d_gh, direct))
     d_h_prev = cell.recurrence.input_grad(d_gh, W_hh, d_state[0].shape[-1])
     if direct[0] is not None:
         d_h_prev = d_h_prev + direct[0]
@@ -85,6 +93,21 @@ def step_backward(cell, d_state: Sequence[np.ndarray], cache, W_hh: np.ndarray) 
         np.zeros_like(d_state[k]) if direct[k] is None else direct[k] for k in range(1, len(d_state))
     )
     return StepGrads(d_gi, d_gh, d_prev)
+
+
+def _joint_step_backward(cell, d_state, W_hh, own: StepGrads) -> StepGrads:
+    """:func:`step_backward` for a recurrence reading the first n state components: the pull-back
+    of d_gh is split between them and added to each component's direct part."""
+    n, H = cell.recurrence.reads_states, d_state[0].shape[-1]
+    d_rec = cell.recurrence.input_grad(own.d_gh, W_hh, n * H)
+    d_prev = []
+    for k, direct in enumerate(own.d_prev):
+        part = d_rec[..., k * H : (k + 1) * H] if k < n else None
+        if part is None:
+            d_prev.append(np.zeros_like(d_state[k]) if direct is None else direct)
+        else:
+            d_prev.append(part if direct is None else part + direct)
+    return StepGrads(own.d_gi, own.d_gh, tuple(d_prev))
 
 
 def scan_forward(cell, x, state0, p: LayerParams) -> LayerTrace:
@@ -142,7 +165,9 @@ def scan_backward(trace: LayerTrace, d_out, d_final, truncate=None):
     flat_gh = d_gh.reshape(T * B, GH)
     grads = {
         "weight_ih": flat_gi.T @ x.reshape(T * B, -1),
-        "weight_hh": cell.recurrence.weight_grad(flat_gh, trace.states[0][:-1].reshape(T * B, -1)),
+        "weight_hh": cell.recurrence.weight_grad(
+            flat_gh, _joined(cell, [s[:-1] for s in trace.states]).reshape(T * B, -1)
+        ),
     }
     if trace.has_bias:
         grads["bias_ih"] = flat_gi.sum(axis=0)

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from ..cells import recurrent_input
+
 __all__ = ["TorchTwin"]
 
 
@@ -63,7 +65,9 @@ class TorchTwin(torch.nn.Module):
         steps = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
         for t in steps:
             gi = x[t] @ W_ih.T
-            gh = self.cell.recurrence.torch(state[0], W_hh)
+            gh = self.cell.recurrence.torch(
+                recurrent_input(self.cell.recurrence, state, lambda parts: torch.cat(parts, dim=-1)), W_hh
+            )
             if b_ih is not None:
                 gi, gh = gi + b_ih, gh + b_hh
             state = tuple(self.cell.torch_step(gi, gh, state))

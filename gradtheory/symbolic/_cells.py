@@ -76,6 +76,8 @@ def cell_step(family: str, hidden_size: int, input_size: int, activation: str = 
     (S, P), (S, I); ``theta`` is ``W_ih, W_hh, b_ih, b_hh`` flattened in that order (P entries),
     S = n_states * H. The state is the cell's own :meth:`equations`.
     """
+    from ..cells import recurrent_input
+
     cell = _make_cell(family, activation)
     H, I, G = hidden_size, input_size, cell.gates
     prev = [sp.Matrix(sp.symbols(f"{n}0:{H}", real=True)) for n in ("hp", "cp", "sp")[: cell.n_states]]
@@ -88,7 +90,8 @@ def cell_step(family: str, hidden_size: int, input_size: int, activation: str = 
     b_ih = sp.Matrix(sp.symbols(f"bi0:{G * H}", real=True))
     b_hh = sp.Matrix(sp.symbols(f"bh0:{G * H}", real=True))
     gi = W_ih * x + b_ih
-    gh = sp.Matrix(cell.recurrence.exact(W_hh.tolist() if len(hh_shape) == 2 else W_hh, list(prev[0]))) + b_hh
+    rec_in = recurrent_input(cell.recurrence, [list(v) for v in prev], lambda parts: sum(parts, []))
+    gh = sp.Matrix(cell.recurrence.exact(W_hh.tolist() if len(hh_shape) == 2 else W_hh, rec_in)) + b_hh
     state_parts, _ = cell_equations(cell, gi, gh, tuple(prev), activation if cell.activation is not None else None)
     state, prev_v = sp.Matrix.vstack(*state_parts), sp.Matrix.vstack(*prev)
     theta = list(W_ih) + list(W_hh_syms) + list(b_ih) + list(b_hh)

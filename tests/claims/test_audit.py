@@ -113,6 +113,10 @@ EXPECTED = {
     "s6-selectivity-delta": "proved",
     "s6-state-gradients-never-explode": "proved",
     "s6-small-delta-long-memory": "refined",
+    # coRNN (gradtheory/claims/cornn.py)
+    "cornn-bounded-hidden-states": "proved",
+    "cornn-gradients-do-not-explode": "refined",
+    "cornn-gradients-do-not-vanish": "refined",
 }
 
 
