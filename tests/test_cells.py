@@ -4,8 +4,13 @@ one-step Jacobians against torch.func, the SymPy-derived sum of products of Jaco
 long-horizon flow against the product of Jacobians. A user's numpy cell plugs in through the same
 ``Cell`` protocol.
 
+A cell with its own layer layout (LRU, selective SSM: readout, input-dependent transitions) is
+covered by the same properties; the two that differentiate the cell's independent scalar equations
+ask the cell whether it has them (``cell.equations``) and otherwise assert that the oracle refuses.
+
 Derivations: ``proofs/rnn_bptt.tex`` (the recursion), and each cell's own section
-(``proofs/lstm.tex``, ``gru.tex``, ``residual_highway.tex``, ``indrnn.tex``).
+(``proofs/lstm.tex``, ``gru.tex``, ``residual_highway.tex``, ``indrnn.tex``, ``lru.tex``,
+``selective_ssm.tex``).
 """
 
 from __future__ import annotations
@@ -75,14 +80,14 @@ def cases(draw, name, *, single=False, nonlinearities=None, batched=True, max_si
         )
     )
     T = draw(st.integers(1, 4))
-    LD, H = model.num_layers * model.num_directions, model.hidden_size
+    LD, H, O = model.num_layers * model.num_directions, model.hidden_size, model.output_size
     arr = lambda shape: draw(hnp.arrays(np.float64, shape, elements=_ELEM))
     if batched:
         B = draw(st.integers(1, 2))
         xs = (B, T, model.input_size) if model.batch_first else (T, B, model.input_size)
-        ss, os_ = (LD, B, H), ((B, T) if model.batch_first else (T, B)) + (model.num_directions * H,)
+        ss, os_ = (LD, B, H), ((B, T) if model.batch_first else (T, B)) + (model.num_directions * O,)
     else:
-        xs, ss, os_ = (T, model.input_size), (LD, H), (T, model.num_directions * H)
+        xs, ss, os_ = (T, model.input_size), (LD, H), (T, model.num_directions * O)
     two = model.num_states == 2
     h0 = (arr(ss), arr(ss)) if two else arr(ss)
     return model, arr(xs), h0, arr(os_), arr(ss), (arr(ss) if two else None)
@@ -172,6 +177,11 @@ def test_bptt_equals_exact_arithmetic_for_every_registered_cell(name, data, seed
     )
     model = model.unparametrized()  # W_hh = f(A) formed once; f's own VJP: complex step and torch above
     h0 = tuple(v[0] for v in h0) if isinstance(h0, tuple) else h0[0]
+    if getattr(model.cell, "equations", None) is None:  # declared: no independent scalar form
+        # (the LRU's and the selective SSM's layers have none: exact oracles of their own in their tests)
+        with pytest.raises(TypeError, match="independent scalar form"):
+            exact_directional_derivative(model, x, {"x": x}, d_output=d_out, h0=h0)
+        return
     d_hn = d_hn[0]
     d_cn = None if d_cn is None else d_cn[0]
     grads = model.backward(
@@ -232,6 +242,10 @@ def test_bptt_equals_sympy_derived_sum_of_jacobian_products_for_every_registered
     )
     model = model.unparametrized()  # W_hh = f(A) formed once; f's own VJP: complex step and torch above
     h0v = tuple(v[0] for v in h0) if isinstance(h0, tuple) else h0[0]
+    if getattr(model.cell, "equations", None) is None:  # declared: no scalar equations to differentiate
+        with pytest.raises(NotImplementedError, match="independent scalar form"):
+            model_gradient_by_formula(model, x, h0v, d_output=d_out)
+        return
     grads = model.backward(model.forward(x, h0), d_out, d_hn, d_cn)
     exact = model_gradient_by_formula(
         model, x, h0v, d_output=d_out, d_h_n=d_hn[0], d_c_n=None if d_cn is None else d_cn[0]

@@ -24,6 +24,7 @@ from ._base import (
     Recurrence,
     ScalarOps,
     check_cell,
+    has_layout,
     torch_activation,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "ScalarOps",
     "check_cell",
     "get",
+    "has_layout",
     "register",
     "spec_of",
     "torch_activation",
@@ -54,6 +56,8 @@ _MODULES = (
     "minlstm",
     "antisymmetric",
     "orthogonal",
+    "lru",
+    "selective_ssm",
 )
 
 #: name -> CellSpec, in registration order.

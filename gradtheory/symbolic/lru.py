@@ -1,6 +1,6 @@
 r"""The LRU (Orvieto et al. 2023): exponential parametrisation, the one-step Jacobian
 :math:`\operatorname{diag}(\lambda)` under torch's complex-gradient convention, exact powers
-through time, and what the :math:`\gamma` normalisation preserves (``gradtheory/families/lru.py``)."""
+through time, and what the :math:`\gamma` normalisation preserves (``gradtheory/cells/lru.py``)."""
 
 from __future__ import annotations
 
