@@ -49,7 +49,8 @@ def __getattr__(name: str) -> Any:
 class ForwardResult:
     """Result of :meth:`RecurrentModel.forward`, laid out as the torch module's return value.
 
-    ``output``: (T, B, D*H) time-major, (B, T, D*H) with batch_first, (T, D*H) unbatched.
+    ``output``: (T, B, D*H) time-major, (B, T, D*H) with batch_first, (T, D*H) unbatched (H is
+    ``output_size`` for a cell with a readout: the LRU's and the selective SSM's y has the input's size).
     ``h_n`` (and ``c_n`` for LSTM): (num_layers*D, B, H), or (num_layers*D, H) unbatched.
     """
 
