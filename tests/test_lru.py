@@ -231,6 +231,9 @@ def test_bad_arguments_raise_errors_naming_them():
         gt.LRU(2, 3.0)
     with pytest.raises(NotImplementedError, match="bidirectional=True"):
         gt.LRU(2, 3, bidirectional=True)
+    for size in ("input_size", "state_size"):  # found by tests/test_api_boundary.py: numpy's unnamed error
+        with pytest.raises(ValueError, match=f"{size} must be at most"):
+            gt.LRU(**{"input_size": 2, "state_size": 3, size: 2**63})
     model = gt.LRU(2, 3)
     with pytest.raises(ValueError, match="input_size|shape"):
         model.forward(np.zeros((4, 3)))

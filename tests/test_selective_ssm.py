@@ -129,6 +129,8 @@ def test_bad_arguments_raise_errors_naming_them():
         gt.SelectiveSSM(2, 0)
     with pytest.raises(NotImplementedError, match="bidirectional=True"):
         gt.SelectiveSSM(2, 3, bidirectional=True)
+    with pytest.raises(ValueError, match="input_size \\* state_size must be at most"):
+        gt.SelectiveSSM(2**40, 2**40)
     model = gt.SelectiveSSM(2, 3)
     with pytest.raises(ValueError, match="input_size|shape"):
         model.forward(np.zeros((4, 3)))

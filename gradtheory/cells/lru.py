@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models.compose import RecurrentModel
+from ..models.compose import RecurrentModel, check_dimension
 from ._base import NONE, CellSpec
 
 __all__ = ["LRU", "SPEC", "LRUCell", "lru_complex_twin"]
@@ -271,9 +271,7 @@ class LRU(RecurrentModel):
         max_phase: float = 6.28,
         **kwargs: Any,
     ) -> None:
-        from .._validation import check_positive_int
-
-        state_size = check_positive_int(state_size, "state_size")
+        state_size = check_dimension(state_size, "state_size")
         super().__init__(input_size, state_size, num_layers, cell=LRUCell(r_min, r_max, max_phase), **kwargs)
 
     def eigenvalues(self, params: Any = None, layer: int = 0) -> np.ndarray:

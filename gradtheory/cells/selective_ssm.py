@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models.compose import RecurrentModel
+from ..models.compose import RecurrentModel, check_dimension
 from ._base import NONE, CellSpec
 
 __all__ = ["SPEC", "SelectiveSSM", "SelectiveSSMCell"]
@@ -217,9 +217,9 @@ class SelectiveSSM(RecurrentModel):
     cell_class = SelectiveSSMCell
 
     def __init__(self, input_size: int, state_size: int, num_layers: int = 1, **kwargs: Any) -> None:
-        from .._validation import check_positive_int
-
-        D, N = check_positive_int(input_size, "input_size"), check_positive_int(state_size, "state_size")
+        D, N = check_dimension(input_size, "input_size"), check_dimension(state_size, "state_size")
+        if D * N > np.iinfo(np.intp).max:
+            raise ValueError(f"input_size * state_size must be at most {np.iinfo(np.intp).max}, got {D} * {N}")
         super().__init__(D, D * N, num_layers, cell=SelectiveSSMCell(N), **kwargs)
 
     @property

@@ -150,8 +150,8 @@ class RecurrentModel:
                 raise TypeError("cell must be given: an object implementing gradtheory.cells.Cell")
             cell = self.cell_class()
         self._cell = check_cell(cell)
-        self.input_size = check_positive_int(input_size, "input_size")
-        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.input_size = check_dimension(input_size, "input_size")
+        self.hidden_size = check_dimension(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
         self.bias = check_bool(bias, "bias")
         self.batch_first = check_bool(batch_first, "batch_first")
@@ -562,6 +562,14 @@ class RecurrentModel:
         if direction == 1:
             J = _flip(J)
         return J if result.batched else J[:, 0]
+
+
+def check_dimension(value: Any, name: str) -> int:
+    """A positive int that numpy can use as an array dimension (ValueError naming ``name`` otherwise)."""
+    value = check_positive_int(value, name)
+    if value > np.iinfo(np.intp).max:
+        raise ValueError(f"{name} must be at most {np.iinfo(np.intp).max} (numpy's largest dimension), got {value}")
+    return value
 
 
 def _torch_layout(cell: Any) -> bool:
