@@ -390,6 +390,19 @@ def test_a_registered_user_cell_gets_a_model_class_strategies_and_the_symbolic_s
         del gt.cells.REGISTRY[spec.name]
 
 
+def test_a_cell_with_its_own_layout_must_bring_its_projection_and_a_readout_with_its_backward():
+    """check_cell: ``layout`` without ``project``/``project_backward``, or a readout without its
+    hand-written backward, is rejected before any forward runs."""
+    from gradtheory.cells.lru import LRUCell
+
+    no_projection = type("NoProjection", (ScaledTanhCell,), {"layout": LRUCell.layout})()
+    with pytest.raises(TypeError, match=r"defines layout, so it must also define \['project', 'project_backward'\]"):
+        gt.RecurrentModel(2, 3, cell=no_projection)
+    no_readout_backward = type("NoReadoutBackward", (LRUCell,), {"readout_backward": None})()
+    with pytest.raises(TypeError, match=r"must also define \['readout_backward'\]"):
+        gt.RecurrentModel(2, 3, cell=no_readout_backward)
+
+
 def test_models_reject_an_object_that_is_not_a_cell():
     with pytest.raises(TypeError, match=r"cell must implement gradtheory.cells.Cell, got int"):
         gt.RecurrentModel(2, 3, cell=3)

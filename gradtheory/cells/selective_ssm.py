@@ -118,20 +118,20 @@ class SelectiveSSMCell:
 
     # -- forward ------------------------------------------------------------------------------------
     def project(self, x: np.ndarray, p: Any) -> tuple[Any, dict]:
-        """Step t reads (exp(Delta_t A), Delta_t B_t x_t), both flattened to (B, D*N)."""
+        """Step t reads exp(Delta_t A) (flattened to (B, D*N)), Delta_t x_t (B, D) and B_t (B, N)."""
         T, B, D = x.shape
         z = x @ p["W_delta"].T + p["b_delta"]  # (T, B, D)
         delta = softplus(z)
         Bt, Ct = x @ p["W_B"].T, x @ p["W_C"].T  # (T, B, N)
         A = -np.exp(p["A_log"])  # (D, N)
         Abar = np.exp(delta[..., None] * A).reshape(T, B, -1)  # (T, B, D*N)
-        u = ((delta * x)[..., None] * Bt[:, :, None, :]).reshape(T, B, -1)  # Delta_t x_t (outer) B_t
-        inputs = list(zip(Abar, u))
+        inputs = list(zip(Abar, delta * x, Bt))
         return inputs, {"z": z, "delta": delta, "Bt": Bt, "Ct": Ct, "A": A, "Abar": Abar}
 
     def step(self, gi, gh, state):
-        a, u = gi
+        a, dx, b = gi
         (h_prev,) = state
+        u = (dx[:, :, None] * b[:, None, :]).reshape(a.shape)  # Delta_t x_t (outer) B_t
         return (a * h_prev + u,), a
 
     def step_backward(self, d_state, cache):
