@@ -13,7 +13,7 @@ import mpmath
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import gradtheory as gt
@@ -127,6 +127,7 @@ FLOW_ATOL = 1e-12
 
 
 @given(seed=st.integers(0, 2**32 - 1), T=st.integers(1, 200))
+@example(seed=227467, T=152)  # the spectrum summed row by row was 8.4e-15 off (T u); pairwise now
 def test_gradient_flow_is_the_closed_form_norm_of_lambda_powers(seed, T):
     """gradient_flow(LRU) = ln ||(|lambda_n|^(T-k) r_n)_n|| for a readout r on Re x_T, independent of the
     input (a linear recurrence), and the Lyapunov spectrum is ln|lambda_n| = -exp(nu_log_n) for both
@@ -142,6 +143,7 @@ def test_gradient_flow_is_the_closed_form_norm_of_lambda_powers(seed, T):
     ref = m[:, 0] + 0.5 * np.log(np.sum(np.exp(2 * (logs - m)), axis=1))
     assert np.max(np.abs(flow - ref)) <= FLOW_ATOL * max(1.0, T / 10)
     spec = gt.lyapunov_spectrum(model, x)
+    # (1/T) times a pairwise sum of T equal logs: <= log2(T) u ~ 8.5e-16 relative for T <= 200; 4e-15
     assert np.max(np.abs(spec - np.concatenate([log_mod, log_mod]))) <= 1e-15 * max(1.0, np.max(np.abs(log_mod))) * 4
 
 

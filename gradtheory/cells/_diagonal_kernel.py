@@ -46,12 +46,18 @@ class DiagonalKernel:
     def lyapunov_exponent(self, model: Any, x: np.ndarray, states0: tuple, v: np.ndarray, every: int) -> float:
         logd = self.log_moduli(model, x)
         with np.errstate(divide="ignore"):
-            acc = np.log(np.abs(v)) + logd.sum(axis=0)
+            acc = np.log(np.abs(v)) + _time_sums(logd)
         return _log_norm(acc) / logd.shape[0]
 
     def lyapunov_spectrum(self, model: Any, x: np.ndarray, states0: tuple, k: int, every: int) -> np.ndarray:
         logd = self.log_moduli(model, x)
-        return logd[:, :k].sum(axis=0) / logd.shape[0]
+        return _time_sums(logd[:, :k]) / logd.shape[0]
+
+
+def _time_sums(logd: np.ndarray) -> np.ndarray:
+    """Column sums over time with time the contiguous axis, so numpy sums pairwise: relative error
+    ~log2(T) u, not the ~T u of adding rows one after another (T = 10^6: 20 u instead of 10^6 u)."""
+    return np.ascontiguousarray(logd.T).sum(axis=1)
 
 
 def _log_norm(acc: np.ndarray) -> float:
