@@ -278,6 +278,29 @@ def test_gradient_flow_is_log_norm_of_transposed_jacobian_products_for_every_reg
     assert np.max(np.abs(flow[finite] - expected[finite]), initial=0.0) <= 1e-12
 
 
+@pytest.mark.parametrize("name", NAMES)
+@given(data=st.data(), k=st.integers(1, 3))
+@settings(max_examples=10)
+def test_truncated_bptt_is_full_bptt_of_the_last_k_steps_from_the_stored_state_for_every_registered_cell(name, data, k):
+    """backward(truncate=k) equals the full backward of a forward over the last k steps started from the
+    state the first forward stored at T - k (the definition of truncated BPTT): no gradient reaches x
+    before the window or the initial state; for cells with their own layout (readout, per-step inputs)
+    the readout's and the projection's gradients are windowed too."""
+    model, x, h0, d_out, d_hn, d_cn = data.draw(cases(name, single=True, batched=False))
+    res = model.forward(x, h0)
+    T = x.shape[0]
+    first = max(0, T - k)
+    trunc = model.backward(res, d_out, d_hn, d_cn, truncate=k)
+    start = tuple(s[first] for s in res.traces[0].states)  # (1, H): one layer, unbatched
+    window = model.forward(x[first:], start if len(start) > 1 else start[0])
+    full = model.backward(window, d_out[first:], d_hn, d_cn)
+    w = _weight(d_out, d_hn, d_cn)
+    for pname in model.params:
+        _close(trunc.params[pname], full.params[pname], BACKWARD_RTOL, pname, w)
+    _close(trunc.x[first:], full.x, BACKWARD_RTOL, "x", w)
+    assert not np.any(trunc.x[:first]) and (first == 0 or not np.any(trunc.h0))
+
+
 # -- a user's numpy cell: plugged in through the Cell protocol, not registered ------------------
 class ScaledTanhCell:
     """h_t = tanh(a_t) / 2 + h_{t-1} / 2: a user-written cell with its own backward and Jacobian."""
