@@ -152,7 +152,9 @@ class RecurrentModel:
         self._cell = check_cell(cell)
         self.input_size = check_dimension(input_size, "input_size")
         self.hidden_size = check_dimension(hidden_size, "hidden_size")
-        self.num_layers = check_positive_int(num_layers, "num_layers")
+        # h0 and h_n have a num_layers * num_directions axis: numpy's largest dimension bounds it
+        # (num_layers=2**63 used to build parameter names until memory ran out)
+        self.num_layers = check_dimension(num_layers, "num_layers")
         self.bias = check_bool(bias, "bias")
         self.batch_first = check_bool(batch_first, "batch_first")
         self.bidirectional = check_bool(bidirectional, "bidirectional")
