@@ -44,7 +44,8 @@ from .check import (
 )
 from .claims import Claim, ClaimResult, Verdict, all_claims, get_claim, run_audit
 from .clipping import clip_grad_norm, clip_grad_value
-from .families import LRU, SelectiveSSM
+from .cells.lru import LRU
+from .cells.selective_ssm import SelectiveSSM
 from .flow import gradient_flow, jacobian_norms, lyapunov_exponent, lyapunov_spectrum
 from .models.torch_interop import from_torch, to_torch
 

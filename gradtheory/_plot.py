@@ -375,7 +375,8 @@ def plot_lru_selective_ssm(path: Path, T: int, n: int, seed: int) -> None:
     attained) and of a selective SSM (bound ``sum_{t>k} max ln exp(Delta_t A)``, <= 0); bottom, the
     phase diagrams: the measured top Lyapunov exponent over ``|lambda|`` (LRU, closed form ``ln|lambda|``)
     and over the step-size bias ``b_delta`` (SSM, closed form ``max_i (1/T) sum_t Delta_t A_i``)."""
-    from .families import LRU, SelectiveSSM
+    from .cells.lru import LRU
+    from .cells.selective_ssm import SelectiveSSM
 
     x = np.random.default_rng(seed).standard_normal((T, n))
     dist = np.arange(T + 1)[::-1]
@@ -388,8 +389,8 @@ def plot_lru_selective_ssm(path: Path, T: int, n: int, seed: int) -> None:
     a_lru.set_title(r"LRU: $\partial x_T/\partial x_k = \mathrm{diag}(\lambda)^{T-k}$")
     for color, b in zip(("tab:blue", "tab:orange", "tab:red"), (-7.0, -4.0, -1.0)):
         ssm = SelectiveSSM(n, 4, seed=seed)
-        ssm.params = {**ssm.params, "b_delta": np.full(n, b)}
-        logd = np.log(ssm.state_jacobian_diagonals(x))
+        ssm.params = {**ssm.params, "b_delta_l0": np.full(n, b)}
+        logd = ssm.state_jacobian_log_diagonals(x)
         bound = np.concatenate([np.cumsum(logd.max(axis=1)[::-1])[::-1], [0.0]])
         a_ssm.plot(dist, gradient_flow(ssm, x), color=color, lw=1.6, label=rf"$b_\Delta = {b:g}$ measured")
         a_ssm.plot(dist, bound, "--", color=color, lw=1, label=r"bound $\sum_{t>k}\max\ln e^{\Delta_t A}$")
@@ -412,9 +413,9 @@ def plot_lru_selective_ssm(path: Path, T: int, n: int, seed: int) -> None:
     rates, closed = [], []
     for b in biases:
         ssm = SelectiveSSM(n, 4, seed=seed)
-        ssm.params = {**ssm.params, "b_delta": np.full(n, b)}
+        ssm.params = {**ssm.params, "b_delta_l0": np.full(n, b)}
         rates.append(lyapunov_exponent(ssm, x))
-        closed.append(float(np.max(np.mean(np.log(ssm.state_jacobian_diagonals(x)), axis=0))))
+        closed.append(float(np.max(np.mean(ssm.state_jacobian_log_diagonals(x), axis=0))))
     p_ssm.plot(biases, rates, "o-", ms=3, label=r"measured $\lambda_1$")
     p_ssm.plot(
         biases, closed, "k--", lw=1, label=r"$\max_i \frac{1}{T}\sum_t \ln e^{\Delta_t A_i}$ (exact for diagonal $J_t$)"

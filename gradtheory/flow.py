@@ -37,6 +37,7 @@ from .models import (
     LayerParams,
     RecurrentModel,
     input_projection,
+    layer_inputs,
     step_backward,
     step_forward,
 )
@@ -119,8 +120,9 @@ def _fast_kernel(model: RecurrentModel) -> Any:
 
     ``CellSpec.fast_kernel`` is a module name (``"gradtheory._elman_kernel"``) or
     ``"module:attribute"`` (one object per cell in a shared module). The kernel may define any of
-    ``gradient_flow(model, x, states0, readout)``, ``lyapunov_exponent(model, x, states0, v, every)``
-    and ``jacobian_stepper(model, x, states0)``; the generic path covers the others.
+    ``gradient_flow(model, x, states0, readout)``, ``lyapunov_exponent(model, x, states0, v, every)``,
+    ``lyapunov_spectrum(model, x, states0, k, every)`` and ``jacobian_stepper(model, x, states0)``;
+    the generic path covers the others.
     """
     from .cells import spec_of
 
@@ -139,7 +141,10 @@ class _Trajectory:
     def __init__(self, model: RecurrentModel, x: np.ndarray, states0: tuple) -> None:
         self.cell = model.cell
         self.p: LayerParams = model.layer_params(0, 0)
-        self.gi = input_projection(self.cell, x, self.p)
+        if self.p.named is None:
+            self.gi = input_projection(self.cell, x, self.p)
+        else:  # a cell with its own layout: its per-step inputs for a batch of one
+            self.gi, _ = layer_inputs(self.cell, x[:, None, :], self.p)
         T = x.shape[0]
         self.T = T
         self.states = tuple(np.empty((T + 1, s.shape[0])) for s in states0)
@@ -148,7 +153,7 @@ class _Trajectory:
         state = tuple(s[None, :] for s in states0)
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite states are reported below
             for t in range(T):
-                state, _ = step_forward(self.cell, self.gi[t : t + 1], state, self.p)
+                state, _ = step_forward(self.cell, self._input(t), state, self.p)
                 for k, s in enumerate(state):
                     self.states[k][t + 1] = s[0]
         for s in self.states:
@@ -159,7 +164,11 @@ class _Trajectory:
     def cache(self, t: int) -> Any:
         """Cache of step t (1-based) recomputed from the stored state s_{t-1}: bitwise the forward's."""
         prev = tuple(s[t - 1][None, :] for s in self.states)
-        return step_forward(self.cell, self.gi[t - 1 : t], prev, self.p)[1]
+        return step_forward(self.cell, self._input(t - 1), prev, self.p)[1]
+
+    def _input(self, t: int) -> Any:
+        """Step t's input (0-based): a (1, G*H) slice of gi, or a layout cell's own step input."""
+        return self.gi[t : t + 1] if self.p.named is None else self.gi[t]
 
     def jacobian(self, t: int) -> np.ndarray:
         return self.cell.step_jacobian(self.cache(t), self.p.W_hh)[0]
@@ -212,16 +221,6 @@ def jacobian_norms(model: Any, x: Any, h0: Any = None) -> np.ndarray:
     return np.linalg.norm(J, 2, axis=(1, 2))
 
 
-def _diagonal_family(model: Any) -> Any:
-    """The diagonal-state kernel for a model outside the cell registry that supplies
-    ``state_jacobian_diagonals(x, h0)`` (``gradtheory.families``: LRU, SelectiveSSM), else None."""
-    if isinstance(model, RecurrentModel) or not callable(getattr(model, "state_jacobian_diagonals", None)):
-        return None
-    from .families import _diagonal_flow
-
-    return _diagonal_flow
-
-
 def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np.ndarray:
     r"""Log-norms of the gradient through time: entry k is :math:`\ln\|\partial L/\partial s_k\|_2`.
 
@@ -252,8 +251,6 @@ def gradient_flow(model: Any, x: Any, readout: Any = None, h0: Any = None) -> np
     """
     if _torch_cell.is_torch_cell(model):
         return _torch_cell.torch_cell_gradient_flow(model, x, readout=readout, h0=h0)
-    if (family := _diagonal_family(model)) is not None:
-        return family.gradient_flow(model, x, readout, h0)
     model, x, states0 = _prepare(model, x, h0, "gradient_flow")
     r = _readout(model, readout)
     kernel = _fast_kernel(model)
@@ -300,9 +297,6 @@ def lyapunov_exponent(
         return _torch_cell.torch_cell_lyapunov_exponent(
             model, x, h0, reorthonormalize_every=reorthonormalize_every, v0=v0
         )
-    if (family := _diagonal_family(model)) is not None:
-        _check_every(reorthonormalize_every)  # diagonal Jacobians need no re-orthonormalisation; still validated
-        return family.lyapunov_exponent(model, x, h0, v0=v0)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_exponent")
     every = _check_every(reorthonormalize_every)
     v = start_vector(model.state_size, v0)
@@ -341,9 +335,6 @@ def lyapunov_spectrum(
     """
     if _torch_cell.is_torch_cell(model):
         return _torch_cell.torch_cell_lyapunov_spectrum(model, x, k, h0, reorthonormalize_every=reorthonormalize_every)
-    if (family := _diagonal_family(model)) is not None:
-        _check_every(reorthonormalize_every)
-        return family.lyapunov_spectrum(model, x, k, h0)
     model, x, states0 = _prepare(model, x, h0, "lyapunov_spectrum")
     every = _check_every(reorthonormalize_every)
     S = model.state_size
@@ -354,6 +345,8 @@ def lyapunov_spectrum(
     Q = np.eye(S)[:, :k]
     total = np.zeros(k)
     kernel = _fast_kernel(model)
+    if kernel is not None and hasattr(kernel, "lyapunov_spectrum"):
+        return kernel.lyapunov_spectrum(model, x, states0, k, every)
     if kernel is not None and hasattr(kernel, "jacobian_stepper"):
         step = kernel.jacobian_stepper(model, x, states0)
     else:

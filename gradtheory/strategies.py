@@ -232,8 +232,14 @@ def sequences(
 @st.composite
 def parameters(draw: Any, model: Any, *, scale: float | None = None) -> dict[str, np.ndarray]:
     """A parameter dict for ``model``'s layout, entries uniform-like in [-scale, scale]
-    (default: torch's 1/sqrt(hidden_size))."""
-    bound = 1.0 / np.sqrt(model.hidden_size) if scale is None else check_real(scale, "scale", positive=True)
+    (default: torch's 1/sqrt(hidden_size)); a cell with its own layout draws each layer's
+    parameters with its meaningful structure (``cell.draw_params``: e.g. the LRU's ring
+    |lambda| < 1, the selective SSM's range of Delta), ``scale`` bounding its weights."""
+    scale = None if scale is None else check_real(scale, "scale", positive=True)
+    draw_params = getattr(model.cell, "draw_params", None)
+    if callable(draw_params):
+        return model.per_layer(lambda n_in: draw_params(draw, n_in, model.hidden_size, scale))
+    bound = 1.0 / np.sqrt(model.hidden_size) if scale is None else scale
     elem = reals(bound)
     return {k: draw(hnp.arrays(np.float64, s, elements=elem)) for k, s in model.param_shapes().items()}
 
@@ -283,12 +289,18 @@ def _models(draw, families, nonlinearities, max_layers, bidirectional, bias, bat
     spec = REGISTRY[draw(st.sampled_from(list(families)))]
     I = draw(input_s)
     H = draw(hidden_s)
+    fixed = getattr(spec.cell, "layer_options", {})  # options the cell fixes (e.g. no reverse direction)
     kw = dict(
         num_layers=draw(st.integers(1, max_layers)),
         bidirectional=draw(st.booleans()) if bidirectional is None else bidirectional,
         bias=draw(st.booleans()) if bias is None else bias,
         batch_first=draw(st.booleans()) if batch_first is None else batch_first,
     )
+    for option, value in fixed.items():
+        if option in kw and kw[option] != value:
+            if {"bidirectional": bidirectional, "bias": bias, "batch_first": batch_first}.get(option) is not None:
+                raise ValueError(f"{option}={kw[option]!r} is not supported by cell {spec.name!r} (it fixes {value!r})")
+            kw[option] = value
     model: Any
     if spec.nonlinearities:
         allowed = [n for n in nonlinearities if n in spec.nonlinearities]

@@ -156,6 +156,7 @@ def test_derivation_jacobian_with_tanh_substituted_equals_model_jacobians():
     eps=st.sampled_from([1 / 8, 1 / 2, 1.0]), mu=st.floats(0.0, 4.0), gamma=st.floats(0.0, 2.0), T=st.integers(1, 50)
 )
 @example(eps=0.125, mu=4e-16, gamma=0.0, T=1)  # growth 1 + 1.25e-33 is below float64 resolution
+@example(eps=0.125, mu=2.854103118875394e-284, gamma=0.0, T=1)  # (eps mu)^2 underflows next to 1: gain 1.0
 def test_linear_regime_gain_is_the_modulus_of_one_minus_eps_gamma_plus_i_eps_mu_to_the_T(eps, mu, gamma, T):
     """At the fixed point h = 0 (x = 0, no bias, tanh'(0) = 1) with W - W^T = [[0, mu], [-mu, 0]], the
     gradient of <u, h_T> has norm |1 - eps gamma + i eps mu|^T for every unit u (J is a multiple of a

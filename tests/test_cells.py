@@ -4,8 +4,13 @@ one-step Jacobians against torch.func, the SymPy-derived sum of products of Jaco
 long-horizon flow against the product of Jacobians. A user's numpy cell plugs in through the same
 ``Cell`` protocol.
 
+A cell with its own layer layout (LRU, selective SSM: readout, input-dependent transitions) is
+covered by the same properties; the two that differentiate the cell's independent scalar equations
+ask the cell whether it has them (``cell.equations``) and otherwise assert that the oracle refuses.
+
 Derivations: ``proofs/rnn_bptt.tex`` (the recursion), and each cell's own section
-(``proofs/lstm.tex``, ``gru.tex``, ``residual_highway.tex``, ``indrnn.tex``).
+(``proofs/lstm.tex``, ``gru.tex``, ``residual_highway.tex``, ``indrnn.tex``, ``lru.tex``,
+``selective_ssm.tex``).
 """
 
 from __future__ import annotations
@@ -75,14 +80,14 @@ def cases(draw, name, *, single=False, nonlinearities=None, batched=True, max_si
         )
     )
     T = draw(st.integers(1, 4))
-    LD, H = model.num_layers * model.num_directions, model.hidden_size
+    LD, H, O = model.num_layers * model.num_directions, model.hidden_size, model.output_size
     arr = lambda shape: draw(hnp.arrays(np.float64, shape, elements=_ELEM))
     if batched:
         B = draw(st.integers(1, 2))
         xs = (B, T, model.input_size) if model.batch_first else (T, B, model.input_size)
-        ss, os_ = (LD, B, H), ((B, T) if model.batch_first else (T, B)) + (model.num_directions * H,)
+        ss, os_ = (LD, B, H), ((B, T) if model.batch_first else (T, B)) + (model.num_directions * O,)
     else:
-        xs, ss, os_ = (T, model.input_size), (LD, H), (T, model.num_directions * H)
+        xs, ss, os_ = (T, model.input_size), (LD, H), (T, model.num_directions * O)
     two = model.num_states == 2
     h0 = (arr(ss), arr(ss)) if two else arr(ss)
     return model, arr(xs), h0, arr(os_), arr(ss), (arr(ss) if two else None)
@@ -172,6 +177,11 @@ def test_bptt_equals_exact_arithmetic_for_every_registered_cell(name, data, seed
     )
     model = model.unparametrized()  # W_hh = f(A) formed once; f's own VJP: complex step and torch above
     h0 = tuple(v[0] for v in h0) if isinstance(h0, tuple) else h0[0]
+    if getattr(model.cell, "equations", None) is None:  # declared: no independent scalar form
+        # (the LRU's and the selective SSM's layers have none: exact oracles of their own in their tests)
+        with pytest.raises(TypeError, match="independent scalar form"):
+            exact_directional_derivative(model, x, {"x": x}, d_output=d_out, h0=h0)
+        return
     d_hn = d_hn[0]
     d_cn = None if d_cn is None else d_cn[0]
     grads = model.backward(
@@ -232,6 +242,10 @@ def test_bptt_equals_sympy_derived_sum_of_jacobian_products_for_every_registered
     )
     model = model.unparametrized()  # W_hh = f(A) formed once; f's own VJP: complex step and torch above
     h0v = tuple(v[0] for v in h0) if isinstance(h0, tuple) else h0[0]
+    if getattr(model.cell, "equations", None) is None:  # declared: no scalar equations to differentiate
+        with pytest.raises(NotImplementedError, match="independent scalar form"):
+            model_gradient_by_formula(model, x, h0v, d_output=d_out)
+        return
     grads = model.backward(model.forward(x, h0), d_out, d_hn, d_cn)
     exact = model_gradient_by_formula(
         model, x, h0v, d_output=d_out, d_h_n=d_hn[0], d_c_n=None if d_cn is None else d_cn[0]
@@ -262,6 +276,29 @@ def test_gradient_flow_is_log_norm_of_transposed_jacobian_products_for_every_reg
     assert np.array_equal(finite, np.isfinite(flow))
     # each entry: T steps of relative error ~ n u in the vector, so ~T n u absolute in the log
     assert np.max(np.abs(flow[finite] - expected[finite]), initial=0.0) <= 1e-12
+
+
+@pytest.mark.parametrize("name", NAMES)
+@given(data=st.data(), k=st.integers(1, 3))
+@settings(max_examples=10)
+def test_truncated_bptt_is_full_bptt_of_the_last_k_steps_from_the_stored_state_for_every_registered_cell(name, data, k):
+    """backward(truncate=k) equals the full backward of a forward over the last k steps started from the
+    state the first forward stored at T - k (the definition of truncated BPTT): no gradient reaches x
+    before the window or the initial state; for cells with their own layout (readout, per-step inputs)
+    the readout's and the projection's gradients are windowed too."""
+    model, x, h0, d_out, d_hn, d_cn = data.draw(cases(name, single=True, batched=False))
+    res = model.forward(x, h0)
+    T = x.shape[0]
+    first = max(0, T - k)
+    trunc = model.backward(res, d_out, d_hn, d_cn, truncate=k)
+    start = tuple(s[first] for s in res.traces[0].states)  # (1, H): one layer, unbatched
+    window = model.forward(x[first:], start if len(start) > 1 else start[0])
+    full = model.backward(window, d_out[first:], d_hn, d_cn)
+    w = _weight(d_out, d_hn, d_cn)
+    for pname in model.params:
+        _close(trunc.params[pname], full.params[pname], BACKWARD_RTOL, pname, w)
+    _close(trunc.x[first:], full.x, BACKWARD_RTOL, "x", w)
+    assert not np.any(trunc.x[:first]) and (first == 0 or not np.any(trunc.h0))
 
 
 # -- a user's numpy cell: plugged in through the Cell protocol, not registered ------------------
@@ -374,6 +411,19 @@ def test_a_registered_user_cell_gets_a_model_class_strategies_and_the_symbolic_s
             _close(J[t], np.array(J_sym, dtype=float), JACOBIAN_RTOL, f"J[{t}]")
     finally:
         del gt.cells.REGISTRY[spec.name]
+
+
+def test_a_cell_with_its_own_layout_must_bring_its_projection_and_a_readout_with_its_backward():
+    """check_cell: ``layout`` without ``project``/``project_backward``, or a readout without its
+    hand-written backward, is rejected before any forward runs."""
+    from gradtheory.cells.lru import LRUCell
+
+    no_projection = type("NoProjection", (ScaledTanhCell,), {"layout": LRUCell.layout})()
+    with pytest.raises(TypeError, match=r"defines layout, so it must also define \['project', 'project_backward'\]"):
+        gt.RecurrentModel(2, 3, cell=no_projection)
+    no_readout_backward = type("NoReadoutBackward", (LRUCell,), {"readout_backward": None})()
+    with pytest.raises(TypeError, match=r"must also define \['readout_backward'\]"):
+        gt.RecurrentModel(2, 3, cell=no_readout_backward)
 
 
 def test_models_reject_an_object_that_is_not_a_cell():

@@ -49,6 +49,36 @@ def test_models_draw_valid_configurations(model):
     assert all(np.max(np.abs(v)) <= bound for v in model.params.values())
 
 
+@given(gst.models(families=("lru",), max_layers=3))
+def test_lru_models_draw_eigenvalues_inside_the_unit_disc_every_layer_and_never_a_reverse_direction(model):
+    """The LRU's draw_params: |lambda| = exp(-e^nu) in a ring inside (0, 1) (nu_log in [ln(-ln 0.99), 3]),
+    phases in [0.01, 6.28]; the cell fixes bidirectional=False and bias=True, so no draw has them otherwise."""
+    assert type(model) is gt.LRU and not model.bidirectional and model.bias
+    assert {k: v.shape for k, v in model.params.items()} == model.param_shapes()
+    for layer in range(model.num_layers):
+        modulus = np.abs(model.eigenvalues(layer=layer))
+        assert np.all(modulus < 1.0) and np.all(modulus <= 0.99 + 1e-15) and np.all(modulus >= np.exp(-np.exp(3.0)))
+        phase = np.exp(model.params[f"theta_log_l{layer}"])
+        assert np.all((phase >= 0.01 - 1e-15) & (phase <= 6.28 + 1e-12))
+
+
+@given(gst.models(families=("selective_ssm",), max_layers=2))
+def test_selective_ssm_models_draw_a_stable_A_and_delta_from_persist_to_reset(model):
+    """The selective SSM's draw_params: A = -exp(A_log) < 0 with A_log in [-2, 2], b_delta in [-7, 10]
+    (Delta from ~1e-3 to ~10 at x = 0), a flattened state of D*N entries."""
+    assert type(model) is gt.SelectiveSSM and not model.bidirectional
+    assert model.hidden_size == model.input_size * model.size_argument
+    for layer in range(model.num_layers):
+        assert np.all(np.abs(model.params[f"A_log_l{layer}"]) <= 2.0)
+        b = model.params[f"b_delta_l{layer}"]
+        assert np.all((b >= -7.0) & (b <= 10.0))
+
+
+def test_models_reject_an_option_the_cell_fixes():
+    with pytest.raises(ValueError, match="bidirectional=True is not supported by cell 'lru'"):
+        find(gst.models(families=("lru",), bidirectional=True), lambda m: True)
+
+
 @given(gst.sequences(steps=4, input_size=2, batch=3, scale=0.5))
 def test_sequences_have_requested_shape_and_scale(x):
     assert x.shape == (4, 3, 2) and np.max(np.abs(x)) <= 0.5

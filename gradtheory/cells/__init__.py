@@ -24,6 +24,7 @@ from ._base import (
     Recurrence,
     ScalarOps,
     check_cell,
+    has_layout,
     recurrent_input,
     torch_activation,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "check_cell",
     "get",
     "recurrent_input",
+    "has_layout",
     "register",
     "spec_of",
     "torch_activation",
@@ -57,6 +59,8 @@ _MODULES = (
     "antisymmetric",
     "orthogonal",
     "cornn",
+    "lru",
+    "selective_ssm",
 )
 
 #: name -> CellSpec, in registration order.

@@ -16,6 +16,36 @@ A cell answers every question the tools ask about one recurrent step:
   ``parts`` names intermediate quantities (gates) for the derivations;
 * optionally ``torch_step(gi, gh, state)``: the step in torch operations (the torch twin).
 
+**A cell with its own layer layout** (LRU, selective SSM: parameters other than torch's
+``weight_ih``/``weight_hh``/biases, transitions that depend on the input, an output that is a
+readout of the state) defines ``layout`` and the hooks below; every hook is optional, and a
+cell without ``layout`` is untouched by them (:func:`has_layout`):
+
+* ``layout(input_size, hidden_size) -> {base name: shape}``: the parameters of one layer and
+  direction in torch's order (the model names them ``<base>_l<k>`` as torch does);
+* ``init_params(rng, input_size, hidden_size) -> {base name: array}``: the default weights
+  (default: torch's U(-1/sqrt(H), 1/sqrt(H)) for every entry);
+* ``draw_params(draw, input_size, hidden_size, scale) -> {base name: array}``: weights with the
+  cell's meaningful structure for :func:`gradtheory.strategies.parameters` (``draw`` is
+  Hypothesis's; ``scale`` None or a bound for the weight matrices);
+* ``output_size(input_size, hidden_size) -> int``: features of the output ``y_t`` (default H);
+* ``project(x, p) -> (inputs, ctx)``: from the layer input ``x`` (T, B, I) and the layer's
+  parameters ``p`` (base name -> array), the T per-step inputs (``inputs[t]`` is passed to
+  ``step`` as ``gi``, with ``gh = None``: no recurrent weight) and a context ``ctx`` the other
+  hooks reuse. Input-dependent transitions (the selective SSM's :math:`e^{\Delta_t A}`) are
+  per-step inputs;
+* ``step_backward`` returns ``(None, None, direct)``: only the gradient with respect to the
+  previous state is propagated step by step; then
+  ``project_backward(d_states, states, x, p, ctx) -> (dx, grads)`` forms the input and parameter
+  gradients at once from ``d_states`` (per component, (T, B, H): the total gradient with respect
+  to the state after each step) and ``states`` (per component, (T + 1, B, H));
+* ``readout(states, x, p, ctx) -> y`` (T, B, O) from the states after each step (per component,
+  (T, B, H)); default ``y_t = h_t``; ``readout_backward(d_y, states, x, p, ctx) -> (d_states,
+  dx, grads)`` its hand-written backward (``d_states`` per component, (T, B, H));
+* ``torch_layer(p, x, state) -> (y, state)``: the layer in torch operations (the torch twin);
+* ``layer_options``: the model options the cell fixes, e.g. ``{"bidirectional": False}``
+  (a model rejects other values; the strategies draw only these).
+
 The time loop, stacking and bidirectionality live once in :mod:`gradtheory.models`.
 """
 
@@ -38,6 +68,7 @@ __all__ = [
     "Recurrence",
     "ScalarOps",
     "recurrent_input",
+    "has_layout",
     "torch_activation",
 ]
 
@@ -215,6 +246,11 @@ class Cell(Protocol):
     def step_jacobian(self, cache: Any, W_hh: np.ndarray) -> np.ndarray: ...
 
 
+def has_layout(cell: Any) -> bool:
+    """True for a cell with its own layer layout (``layout`` and the hooks of the module docstring)."""
+    return callable(getattr(cell, "layout", None))
+
+
 def check_cell(cell: Any, name: str = "cell") -> Cell:
     """Validate that ``cell`` implements the :class:`Cell` protocol; return it."""
     missing = [
@@ -237,6 +273,12 @@ def check_cell(cell: Any, name: str = "cell") -> Cell:
         raise ValueError(
             f"{name}.recurrence.reads_states must be an int in [1, n_states={cell.n_states}], got {reads!r}"
         )
+    if has_layout(cell):
+        missing = [a for a in ("project", "project_backward") if not callable(getattr(cell, a, None))]
+        if callable(getattr(cell, "readout", None)) != callable(getattr(cell, "readout_backward", None)):
+            missing.append("readout_backward" if callable(getattr(cell, "readout", None)) else "readout")
+        if missing:
+            raise TypeError(f"{name} defines layout, so it must also define {missing}")
     if cell.n_states > 2:
         raise NotImplementedError(
             f"{name}.n_states={cell.n_states}: models carry the state (h,) or (h, c), not more components"

@@ -1,5 +1,5 @@
 r"""Claims about the LRU (Orvieto et al. 2023): the exponential parametrisation and the :math:`\gamma`
-normalisation (``gradtheory/families/lru.py``; ``proofs/lru.tex``).
+normalisation (``gradtheory/cells/lru.py``; ``proofs/lru.tex``).
 
 The paper could not be read here: its statements are quoted as they are commonly cited and marked
 so. :math:`\partial x_T/\partial x_k = \operatorname{diag}(\lambda)^{T-k}` exactly, so everything is
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from ..families import LRU
+from ..cells.lru import LRU
 from ..flow import gradient_flow, lyapunov_spectrum
 from ._core import AuditSettings, Findings, Quote, claim, counterexample, holds, proof_or_property
 from ._numeric import derivation
@@ -29,7 +29,7 @@ def _stable_case(case) -> bool:
     nu, theta, seed = case
     model = LRU(2, nu.size, seed=seed, params=None)
     p = dict(model.params)
-    p["nu_log"], p["theta_log"] = nu, theta
+    p["nu_log_l0"], p["theta_log_l0"] = nu, theta
     model.params = p
     x = np.random.default_rng(seed).standard_normal((16, 2))
     lam = np.abs(model.eigenvalues())
@@ -38,7 +38,9 @@ def _stable_case(case) -> bool:
     return bool(
         np.all(lam <= 1.0)
         and np.all(lam[nu > -36.0] < 1.0)  # below ln 2^-53 ~ -36.7 exp(-e^nu) rounds to 1.0
-        and np.max(np.abs(spec + np.exp(nu))) <= SPECTRUM_ATOL * max(1.0, float(np.max(np.exp(nu))))
+        # the spectrum of the joint real state (Re x, Im x): each ln|lambda_n| twice
+        and np.max(np.abs(spec + np.exp(np.concatenate([nu, nu]))))
+        <= SPECTRUM_ATOL * max(1.0, float(np.max(np.exp(nu))))
         and np.all(np.diff(flow) >= -1e-15)  # the gradient never grows backward in time
     )
 
@@ -90,23 +92,25 @@ def check_lru_exponential_parametrization_stable(settings: AuditSettings) -> Fin
 
 def _second_moments(model: LRU, k: int) -> np.ndarray:
     """E|x_{k,n}|^2 for white-noise input (E u u^T = I) from x_0 = 0, for each n, from the model's own
-    backward: x_{k,n} = sum_t a_t . u_t, and d(Re x)/du, d(Im x)/du are its gradients for d_h_n = e_n, i e_n."""
-    N, H = model.n_state, model.input_size
+    backward: x_{k,n} = sum_t a_t . u_t, and d(Re x)/du, d(Im x)/du are its gradients for the final-state
+    cotangents e_n on Re x (d_h_n) and on Im x (d_c_n)."""
+    N, H = model.hidden_size, model.input_size
     r = model.forward(np.zeros((k, 1, H)))
     out = np.empty(N)
+    zero = np.zeros((1, 1, N))
     for n in range(N):
-        e = np.zeros((1, N), complex)
-        e[0, n] = 1.0
-        g_re = model.backward(r, np.zeros((k, 1, H)), e).x
-        g_im = model.backward(r, np.zeros((k, 1, H)), 1j * e).x
+        e = np.zeros((1, 1, N))
+        e[0, 0, n] = 1.0
+        g_re = model.backward(r, np.zeros((k, 1, H)), e, zero).x
+        g_im = model.backward(r, np.zeros((k, 1, H)), zero, e).x
         out[n] = np.sum(g_re**2) + np.sum(g_im**2)
     return out
 
 
 def _closed_form(model: LRU, k: int) -> np.ndarray:
     p = model.params
-    B2 = np.sum(p["B_re"] ** 2 + p["B_im"] ** 2, axis=1)
-    mod2 = np.exp(-2.0 * np.exp(p["nu_log"]))
+    B2 = np.sum(p["B_re_l0"] ** 2 + p["B_im_l0"] ** 2, axis=1)
+    mod2 = np.exp(-2.0 * np.exp(p["nu_log_l0"]))
     return -np.expm1(k * np.log(mod2)) * B2  # (1 - |lambda|^(2k)) ||B_n||^2
 
 
@@ -143,7 +147,7 @@ def check_lru_normalization(settings: AuditSettings) -> Findings:
     model = LRU(3, 3, seed=7, r_min=0.9, r_max=0.999)
     m1, m40 = _second_moments(model, 1), _second_moments(model, 40)
     p = model.params
-    B2 = np.sum(p["B_re"] ** 2 + p["B_im"] ** 2, axis=1)
+    B2 = np.sum(p["B_re_l0"] ** 2 + p["B_im_l0"] ** 2, axis=1)
     gam2 = model.gamma() ** 2
     found = bool(np.max(np.abs(m1 - m40) / m40) > 0.5)
     reverified = bool(np.max(np.abs(m1 - gam2 * B2) / (gam2 * B2)) <= MOMENT_RTOL)

@@ -1,5 +1,5 @@
 r"""Claims about the selective SSM (S6 of Mamba, Gu & Dao 2023): what :math:`\Delta` does to the state
-and to its gradient (``gradtheory/families/selective_ssm.py``; ``proofs/selective_ssm.tex``).
+and to its gradient (``gradtheory/cells/selective_ssm.py``; ``proofs/selective_ssm.tex``).
 
 The paper could not be read here: its statements are quoted as they are commonly cited and marked
 so. The one-step Jacobian is :math:`\operatorname{diag}(e^{\Delta_t A})`; the checks compare the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from ..families import SelectiveSSM
+from ..cells.selective_ssm import SelectiveSSM
 from ..flow import gradient_flow
 from ._core import AuditSettings, Findings, Quote, claim, counterexample, derived, holds, proof_or_property
 from ._numeric import derivation
@@ -21,9 +21,9 @@ def _model(D: int, N: int, seed: int, b_delta: float | None = None, A_log=None) 
     m = SelectiveSSM(D, N, seed=seed)
     p = dict(m.params)
     if b_delta is not None:
-        p["b_delta"] = np.full(D, float(b_delta))
+        p["b_delta_l0"] = np.full(D, float(b_delta))
     if A_log is not None:
-        p["A_log"] = np.asarray(A_log, float)
+        p["A_log_l0"] = np.asarray(A_log, float)
     m.params = p
     return m
 
@@ -56,19 +56,19 @@ PERSIST_TOL = 1e-20
 def check_s6_selectivity(settings: AuditSettings) -> Findings:
     d = derivation("selective_ssm")
     x = np.random.default_rng(0).uniform(-1, 1, (6, 2))
-    h0 = np.random.default_rng(1).standard_normal((2, 4))
+    h0 = np.random.default_rng(1).standard_normal((1, 2 * 4))  # (layers, D*N)
     big = _model(2, 4, 0, b_delta=60.0)
     r = big.forward(x, h0)
-    c = r.cache
-    input_term = (c["delta"] * c["x"])[..., None] * c["Bt"][..., None, :]
+    tr = r.traces[0]
+    input_term = ((tr.ctx["delta"] * tr.x)[..., None] * tr.ctx["Bt"][..., None, :]).reshape(tr.states[0][1:].shape)
     reset = bool(
         np.max(np.diagonal(big.jacobians(r), axis1=1, axis2=2)) <= RESET_TOL
-        and np.max(np.abs(r.states[1:] - input_term)) <= RESET_TOL + 4e-16 * np.max(np.abs(input_term))
+        and np.max(np.abs(tr.states[0][1:] - input_term)) <= RESET_TOL + 4e-16 * np.max(np.abs(input_term))
     )
     small = _model(2, 4, 0, b_delta=-60.0)
     r = small.forward(x, h0)
     diag = np.diagonal(small.jacobians(r), axis1=1, axis2=2)
-    persist = bool(np.all(diag == 1.0) and np.max(np.abs(r.states[1:] - h0[None, None])) <= PERSIST_TOL)
+    persist = bool(np.all(diag == 1.0) and np.max(np.abs(r.traces[0].states[0][1:] - h0[None])) <= PERSIST_TOL)
     return Findings(
         derived(True, reset and persist),
         None,
@@ -126,9 +126,9 @@ def check_s6_never_explode(settings: AuditSettings) -> Findings:
     m = SelectiveSSM(2, 16, seed=0)
     x = np.zeros((WITNESS_T, 2))
     flow = gradient_flow(m, x, readout=np.ones(32) / np.sqrt(32))
-    delta0 = np.logaddexp(0.0, m.params["b_delta"])
+    delta0 = np.logaddexp(0.0, m.params["b_delta_l0"])
     # ||(prod factors) r|| with r uniform: ln( sqrt(sum_{d,n} exp(2 T A_dn Delta_d)) / sqrt(32) )
-    logs = (WITNESS_T * (-np.exp(m.params["A_log"])) * delta0[:, None]).ravel()
+    logs = (WITNESS_T * (-np.exp(m.params["A_log_l0"])) * delta0[:, None]).ravel()
     ref = np.max(logs) + 0.5 * np.log(np.sum(np.exp(2 * (logs - np.max(logs))))) - 0.5 * np.log(32)
     witness = bool(abs(flow[0] - ref) <= WITNESS_ATOL and flow[0] < -2.0)
     return Findings(
@@ -156,7 +156,7 @@ def _horizon_case(case) -> bool:
     (c <= 1: it persists, >= 1/e); gradient_flow against the closed form."""
     L, c, seed = case
     m = _model(1, 1, seed, A_log=np.zeros((1, 1)))  # A = -1
-    m.params = {**m.params, "W_delta": np.zeros((1, 1)), "b_delta": np.array([np.log(np.expm1(c / L))])}
+    m.params = {**m.params, "W_delta_l0": np.zeros((1, 1)), "b_delta_l0": np.array([np.log(np.expm1(c / L))])}
     flow = gradient_flow(m, np.zeros((L, 1)), readout=np.ones(1))
     return bool(abs(flow[0] + c) <= 1e-9 * max(1.0, c) and flow[0] >= -1.0 - 1e-12)
 
@@ -181,7 +181,7 @@ def _horizon_case(case) -> bool:
 def check_s6_small_delta_long_memory(settings: AuditSettings) -> Findings:
     d = derivation("selective_ssm")
     m = SelectiveSSM(2, 16, seed=0)
-    delta0 = np.logaddexp(0.0, m.params["b_delta"])
+    delta0 = np.logaddexp(0.0, m.params["b_delta_l0"])
     slow = int(np.argmin(delta0)) * 16  # entry (d, n = 0): A = -1, the slowest decay
     r = np.zeros(32)
     r[slow] = 1.0

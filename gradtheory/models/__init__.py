@@ -13,13 +13,14 @@ from ..cells.highway import HighwayRNN
 from ..cells.lstm import LSTM
 from ..cells.residual import ResidualRNN
 from ..cells.rnn import RNN
-from ._scan import StepGrads, input_projection, step_backward, step_forward
+from ._scan import StepGrads, input_projection, layer_inputs, step_backward, step_forward
 from .activations import ACTIVATIONS, Activation, get_activation
 from .compose import (
     ActivationModel,
     ForwardResult,
     Gradients,
     LayerParams,
+    LayoutParams,
     RecurrentModel,
 )
 from .torch_cell import CellForwardResult, TorchCellModel, from_torch_cell
@@ -37,8 +38,10 @@ __all__ = [
     "ForwardResult",
     "Gradients",
     "LayerParams",
+    "LayoutParams",
     "StepGrads",
     "input_projection",
+    "layer_inputs",
     "step_forward",
     "step_backward",
     "RNN",

@@ -39,25 +39,37 @@ class TorchTwin(torch.nn.Module):
         dtype: Any = torch.float64,
     ) -> None:
         super().__init__()
-        if not hasattr(cell, "torch_step"):
-            raise NotImplementedError(f"the cell {type(cell).__name__} has no torch_step: no torch twin")
+        layout = getattr(cell, "layout", None)
+        if not (hasattr(cell, "torch_step") or (callable(layout) and hasattr(cell, "torch_layer"))):
+            raise NotImplementedError(
+                f"the cell {type(cell).__name__} has no torch_step (or torch_layer): no torch twin"
+            )
         self.cell = cell
         self.cell_name = cell_name
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
         self.nonlinearity = nonlinearity
         D, G, H = 2 if bidirectional else 1, cell.gates, hidden_size
+        size = getattr(cell, "output_size", None)
+        out = H if size is None else size(input_size, H)
         for layer in range(num_layers):
-            n_in = input_size if layer == 0 else D * H
+            n_in = input_size if layer == 0 else D * out
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
-                shapes = {"weight_ih": (G * H, n_in), "weight_hh": cell.recurrence.weight_shape(G * H, H)}
-                if bias:
+                if callable(layout):  # the cell's own layer layout
+                    shapes = dict(layout(n_in, H))
+                else:
+                    shapes = {"weight_ih": (G * H, n_in), "weight_hh": cell.recurrence.weight_shape(G * H, H)}
+                if bias and not callable(layout):
                     shapes.update(bias_ih=(G * H,), bias_hh=(G * H,))
                 for name, shape in shapes.items():
                     self.register_parameter(name + sfx, torch.nn.Parameter(torch.zeros(shape, dtype=dtype)))
 
     def _run(self, x: torch.Tensor, state: tuple, sfx: str, reverse: bool) -> tuple[torch.Tensor, tuple]:
+        if callable(getattr(self.cell, "layout", None)):  # the cell's own layer, in torch operations
+            names = self.cell.layout(x.shape[-1], self.hidden_size)
+            y, state = self.cell.torch_layer({k: getattr(self, k + sfx) for k in names}, x, state)
+            return y, tuple(state)
         W_ih, W_hh = getattr(self, "weight_ih" + sfx), getattr(self, "weight_hh" + sfx)
         b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
         b_hh = getattr(self, "bias_hh" + sfx) if self.bias else None

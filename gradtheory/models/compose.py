@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._validation import as_float_array, check_bool, check_positive_int, time_major_sequence
-from ._scan import LayerParams, LayerTrace, scan_backward, scan_forward, scan_jacobians
+from ._scan import LayerParams, LayerTrace, LayoutParams, scan_backward, scan_forward, scan_jacobians
 from .activations import get_activation
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "parametrized_name",
     "Gradients",
     "LayerParams",
+    "LayoutParams",
     "RecurrentModel",
     "ActivationModel",
 ]
@@ -48,7 +49,8 @@ def __getattr__(name: str) -> Any:
 class ForwardResult:
     """Result of :meth:`RecurrentModel.forward`, laid out as the torch module's return value.
 
-    ``output``: (T, B, D*H) time-major, (B, T, D*H) with batch_first, (T, D*H) unbatched.
+    ``output``: (T, B, D*H) time-major, (B, T, D*H) with batch_first, (T, D*H) unbatched (H is
+    ``output_size`` for a cell with a readout: the LRU's and the selective SSM's y has the input's size).
     ``h_n`` (and ``c_n`` for LSTM): (num_layers*D, B, H), or (num_layers*D, H) unbatched.
     """
 
@@ -148,19 +150,30 @@ class RecurrentModel:
                 raise TypeError("cell must be given: an object implementing gradtheory.cells.Cell")
             cell = self.cell_class()
         self._cell = check_cell(cell)
-        self.input_size = check_positive_int(input_size, "input_size")
-        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
-        self.num_layers = check_positive_int(num_layers, "num_layers")
+        self.input_size = check_dimension(input_size, "input_size")
+        self.hidden_size = check_dimension(hidden_size, "hidden_size")
+        # h0 and h_n have a num_layers * num_directions axis: numpy's largest dimension bounds it
+        # (num_layers=2**63 used to build parameter names until memory ran out)
+        self.num_layers = check_dimension(num_layers, "num_layers")
         self.bias = check_bool(bias, "bias")
         self.batch_first = check_bool(batch_first, "batch_first")
         self.bidirectional = check_bool(bidirectional, "bidirectional")
         self.num_directions = 2 if self.bidirectional else 1
+        for option, fixed in getattr(self._cell, "layer_options", {}).items():
+            if getattr(self, option) != fixed:
+                raise NotImplementedError(
+                    f"{option}={getattr(self, option)!r} is not supported by the cell {type(self._cell).__name__} "
+                    f"(it fixes {option}={fixed!r})"
+                )
         if params is None:
             if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
                 raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
             rng = np.random.default_rng(seed)
-            bound = 1.0 / np.sqrt(self.hidden_size)  # torch's default: U(-1/sqrt(H), 1/sqrt(H))
-            params = {k: rng.uniform(-bound, bound, size=s) for k, s in self.param_shapes().items()}
+            if callable(getattr(self._cell, "init_params", None)):
+                params = self.per_layer(lambda n_in: self._cell.init_params(rng, n_in, self.hidden_size))
+            else:
+                bound = 1.0 / np.sqrt(self.hidden_size)  # torch's default: U(-1/sqrt(H), 1/sqrt(H))
+                params = {k: rng.uniform(-bound, bound, size=s) for k, s in self.param_shapes().items()}
         self.params = params
 
     @property
@@ -177,6 +190,36 @@ class RecurrentModel:
     def state_size(self) -> int:
         """Dimension S of the joint state (num_states * hidden_size)."""
         return self.num_states * self.hidden_size
+
+    @property
+    def output_size(self) -> int:
+        """Features of each direction's output y_t: hidden_size (y_t = h_t), or the cell's readout size."""
+        size = getattr(self._cell, "output_size", None)
+        return self.hidden_size if size is None else int(size(self.input_size, self.hidden_size))
+
+    def _layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.num_directions * self.output_size
+
+    def per_layer(self, make: Any) -> dict[str, Any]:
+        """Parameters by torch's names from ``make(input_size) -> {base name: value}`` called once per
+        layer and direction with that layer's input width (``<base>_l<k>[_reverse]``, in torch's order).
+
+        Parameters
+        ----------
+        make : callable
+            ``make(n_in)`` for a layer reading ``n_in`` features: a mapping of base names to values.
+
+        Returns
+        -------
+        dict
+            Every layer's and direction's values under torch's parameter names.
+        """
+        out: dict[str, Any] = {}
+        for layer in range(self.num_layers):
+            for d in range(self.num_directions):
+                sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
+                out.update({base + sfx: v for base, v in make(self._layer_input_size(layer)).items()})
+        return out
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -204,6 +247,8 @@ class RecurrentModel:
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Torch parameter names and shapes, in torch's order (``weight_hh`` as the cell's recurrence lays it out)."""
         G, H = self._cell.gates, self.hidden_size
+        if callable(getattr(self._cell, "layout", None)):  # the cell's own layer layout
+            return self.per_layer(lambda n_in: self._cell.layout(n_in, H))
         shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(self.num_layers):
             n_in = self.input_size if layer == 0 else self.num_directions * H
@@ -225,10 +270,16 @@ class RecurrentModel:
         base = weight.split("_l", 1)[0]
         return self.parametrizations.get(base) if weight.startswith(("weight_", "bias_")) else None
 
-    def layer_params(self, layer: int = 0, direction: int = 0, params: Mapping[str, Any] | None = None) -> LayerParams:
-        """The weights of one layer and direction (from ``params``, default the model's own)."""
+    def layer_params(
+        self, layer: int = 0, direction: int = 0, params: Mapping[str, Any] | None = None
+    ) -> LayerParams | LayoutParams:
+        """The weights of one layer and direction (from ``params``, default the model's own): a
+        :class:`LayerParams` in torch's layout, or the :class:`LayoutParams` of a cell with its own."""
         p = self.params if params is None else params
         sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        if callable(getattr(self._cell, "layout", None)):
+            base = self._cell.layout(self._layer_input_size(layer), self.hidden_size)
+            return LayoutParams({k: p[k + sfx] for k in base})
 
         def value(name):
             P = self._parametrization_of(name)
@@ -322,7 +373,7 @@ class RecurrentModel:
                 inp = _flip(layer_in) if d == 1 else layer_in
                 tr = scan_forward(self._cell, inp, tuple(s[ld] for s in states0), self.layer_params(layer, d, params))
                 traces.append(tr)
-                out = tr.states[0][1:]
+                out = tr.states[0][1:] if tr.output is None else tr.output
                 outs.append(_flip(out) if d == 1 else out)
                 for k in range(len(finals)):
                     finals[k].append(tr.states[k][-1])
@@ -363,13 +414,25 @@ class RecurrentModel:
         if not isinstance(result, ForwardResult):
             raise TypeError(f"result must be the ForwardResult of this model's forward, got {type(result).__name__}")
         LD = self.num_layers * self.num_directions
-        layout = [(type(tr.cell), tr.W_hh.shape, tr.W_ih.shape[1], tr.has_bias) for tr in result.traces]
+
+        def weights(p):  # the recurrent weight's shape, or a cell's own layout
+            return p.W_hh.shape if p.named is None else tuple((k, np.shape(v)) for k, v in p.named.items())
+
+        layout = [
+            (
+                type(tr.cell),
+                weights(LayerParams(tr.W_ih, tr.W_hh, None, None) if tr.named is None else LayoutParams(tr.named)),
+                tr.x.shape[-1],
+                tr.has_bias,
+            )
+            for tr in result.traces
+        ]
         expected = [
             (
                 type(self._cell),
-                self.layer_params(layer, d).W_hh.shape,
-                self.input_size if layer == 0 else self.num_directions * self.hidden_size,
-                self.bias,
+                weights(self.layer_params(layer, d)),
+                self._layer_input_size(layer),
+                self.bias and _torch_layout(self._cell),
             )
             for layer in range(self.num_layers)
             for d in range(self.num_directions)
@@ -410,6 +473,7 @@ class RecurrentModel:
             d_out = d_out[:, None]
         T, B = d_out.shape[:2]
         LD, H, D = self.num_layers * self.num_directions, self.hidden_size, self.num_directions
+        O = self.output_size
 
         def final(value, name, like):
             if value is None:
@@ -434,7 +498,7 @@ class RecurrentModel:
             for d in range(D):
                 ld = layer * D + d
                 tr = result.traces[ld]
-                d_o = d_above[..., d * H : (d + 1) * H]
+                d_o = d_above[..., d * O : (d + 1) * O]
                 if d == 1:
                     d_o = _flip(d_o)
                 dx, d0, g, steps = scan_backward(tr, d_o, tuple(f[ld] for f in dfin), truncate)
@@ -500,6 +564,19 @@ class RecurrentModel:
         if direction == 1:
             J = _flip(J)
         return J if result.batched else J[:, 0]
+
+
+def check_dimension(value: Any, name: str) -> int:
+    """A positive int that numpy can use as an array dimension (ValueError naming ``name`` otherwise)."""
+    value = check_positive_int(value, name)
+    if value > np.iinfo(np.intp).max:
+        raise ValueError(f"{name} must be at most {np.iinfo(np.intp).max} (numpy's largest dimension), got {value}")
+    return value
+
+
+def _torch_layout(cell: Any) -> bool:
+    """True when the cell has torch's layout (a trace records its biases); False for its own layout."""
+    return not callable(getattr(cell, "layout", None))
 
 
 def _check_finite_states(result: ForwardResult) -> None:

@@ -80,7 +80,7 @@ def _from_twin(module: Any) -> RecurrentModel:
     extra.update(getattr(module.cell, "hyperparameters", {}))  # e.g. eps, gamma of AntisymmetricRNN
     return spec.model(
         module.input_size,
-        module.hidden_size,
+        getattr(module, "size_argument", module.hidden_size),  # a model whose size argument is not H
         module.num_layers,
         bias=module.bias,
         batch_first=module.batch_first,
@@ -104,9 +104,8 @@ def _weight_names(module: Any) -> list[str]:
 
 def to_torch(model: RecurrentModel) -> Any:
     """Return a float64 torch module with the weights of ``model``: ``torch.nn.RNN``/``LSTM``/``GRU``,
-    or for a registered cell with a ``torch_step`` (residual, highway, IndRNN, ...) its torch twin;
-    for a model outside the cell registry that writes its own twin (``model.torch_twin()``:
-    :class:`gradtheory.LRU`, :class:`gradtheory.SelectiveSSM`) that twin.
+    or for a registered cell with a ``torch_step`` (residual, highway, IndRNN, ...) or a
+    ``torch_layer`` (:class:`gradtheory.LRU`, :class:`gradtheory.SelectiveSSM`) its torch twin.
 
     ``NotImplementedError`` for models torch has no module for and whose cell has no
     ``torch_step`` (and for a sigmoid/identity RNN: ``torch.nn.RNN`` has only tanh and relu).
@@ -115,8 +114,6 @@ def to_torch(model: RecurrentModel) -> Any:
 
     from .. import cells
 
-    if not isinstance(model, RecurrentModel) and callable(getattr(model, "torch_twin", None)):
-        return model.torch_twin()  # a family outside the cell registry (gradtheory.families) writes its own twin
     if not isinstance(model, RecurrentModel):
         raise TypeError(f"model must be a gradtheory RNN, LSTM or GRU, got {type(model).__name__}")
     module: Any
@@ -138,7 +135,7 @@ def to_torch(model: RecurrentModel) -> Any:
                 raise NotImplementedError(f"torch.nn.RNN has no nonlinearity={nonlinearity!r} (only 'tanh' and 'relu')")
             extra = {"nonlinearity": nonlinearity}
         module = getattr(torch.nn, spec.torch_mode)(model.input_size, model.hidden_size, **extra, **common)
-    elif hasattr(model.cell, "torch_step"):
+    elif hasattr(model.cell, "torch_step") or hasattr(model.cell, "torch_layer"):
         from ._torch_twin import TorchTwin
 
         module = TorchTwin(
@@ -149,6 +146,7 @@ def to_torch(model: RecurrentModel) -> Any:
             nonlinearity=getattr(model, "nonlinearity", None),
             **common,
         )
+        module.size_argument = getattr(model, "size_argument", model.hidden_size)
     else:
         raise NotImplementedError(f"torch has no module equivalent to {type(model).__name__}")
     if model.parametrizations:  # e.g. OrthogonalRNN: weight_hh = expm(A - A^T), A the free parameter

@@ -138,6 +138,11 @@ def model_gradient_by_formula(
         raise NotImplementedError(
             "model_gradient_by_formula takes a single-layer unidirectional model of a registered cell"
         )
+    if getattr(model.cell, "equations", None) is None:
+        raise NotImplementedError(
+            f"model_gradient_by_formula needs the cell's independent scalar form (cell.equations); "
+            f"{type(model.cell).__name__} has none"
+        )
     H, I, G = model.hidden_size, model.input_size, model.cell.gates
     step = cell_step(spec.name, H, I, getattr(model, "nonlinearity", "tanh"))
     x = np.asarray(x, dtype=float)

@@ -1,6 +1,6 @@
 r"""The LRU (Orvieto et al. 2023): exponential parametrisation, the one-step Jacobian
 :math:`\operatorname{diag}(\lambda)` under torch's complex-gradient convention, exact powers
-through time, and what the :math:`\gamma` normalisation preserves (``gradtheory/families/lru.py``)."""
+through time, and what the :math:`\gamma` normalisation preserves (``gradtheory/cells/lru.py``)."""
 
 from __future__ import annotations
 
@@ -107,7 +107,8 @@ def derive() -> Derivation:
         intro=(
             r"The Linear Recurrent Unit (Orvieto, Smith, Gu, Fernando, Gulcehre, Pascanu and De, 2023) has a "
             r"complex diagonal state matrix $\operatorname{diag}(\lambda)$ in an exponential parametrisation and "
-            r"normalises its input by $\gamma = \sqrt{1-|\lambda|^2}$. The checks compare \texttt{LRU.jacobians} with "
+            r"normalises its input by $\gamma = \sqrt{1-|\lambda|^2}$. The model carries the state as its real "
+            r"and imaginary parts; the checks compare \texttt{LRU.jacobians} with the real form of "
             r"$\operatorname{diag}(\lambda)$, the backward with torch autograd (complex leaves included) and with "
             r"$\bar\lambda^{T}$ at 30 digits, and \texttt{gradient\_flow}/\texttt{lyapunov\_spectrum} with the closed forms."
         ),

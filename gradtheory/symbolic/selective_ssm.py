@@ -1,6 +1,6 @@
 r"""The selective diagonal SSM (S6 of Mamba, Gu & Dao 2023): the one-step Jacobian
 :math:`\operatorname{diag}(e^{\Delta_t A})`, its limits in :math:`\Delta`, and the products through time
-(``gradtheory/families/selective_ssm.py``)."""
+(``gradtheory/cells/selective_ssm.py``)."""
 
 from __future__ import annotations
 

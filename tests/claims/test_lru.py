@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gradtheory as gt
+from gradtheory.cells.lru import LRUCell
 from gradtheory.claims import lru as C
 
 
@@ -39,7 +40,8 @@ def test_second_moment_matches_a_monte_carlo_estimate_within_its_standard_error(
     model = gt.LRU(2, 3, seed=4, r_min=0.5, r_max=0.95)
     k, n_samples = 8, 20000
     u = np.random.default_rng(0).standard_normal((k, n_samples, 2))
-    xk = model.forward(u).h_n  # (n_samples, 3)
+    r = model.forward(u)
+    xk = gt.LRU.complex_state(r.h_n, r.c_n)[0]  # (n_samples, 3)
     sq = np.abs(xk) ** 2
     mean, se = sq.mean(axis=0), sq.std(axis=0) / np.sqrt(n_samples)
     assert np.all(np.abs(mean - C._closed_form(model, k)) <= 5 * se)
@@ -49,11 +51,13 @@ def test_a_mis_normalised_lru_fails_the_refined_identity():
     """Test the tester: with gamma replaced by 1 (no normalisation) the identity fails by 1/gamma^2."""
     model = gt.LRU(2, 3, seed=1, r_min=0.8, r_max=0.95)
 
-    class Unnormalised(gt.LRU):
-        def gamma(self, params=None):
-            return np.ones(self.n_state)
+    class Unnormalised(LRUCell):
+        def project(self, x, p):
+            inputs, ctx = super().project(x, p)
+            g = ctx["gamma"]
+            return [(lr, li, wr / g, wi / g) for lr, li, wr, wi in inputs], {**ctx, "gamma": np.ones_like(g)}
 
-    bad = Unnormalised(2, 3, params=model.params)
+    bad = gt.RecurrentModel(2, 3, cell=Unnormalised(), params=model.params)
     ratio = C._second_moments(bad, 20) / C._closed_form(model, 20)
     assert np.all(np.abs(ratio - 1 / model.gamma() ** 2) <= 1e-10 * ratio)
     assert np.all(ratio > 1.5)
