@@ -536,24 +536,25 @@ def test_lyapunov_estimates_of_a_torch_cell_use_the_given_state_start_vector_k_a
 
 
 def test_flow_and_lyapunov_estimates_of_a_diagonal_family_take_readout_k_and_v0_and_check_the_interval():
-    """LRU (diagonal Jacobians diag(lambda)): the flow for a readout r is the closed form
-    ln ||(|lambda_n|^(T-k) r_n)_n||; lyapunov_spectrum(k=2) is the first two of the full
-    spectrum ln|lambda_n|; the exponent with v0 = e_n is exactly ln|lambda_n| (the product is
-    diagonal); a bad interval is refused naming it, as for every other model."""
+    """LRU (diagonal Jacobians diag(lambda), state (Re x, Im x)): the flow for a readout r on Re x_T
+    is the closed form ln ||(|lambda_n|^(T-k) r_n)_n||; lyapunov_spectrum(k=2) is the first two of
+    the full spectrum, ln|lambda_n| for both coordinates of every entry (state order); the exponent
+    with v0 = e_j is exactly ln|lambda_(j mod N)| (the product is a rotation-scaling per entry); a
+    bad interval is refused naming it, as for every other model."""
     model = gt.LRU(2, 4, seed=3, r_min=0.3, r_max=0.95)
     x = np.random.default_rng(3).standard_normal((50, 2))
-    log_mod = -np.exp(model.params["nu_log"])  # ln|lambda_n| from the parametrisation
+    log_mod = -np.exp(model.params["nu_log_l0"])  # ln|lambda_n| from the parametrisation
     r = np.array([1.0, -2.0, 0.5, 0.25])
     steps = x.shape[0] - np.arange(x.shape[0] + 1)
     # dL/dh_k = conj(lambda)^(T-k) r elementwise: ||.|| = sqrt(sum |lambda_n|^(2(T-k)) r_n^2)
     closed = 0.5 * np.log(np.sum(np.exp(2 * steps[:, None] * log_mod[None, :]) * r[None, :] ** 2, axis=1))
     np.testing.assert_allclose(gradient_flow(model, x, r), closed, rtol=0, atol=LOG_BPTT)
     full = lyapunov_spectrum(model, x)
-    np.testing.assert_allclose(full, log_mod, rtol=8 * u, atol=0)
+    np.testing.assert_allclose(full, np.concatenate([log_mod, log_mod]), rtol=8 * u, atol=0)
     np.testing.assert_array_equal(lyapunov_spectrum(model, x, 2), full[:2])
-    for n in range(4):
-        e_n = np.eye(4)[n]
-        assert lyapunov_exponent(model, x, v0=e_n) == pytest.approx(log_mod[n], rel=8 * u)
+    for j in range(8):
+        e_j = np.eye(8)[j]
+        assert lyapunov_exponent(model, x, v0=e_j) == pytest.approx(log_mod[j % 4], rel=8 * u)
     for func in (lyapunov_exponent, lyapunov_spectrum):
         with pytest.raises(ValueError, match=r"^reorthonormalize_every must be >= 1, got 0$"):
             func(model, x, reorthonormalize_every=0)
