@@ -106,7 +106,7 @@ def _prepare(model: Any, x: Any, h0: Any, func: str):
         if h0 is None:
             h0 = (None, None)
         if not (isinstance(h0, tuple) and len(h0) == 2):
-            raise TypeError(f"h0 must be a tuple (h0, c0) for LSTM, got {type(h0).__name__}")
+            raise TypeError(f"h0 must be a tuple (h0, c0) for {type(model).__name__}, got {type(h0).__name__}")
         states0: tuple[np.ndarray, ...] = (one(h0[0], "h0[0]"), one(h0[1], "h0[1]"))
     else:
         if isinstance(h0, tuple):

@@ -470,6 +470,9 @@ def test_every_measurement_names_the_bad_argument_and_itself(func):
         func(gt.LSTM(2, 3), x, h0=(np.zeros(3), np.zeros(3), np.zeros(3)))
     with pytest.raises(TypeError, match=r"^h0 must be a tuple \(h0, c0\) for LSTM, got ndarray$"):
         func(gt.LSTM(2, 3), x, h0=np.zeros(3))
+    # every two-component state names its own model (the LRU's pair is (Re x, Im x), not LSTM's)
+    with pytest.raises(TypeError, match=r"^h0 must be a tuple \(h0, c0\) for LRU, got ndarray$"):
+        func(gt.LRU(2, 3, seed=0), x, h0=np.zeros(3))
     with pytest.raises(ValueError, match=r"^h0\[0\] must have shape \(3,\) or \(1, 3\), got shape \(2,\)$"):
         func(gt.LSTM(2, 3), x, h0=(np.zeros(2), np.zeros(3)))
     with pytest.raises(ValueError, match=r"^h0\[1\] must have shape \(3,\) or \(1, 3\), got shape \(4,\)$"):

@@ -403,7 +403,7 @@ class RecurrentModel:
         if h0 is None:
             h0 = (None, None)
         if not (isinstance(h0, tuple) and len(h0) == 2):
-            raise TypeError(f"h0 must be a tuple (h0, c0) for LSTM, got {type(h0).__name__}")
+            raise TypeError(f"h0 must be a tuple (h0, c0) for {type(self).__name__}, got {type(h0).__name__}")
         return (
             self._prepare_state(h0[0], "h0[0]", B, batched, dtype, allow_complex),
             self._prepare_state(h0[1], "h0[1]", B, batched, dtype, allow_complex),
