@@ -50,6 +50,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _save_panels(fig, axes, title: str, path: Path, *, legend: str) -> Path:
+    """Grid and legend on every panel, the figure's title, saved to ``path`` (returned)."""
+    for a in axes:
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc=legend)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def _direction(n: int, seed: int) -> np.ndarray:
     """A fixed Gaussian matrix with unit spectral norm (the shape of W_hh; its scale is swept)."""
     W = np.random.default_rng(seed).standard_normal((n, n))
@@ -302,14 +313,15 @@ def plot_antisymmetric(out: Path, T: int, n: int, seed: int) -> list[Path]:
     ax2.set_xlabel(r"diffusion $\gamma$")
     ax2.set_ylabel(r"$\lambda_1$ per step (> 0: exploding)")
     ax2.set_title("phase diagram over the diffusion", fontsize=9)
-    for a in (ax, ax2):
-        a.grid(alpha=0.3)
-        a.legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"AntisymmetricRNN (H = {n}, T = {T}): forward Euler needs diffusion", fontsize=10)
-    fig.tight_layout()
-    path = out / "antisymmetric.png"
-    fig.savefig(path)
-    return [path]
+    return [
+        _save_panels(
+            fig,
+            (ax, ax2),
+            f"AntisymmetricRNN (H = {n}, T = {T}): forward Euler needs diffusion",
+            out / "antisymmetric.png",
+            legend="upper left",
+        )
+    ]
 
 
 # -- OrthogonalRNN (expRNN; proofs/orthogonal.tex) --------------------------------------------
@@ -359,14 +371,15 @@ def plot_orthogonal(out: Path, T: int, n: int, seed: int) -> list[Path]:
     ax2.set_xlabel("input scale")
     ax2.set_ylabel(r"$\lambda_1$ per step (< 0: vanishing)")
     ax2.set_title("phase diagram over the input scale: saturation alone decides", fontsize=9)
-    for a in (ax, ax2):
-        a.grid(alpha=0.3)
-        a.legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"OrthogonalRNN (H = {n}, T = {T}): no explosion; vanishing through tanh saturation", fontsize=10)
-    fig.tight_layout()
-    path = out / "orthogonal.png"
-    fig.savefig(path)
-    return [path]
+    return [
+        _save_panels(
+            fig,
+            (ax, ax2),
+            f"OrthogonalRNN (H = {n}, T = {T}): no explosion; vanishing through tanh saturation",
+            out / "orthogonal.png",
+            legend="lower left",
+        )
+    ]
 
 
 # -- LRU and selective SSM (families-b): diagonal state Jacobians, flow against the closed form ---------
@@ -517,14 +530,15 @@ def plot_cornn(out: Path, T: int, n: int, seed: int) -> list[Path]:
     ax2.set_xlabel(r"$\lambda_{max}(W) = \|W\|_2$ (symmetric $W$, $W_z = 0$)")
     ax2.set_ylabel(r"$\lambda_1$ per unit time (> 0: exploding)")
     ax2.set_title("phase diagram over the scale of W", fontsize=9)
-    for a in (ax, ax2):
-        a.grid(alpha=0.3)
-        a.legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"coRNN (H = {n}, T = {T}): bounded states, gradients bounded only on a physical horizon", fontsize=10)
-    fig.tight_layout()
-    path = out / "cornn.png"
-    fig.savefig(path)
-    return [path]
+    return [
+        _save_panels(
+            fig,
+            (ax, ax2),
+            f"coRNN (H = {n}, T = {T}): bounded states, gradients bounded only on a physical horizon",
+            out / "cornn.png",
+            legend="upper left",
+        )
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
