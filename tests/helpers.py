@@ -61,3 +61,14 @@ def torch_run(module, x, h0, d_output, d_h_n, d_c_n=None):
         hn_np = hn.detach().numpy()
         h0g = None if h0t is None else h0t.grad.numpy()
     return out.detach().numpy(), hn_np, grads, xt.grad.numpy(), h0g
+
+
+def model_grad_fn(model):
+    """A hand-written grad_fn for check_gradients(fn, (params, x)): ``model``'s BPTT at ``params``,
+    returning (params gradients, x gradient) for the cotangents ``w`` of fn's outputs."""
+
+    def grad_fn(w, params, x):
+        g = model.backward(model.apply(params, x), *w)
+        return (g.params, g.x)
+
+    return grad_fn

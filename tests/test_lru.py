@@ -13,6 +13,7 @@ import mpmath
 import numpy as np
 import pytest
 import torch
+from helpers import model_grad_fn
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -214,16 +215,9 @@ def test_a_conjugation_bug_in_the_backward_fails_the_checker_naming_the_paramete
         r = good_model.apply(p, x)
         return (r.output, r.h_n, r.c_n)
 
-    def grads(model):
-        def grad_fn(w, p, x):
-            g = model.backward(model.apply(p, x), *w)
-            return (g.params, g.x)
-
-        return grad_fn
-
     inputs = (dict(good_model.params), x)
-    assert check_gradients(fn, inputs, grad_fn=grads(good_model), names=("params", "x")).ok
-    report = check_gradients(fn, inputs, grad_fn=grads(bad_model), names=("params", "x"))
+    assert check_gradients(fn, inputs, grad_fn=model_grad_fn(good_model), names=("params", "x")).ok
+    report = check_gradients(fn, inputs, grad_fn=model_grad_fn(bad_model), names=("params", "x"))
     assert not report.ok
     assert "params['theta_log_l0']" in [c.name for c in report.failures]
     assert "FAIL" in report.summary

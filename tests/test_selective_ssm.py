@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import model_grad_fn
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -110,16 +111,9 @@ def test_a_backward_missing_the_zoh_term_fails_the_checker_naming_A_log():
         r = model.apply(p, x)
         return (r.output, r.h_n)
 
-    def grads(m):
-        def grad_fn(w, p, x):
-            g = m.backward(m.apply(p, x), *w)
-            return (g.params, g.x)
-
-        return grad_fn
-
     inputs = (dict(model.params), x)
-    assert check_gradients(fn, inputs, grad_fn=grads(model), names=("params", "x")).ok
-    report = check_gradients(fn, inputs, grad_fn=grads(bad_model), names=("params", "x"))
+    assert check_gradients(fn, inputs, grad_fn=model_grad_fn(model), names=("params", "x")).ok
+    report = check_gradients(fn, inputs, grad_fn=model_grad_fn(bad_model), names=("params", "x"))
     assert not report.ok
     assert "params['A_log_l0']" in [c.name for c in report.failures]
 
