@@ -111,6 +111,28 @@ def test_torch_cell_flow_and_lyapunov_equal_the_numpy_twin(kind):
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_torch_cell_flow_from_a_one_dimensional_h0_equals_the_numpy_twin(kind):
+    """gradient_flow's contract, h0 of shape (H,) or (1, H) (a tuple for LSTM), holds for a torch cell
+    too: both shapes give the same values, equal to from_torch's twin from the same h0 within the
+    rounding bound; a 1-D h0 of the wrong length is refused by name."""
+    I, H, T = 3, 5, 40
+    cell, seq = _twins(kind, I, H)
+    model, twin = gt.from_torch_cell(cell), gt.from_torch(seq)
+    x = _x(T, I, seed=7)
+    rng = np.random.default_rng(8)
+    h0 = tuple(0.5 * rng.standard_normal(H) for _ in range(2)) if kind == "lstm" else 0.5 * rng.standard_normal(H)
+    as_rows = tuple(v[None] for v in h0) if kind == "lstm" else h0[None]
+    flow = gt.gradient_flow(model, x, h0=h0)
+    np.testing.assert_array_equal(flow, gt.gradient_flow(model, x, h0=as_rows))
+    ref = gt.gradient_flow(twin, x, h0=h0)
+    J = twin.jacobians(twin.forward(x, tuple(v[None] for v in h0) if kind == "lstm" else h0[None]))
+    assert np.all(np.abs(flow - ref) <= _flow_tolerance(J, ref))
+    short = tuple(v[:-1] for v in h0) if kind == "lstm" else h0[:-1]
+    with pytest.raises(ValueError, match=r"h0(\[0\])? must have shape \(1, 5\), got shape \(4,\)"):
+        gt.gradient_flow(model, x, h0=short)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_torch_cell_forward_backward_jacobians_equal_the_numpy_twin(kind):
     """forward outputs/final states, backward (params, x, h0, per-step dh/dc at fixed h) and the
     one-step Jacobians equal the numpy twin's on a batch."""

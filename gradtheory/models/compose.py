@@ -490,8 +490,9 @@ class RecurrentModel:
             raise TypeError(f"d_c_n is only defined for LSTM, not {type(self).__name__}")
 
         grads: dict[str, np.ndarray] = {}
-        d_init = [np.zeros((LD, B, H), dtype=d_out.dtype) for _ in dfin]
-        d_steps = [np.zeros((LD, T, B, H), dtype=d_out.dtype) for _ in dfin]
+        dtype = np.result_type(d_out, result.output, *dfin)  # real cotangents of a complex forward: complex
+        d_init = [np.zeros((LD, B, H), dtype=dtype) for _ in dfin]
+        d_steps = [np.zeros((LD, T, B, H), dtype=dtype) for _ in dfin]
         d_above = d_out
         for layer in range(self.num_layers - 1, -1, -1):
             d_below: np.ndarray | None = None

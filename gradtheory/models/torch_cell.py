@@ -743,8 +743,25 @@ def _joint_h0(model: TorchCellModel, h0: Any, S_joint: int):
     torch = _torch()
     if h0 is None:
         return torch.zeros(1, S_joint, dtype=torch.float64)
+    if model.num_layers * model.num_directions == 1:  # one layer: (H,) as in gradient_flow's contract
+        if isinstance(h0, tuple):  # a tuple of the wrong length is left for _initial_states to name
+            if len(h0) == len(model.state_sizes):
+                h0 = tuple(_one_layer(v, n) for v, n in zip(h0, model.state_sizes))
+        else:
+            h0 = _one_layer(h0, model.state_sizes[0])
     s0 = model._initial_states(h0, 1, False)  # (L, 1, S)
     return s0.permute(1, 0, 2).reshape(1, S_joint)
+
+
+def _one_layer(value: Any, n: int) -> Any:
+    """A one-layer model's initial state entry of shape (n,) as (1, n); anything else unchanged (checked later)."""
+    if isinstance(value, _torch().Tensor):
+        return value[None] if value.shape == (n,) else value
+    try:
+        ndim = np.ndim(value)
+    except (TypeError, ValueError):  # ragged or odd input: as_float_array names it later
+        return value
+    return [value] if ndim == 1 and len(value) == n else value
 
 
 def _readout_vector(model: TorchCellModel, readout: Any, S_joint: int) -> np.ndarray:
