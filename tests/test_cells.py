@@ -363,6 +363,64 @@ def test_user_numpy_cell_gets_forward_backward_jacobians_and_flow():
     )
 
 
+class ReadoutStateCell:
+    """(h_t, m_t) = (tanh(a_t), sigmoid(b_t) h_t), a user cell whose second state component is a
+    gated read-out: m_{t-1} reaches nothing, so its backward has no direct path for m (None)."""
+
+    name = "readout_state"
+    gates = 2
+    gate_names = ("a", "b")
+    n_states = 2
+    additive = True
+    recurrence = DENSE
+    activation = None
+    rational = False
+
+    def step(self, gi, gh, state):
+        H = state[0].shape[-1]
+        z = gi + gh
+        h = np.tanh(z[..., :H])
+        s = 1.0 / (1.0 + np.exp(-z[..., H:]))
+        return (h, s * h), (h, s)
+
+    def step_backward(self, d_state, cache):
+        h, s = cache
+        dh, dm = d_state
+        dz = np.concatenate([(dh + dm * s) * (1.0 - h * h), dm * h * s * (1.0 - s)], axis=-1)
+        return dz, dz, (None, None)
+
+    def step_jacobian(self, cache, W_hh):
+        h, s = cache
+        H = h.shape[-1]
+        dh_dh = (1.0 - h * h)[:, :, None] * W_hh[:H]
+        dm_dh = (s * h * (1.0 - s))[:, :, None] * W_hh[H:] + s[:, :, None] * dh_dh
+        zero = np.zeros_like(dh_dh)
+        return np.concatenate([np.concatenate([dh_dh, zero], 2), np.concatenate([dm_dh, zero], 2)], 1)
+
+
+def test_a_state_component_without_a_direct_path_gets_a_zero_gradient_and_the_rest_complex_step():
+    """For a user cell whose second state m is never read (step_backward returns None for it), BPTT
+    gives dL/dm_0 = 0 exactly (an array of m_0's shape and dtype), the per-step dL/dm_t equal to the
+    cotangent reaching m_t, and parameter, x and h0 gradients equal to the complex-step oracle with a
+    cotangent on every output (out, h_n, m_n)."""
+    model = gt.RecurrentModel(2, 3, cell=ReadoutStateCell(), seed=2)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (4, 2))
+    h0 = (rng.uniform(-1, 1, (1, 3)), rng.uniform(-1, 1, (1, 3)))
+    d_out, d_hn, d_mn = rng.uniform(-1, 1, (4, 3)), rng.uniform(-1, 1, (1, 3)), rng.uniform(-1, 1, (1, 3))
+    res = model.forward(x, h0)
+    g = model.backward(res, d_out, d_hn, d_mn)
+    assert g.c0.shape == (1, 3) and g.c0.dtype == np.float64 and not np.any(g.c0)
+    # dc: (layers, T, H), dL/dm_t at fixed h; m_T gets its cotangent, earlier m_t reach nothing
+    np.testing.assert_array_equal(g.dc[0, -1], d_mn[0])
+    assert not np.any(g.dc[0, :-1])
+    w = _weight(d_out, d_hn, d_mn)
+    for wrt in ("weight_hh_l0", "weight_ih_l0", "bias_hh_l0", "x", "h0", "c0"):
+        f, point = model_loss(model, x, wrt=wrt, d_output=d_out, h0=h0, d_h_n=d_hn, d_c_n=d_mn)
+        got = {"x": g.x, "h0": g.h0, "c0": g.c0}.get(wrt, g.params.get(wrt))
+        _close(got, jacobian(f, point, method="complex"), COMPLEX_STEP_RTOL, wrt, w)
+
+
 def test_a_cell_with_a_wrong_backward_is_caught_by_the_gradient_checker():
     """Test the tester: a user cell whose backward drops the direct path fails check_gradients."""
 
