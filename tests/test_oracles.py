@@ -68,9 +68,9 @@ def test_complex_step_is_exact_to_roundoff_on_analytic_function(values, seed):
 def test_complex_step_keeps_full_precision_for_tiny_derivatives(c):
     """Found by Hypothesis on the model tests: with derivatives ~1e-290 the imaginary part
     h f' falls into the subnormal range at h = 1e-20; the oracle enlarges h and keeps ~u accuracy."""
-    x = np.array([0.3, -0.7])
-    got = complex_step(lambda v: c * np.sum(np.tanh(v)), x, np.ones(2))
-    exact = c * np.sum(1 - np.tanh(x) ** 2)
+    x, v = np.array([0.3, -0.7]), np.array([2.0, -0.5])
+    got = complex_step(lambda z: c * np.sum(np.tanh(z)), x, v)
+    exact = c * np.sum((1 - np.tanh(x) ** 2) * v)
     assert abs(got - exact) <= COMPLEX_STEP_TINY_DERIVATIVE * UNIT_ROUNDOFF * abs(exact)
 
 
@@ -210,6 +210,10 @@ def test_directional_derivative_and_jacobian_use_the_method_they_are_given():
         oracle = {"complex": complex_step, "central": central_difference}.get(method)
         cols = [(oracle(f_exp_sin, x, e) if oracle else richardson(f_exp_sin, x, e).value) for e in np.eye(3)]
         np.testing.assert_array_equal(J, np.stack(cols, axis=-1))
+    # the defaults: complex step, and h = 1e-5 for the central difference
+    np.testing.assert_array_equal(directional_derivative(f_exp_sin, x, v), by_method["complex"])
+    np.testing.assert_array_equal(jacobian(f_exp_sin, x), jacobian(f_exp_sin, x, method="complex"))
+    np.testing.assert_array_equal(central_difference(f_exp_sin, x, v), central_difference(f_exp_sin, x, v, h=1e-5))
     values = sorted(float(v) for v in by_method.values())
     assert values[0] != values[1] != values[2]
 
@@ -217,8 +221,9 @@ def test_directional_derivative_and_jacobian_use_the_method_they_are_given():
 def test_jacobian_of_an_empty_argument_has_the_shape_of_f_times_nothing():
     """An empty parameter (a cell without a recurrent weight): shape f(x).shape + x.shape, no calls
     with a perturbed argument."""
-    J = jacobian(lambda z: np.array([np.sum(z), 1.0, 2.0]), np.zeros((0, 4)))
-    assert J.shape == (3, 0, 4)
+    J = jacobian(lambda z: np.concatenate([z.sum(axis=0), [1.0]]), np.zeros((0, 4)))
+    assert J.shape == (5, 0, 4)
+    assert complex_step(lambda z: z[:0], np.ones(3), np.ones(3)).shape == (0,)  # an empty f is fine too
 
 
 @pytest.mark.parametrize(
@@ -231,6 +236,12 @@ def test_jacobian_of_an_empty_argument_has_the_shape_of_f_times_nothing():
         (lambda: central_difference(f_exp_sin, "abc", np.ones(2)), r"^x must be"),
         (lambda: richardson(f_exp_sin, "abc", np.ones(2)), r"^x must be"),
         (lambda: jacobian(f_exp_sin, "abc"), r"^x must be"),
+        (lambda: complex_step(f_exp_sin, "abc", np.ones(2)), r"^x must be"),
+        (lambda: complex_step(f_exp_sin, np.zeros(2), "abc"), r"^v must be"),
+        (
+            lambda: gt.oracles.model_loss(gt.RNN(1, 1), np.zeros((2, 1)), wrt="bogus", d_output=np.zeros((2, 1))),
+            r"wrt='bogus' is unknown; expected 'x', 'h0', 'c0' or one of \['bias_hh_l0', 'bias_ih_l0', 'weight_hh_l0'",
+        ),
         (lambda: complex_step(f_exp_sin, np.zeros(2), np.ones(3)), r"v must have the shape of x \(2,\), got \(3,\)"),
         (lambda: richardson(f_exp_sin, np.zeros(2), np.ones(2), levels=1), r"levels"),
     ],
@@ -244,18 +255,18 @@ def test_oracles_refuse_bad_arguments_by_name(call, match):
 def test_dual_numbers_differentiate_rational_functions_exactly():
     """a + b eps (eps^2 = 0) over Fraction: every operator, with a dual or a plain number on either
     side, carries the exact derivative. For p(t) = (t*t - 2 + 3) / (1 - t) + 5 - t * 2 - t / 4 + 7 / t
-    at t = 3/2: p'(t) = (2t(1 - t) + (t^2 + 1)) / (1 - t)^2 - 2 - 1/4 - 7 / t^2, computed by hand."""
+    at t = 3/2 with tangent 3: p'(t) = (2t(1 - t) + (t^2 + 1)) / (1 - t)^2 - 2 - 1/4 - 7 / t^2, by hand."""
     from gradtheory.oracles import _Dual
 
     t0 = Fraction(3, 2)
-    t = _Dual(t0, Fraction(1))
+    t = _Dual(t0, Fraction(3))  # tangent 3: every derivative below is 3 p'(t)
     p = (t * t - 2 + 3) / (1 - t) + 5 - t * 2 - t / 4 + 7 / t
     p = (p + t) - t  # dual + dual and dual - dual
     value = (t0 * t0 + 1) / (1 - t0) + 5 - 2 * t0 - t0 / 4 + 7 / t0
     slope = (2 * t0 * (1 - t0) + (t0 * t0 + 1)) / (1 - t0) ** 2 - 2 - Fraction(1, 4) - 7 / t0**2
-    assert (p.a, p.b) == (value, slope)
+    assert (p.a, p.b) == (value, 3 * slope)
     q = 2 + t  # radd
-    assert (q.a, q.b) == (t0 + 2, 1)
+    assert (q.a, q.b) == (t0 + 2, 3)
 
 
 # -- the exact oracle on cells the registry does not hold ----------------------------------------
@@ -372,3 +383,23 @@ def test_exact_oracle_refuses_what_it_cannot_evaluate_by_name():
         exact_directional_derivative(
             gt.RecurrentModel(1, 1, cell=no_equations), np.zeros((2, 1)), {}, d_output=np.zeros((2, 1))
         )
+
+
+def test_complex_step_evaluates_f_once_unless_the_derivative_would_be_subnormal():
+    """The step is enlarged (a second evaluation) only when |h f'(x) v| < 2^-969 and h < 1e-10: an
+    O(1) derivative, an exactly zero one, and a tiny one at an explicit h = 1e-10 cost one call; a tiny
+    one at the default h costs two."""
+    calls = []
+
+    def counted(scale):
+        def f(z):
+            calls.append(z)
+            return scale * np.sum(np.tanh(z))
+
+        return f
+
+    x, v = np.array([0.3, -0.7]), np.array([1.0, 0.5])
+    for scale, h, expected in ((1.0, 1e-20, 1), (0.0, 1e-20, 1), (1e-295, 1e-10, 1), (1e-295, 1e-20, 2)):
+        calls.clear()
+        complex_step(counted(scale), x, v, h=h)
+        assert len(calls) == expected, (scale, h)
