@@ -130,7 +130,7 @@ def complex_step(f: ArrayFn, x: Any, v: Any, h: float = 1e-20) -> np.ndarray:
     im = np.imag(np.asarray(f(x + 1j * h * v)))
     small = np.max(np.abs(im)) if im.size else 0.0
     if 0.0 < small < 2.0**-969 and h < 1e-10:
-        h = min(1e-10, h * 1e-200 / small)
+        h = min(1e-10, h * (1e-200 / small))  # 1e-200 / small >= 1e92: no underflow even for h ~ 1e-250
         im = np.imag(np.asarray(f(x + 1j * h * v)))
     return im / h
 

@@ -385,6 +385,16 @@ def test_exact_oracle_refuses_what_it_cannot_evaluate_by_name():
         )
 
 
+def test_complex_step_with_a_tiny_explicit_step_and_a_tiny_derivative_is_still_accurate():
+    """h = 1e-250 with f' ~ 1e-60: h f' ~ 1e-310 is subnormal, so the step is enlarged to land h f'
+    near 1e-200 (h ~ 1e-140); computed as h (1e-200 / |h f'|) it never underflows to a zero step
+    (before: h * 1e-200 = 0, and the result was NaN)."""
+    x, v = np.array([0.3, -0.7]), np.array([1.0, 0.5])
+    got = complex_step(lambda z: 1e-60 * np.sum(np.tanh(z)), x, v, h=1e-250)
+    exact = 1e-60 * np.sum((1 - np.tanh(x) ** 2) * v)
+    assert abs(got - exact) <= COMPLEX_STEP_TINY_DERIVATIVE * UNIT_ROUNDOFF * abs(exact)
+
+
 def test_complex_step_evaluates_f_once_unless_the_derivative_would_be_subnormal():
     """The step is enlarged (a second evaluation) only when |h f'(x) v| < 2^-969 and h < 1e-10: an
     O(1) derivative, an exactly zero one, and a tiny one at an explicit h = 1e-10 cost one call; a tiny
