@@ -185,3 +185,76 @@ def test_an_overflow_in_one_unit_is_caught_in_forward_and_backward():
     with pytest.raises(FloatingPointError, match="backward overflowed: the gradient of weight_"):
         with np.errstate(over="ignore", invalid="ignore"):
             relu.backward(result, np.full((2, 2), 1e10))
+
+
+def test_default_initialisation_is_torchs_seeded_uniform_or_the_cells_own():
+    """Without params: U(-1/sqrt(H), 1/sqrt(H)) per entry (torch's default), reproducible from
+    ``seed`` (default 0); a cell with init_params (the LRU) draws its own (|lambda| in the ring)."""
+    model = gt.LSTM(3, 16, seed=7)
+    values = np.concatenate([v.ravel() for v in model.params.values()])
+    bound = 1 / np.sqrt(16)
+    assert np.max(np.abs(values)) <= bound
+    # 4,000+ uniform draws: the extreme ones are within 1% of the ends (probability of failure < 1e-17)
+    assert values.min() < -0.99 * bound and values.max() > 0.99 * bound
+    for name, value in gt.LSTM(3, 16, seed=7).params.items():
+        np.testing.assert_array_equal(value, model.params[name])
+    for name, value in gt.LSTM(3, 16).params.items():
+        np.testing.assert_array_equal(value, gt.LSTM(3, 16, seed=0).params[name])
+    lru = gt.LRU(2, 8, seed=0, r_min=0.5, r_max=0.9)
+    modulus = np.exp(-np.exp(lru.params["nu_log_l0"]))
+    assert np.all((modulus >= 0.5) & (modulus <= 0.9))
+
+
+def test_constructor_arguments_are_checked_by_name():
+    with pytest.raises(TypeError, match=r"^cell must be given: an object implementing gradtheory.cells.Cell$"):
+        compose.RecurrentModel(2, 3)
+    with pytest.raises(TypeError, match=r"^bias "):
+        gt.RNN(2, 3, bias="yes")
+    with pytest.raises(TypeError, match=r"^batch_first "):
+        gt.RNN(2, 3, batch_first=1)
+    with pytest.raises(NotImplementedError, match=r"^bidirectional=True is not supported by the cell LRUCell "):
+        gt.LRU(2, 3, bidirectional=True)
+    with pytest.raises(TypeError, match=r"^params must be a mapping of parameter name -> array, got list$"):
+        gt.RNN(2, 3).apply([], np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"missing \['bias_hh_l0'\], unexpected \['bogus'\]"):
+        model = gt.RNN(2, 3)
+        model.apply({k: v for k, v in model.params.items() if k != "bias_hh_l0"} | {"bogus": 0}, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"^h0 must have shape \(1, 3\)"):
+        gt.RNN(2, 3).forward(np.zeros((4, 2)), np.zeros((1, 4)))
+    with pytest.raises(ValueError, match=r"^h0\[0\] must have shape \(1, 3\)"):
+        gt.LSTM(2, 3).forward(np.zeros((4, 2)), (np.zeros((1, 4)), np.zeros((1, 3))))
+
+
+def test_layer_params_default_to_the_first_layer_and_forward_direction():
+    model = gt.GRU(2, 3, num_layers=2, bidirectional=True, seed=8)
+    default, first = model.layer_params(), model.layer_params(0, 0)
+    for a, b in zip(default, first):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(model.layer_params(0, 1).W_hh, first.W_hh)
+
+
+def test_backward_uses_the_weights_of_its_forward_even_after_the_model_changed():
+    """A ForwardResult records the weights it ran with: assigning new params to the model between
+    forward and backward does not change the gradient (parametrized weights pulled back at the
+    recorded free parameters)."""
+    model = gt.OrthogonalRNN(2, 3, seed=9)
+    x = np.random.default_rng(9).standard_normal((5, 2))
+    d_out = np.random.default_rng(10).standard_normal((5, 3))
+    expected = model.backward(model.forward(x), d_out)
+    result = model.forward(x)
+    model.params = gt.OrthogonalRNN(2, 3, seed=11).params
+    got = model.backward(result, d_out)
+    for name in expected.params:
+        np.testing.assert_array_equal(got.params[name], expected.params[name])
+
+
+def test_a_gradient_overflowing_only_in_x_is_named_x():
+    """W_ih = 1e300 and x = 1e-300 keep the forward moderate (W_ih x = 1); dL/dx = W_ih^T da
+    overflows while every parameter gradient (da x^T, da h^T, da) stays finite."""
+    model = gt.RNN(
+        1, 1, params={"weight_ih_l0": [[1e300]], "weight_hh_l0": [[0.5]], "bias_ih_l0": [0.0], "bias_hh_l0": [0.0]}
+    )
+    result = model.forward(np.full((2, 1), 1e-300))
+    with pytest.raises(FloatingPointError, match="^backward overflowed: the gradient of x is not finite"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            model.backward(result, np.full((2, 1), 1e10))
