@@ -1,0 +1,68 @@
+"""The verdict's words and fields (gradtheory/check/gradients.py): what a report says about a
+gradient of the wrong shape, about low precision and how its step was chosen, and about an input
+it could not judge. Written from the mutation survivors of gradients.py (README, "Contributing")."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from gradtheory import _check_examples as ex
+from gradtheory.check import check_gradients
+
+A = np.random.default_rng(0).standard_normal((3, 4))
+
+
+def _fn(x):
+    return np.tanh(A @ x)
+
+
+def test_a_gradient_of_the_wrong_shape_is_wrong_and_says_so_once():
+    """grad_fn returning shape (3,) for an input of shape (4,): status wrong, the input's own name
+    and shape, one finding naming both shapes (not also 'returned no gradient')."""
+
+    def short(ct, x):
+        return (A.T @ (ct * (1 - np.tanh(A @ x) ** 2)))[:3]
+
+    report = check_gradients(_fn, (np.random.default_rng(1).standard_normal(4),), grad_fn=short, names=("x",))
+    c = report.inputs[0]
+    assert (c.status, c.name, c.shape) == ("wrong", "x", (4,))
+    assert c.findings == ("grad_fn returned a gradient of shape (3,) for this input of shape (4,)",)
+    assert not report.ok
+
+
+def _float32_inputs():
+    return tuple(t.detach().to(torch.float32).requires_grad_(True) for t in ex.elman_inputs())
+
+
+def test_the_low_precision_note_names_the_reference_and_how_the_step_was_chosen():
+    """Auto: reference from float64 evaluations, step from the measured noise as eps^(1/(2 levels +
+    1)) (levels 4: 1/9, levels 3: 1/7). Given: reference='native' evaluates in float32 and the step
+    is reported as given."""
+    auto = check_gradients(ex.elman_function(), _float32_inputs(), names=ex.ELMAN_NAMES)
+    (note,) = [n for n in auto.notes if n.startswith("LOW PRECISION")]
+    assert "inputs in float32, backward in their precision; reference from float64 evaluations of fn;" in note
+    assert "chosen for this noise (eps^(1/9), eps the relative noise)" in note
+    three = check_gradients(ex.elman_function(), _float32_inputs(), names=ex.ELMAN_NAMES, levels=3)
+    assert any("(eps^(1/7), eps the relative noise)" in n for n in three.notes)
+    given = check_gradients(ex.elman_function(), _float32_inputs(), names=ex.ELMAN_NAMES, step=1e-3, reference="native")
+    (note,) = [n for n in given.notes if n.startswith("LOW PRECISION")]
+    assert "reference from evaluations in float32;" in note and "; step 0.001 (given);" in note
+
+
+def test_an_input_that_cannot_be_judged_has_no_numbers_only_the_reason():
+    """sqrt at x = 0 (fn is NaN on one side of every stencil, so no stencil is smooth): inconclusive,
+    every number NaN, the input's shape kept, and one finding saying why."""
+
+    def fn(x):
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(x)
+
+    report = check_gradients(fn, (np.zeros(3),), grad_fn=lambda ct, x: np.zeros(3), names=("x",))
+    c = report.inputs[0]
+    assert c.status == "inconclusive" and c.shape == (3,) and c.name == "x"
+    for value in (c.analytic, c.reference, c.estimate, c.tolerance, c.error, c.relative_error, c.resolution):
+        assert math.isnan(value)
+    assert len(c.findings) == 1 and c.findings[0].startswith("INCONCLUSIVE:")
