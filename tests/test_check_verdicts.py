@@ -66,3 +66,45 @@ def test_an_input_that_cannot_be_judged_has_no_numbers_only_the_reason():
     for value in (c.analytic, c.reference, c.estimate, c.tolerance, c.error, c.relative_error, c.resolution):
         assert math.isnan(value)
     assert len(c.findings) == 1 and c.findings[0].startswith("INCONCLUSIVE:")
+
+
+def _grad(ct, x):
+    return A.T @ (ct * (1 - np.tanh(A @ x) ** 2))
+
+
+def test_a_backward_that_is_not_deterministic_is_inconclusive_and_says_why():
+    """The backward is run twice at the same point and cotangent: noise from a generator of its own
+    (relative 1e-6) or a gradient returned only once makes the input inconclusive, never correct
+    or wrong, with the two passes' difference stated."""
+    own = np.random.default_rng(12)
+    x = (np.random.default_rng(1).standard_normal(4),)
+
+    def noisy(ct, x):
+        g = _grad(ct, x)
+        return g * (1 + 1e-6 * own.standard_normal(g.shape))
+
+    c = check_gradients(_fn, x, grad_fn=noisy, names=("x",)).inputs[0]
+    assert c.status == "inconclusive" and c.name == "x" and c.shape == (4,)
+    (finding,) = c.findings
+    assert finding.startswith("INCONCLUSIVE: the backward is not deterministic: two backward passes at the same point")
+    calls = []
+
+    def sometimes(ct, x):
+        calls.append(1)
+        return _grad(ct, x) if len(calls) % 2 else None
+
+    c = check_gradients(_fn, x, grad_fn=sometimes, names=("x",)).inputs[0]
+    assert c.status == "inconclusive"
+    assert c.findings == ("INCONCLUSIVE: the backward is not deterministic: it returned a gradient once and None once",)
+
+
+def test_a_forward_drawing_from_its_own_generator_is_not_judged():
+    own = np.random.default_rng(13)
+
+    def random_fn(x):
+        return np.tanh(A @ x) * (1 + 1e-3 * own.standard_normal(3))
+
+    report = check_gradients(random_fn, (np.ones(4),), grad_fn=_grad, names=("x",))
+    c = report.inputs[0]
+    assert c.status == "inconclusive" and c.findings == ("not judged: fn is not deterministic (see the note)",)
+    assert any("No gradient can be judged against finite differences of a random function" in n for n in report.notes)
