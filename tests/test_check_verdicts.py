@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from gradtheory import _check_examples as ex
@@ -108,3 +109,53 @@ def test_a_forward_drawing_from_its_own_generator_is_not_judged():
     c = report.inputs[0]
     assert c.status == "inconclusive" and c.findings == ("not judged: fn is not deterministic (see the note)",)
     assert any("No gradient can be judged against finite differences of a random function" in n for n in report.notes)
+
+
+_X = (np.random.default_rng(1).standard_normal(4),)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"levels": 1}, ValueError, r"^levels "),
+        ({"levels": 2.5}, TypeError, r"^levels "),
+        ({"directions": 0}, ValueError, r"^directions "),
+        ({"seed": -1}, ValueError, r"^seed "),
+        ({"localise": "yes"}, TypeError, r"^localise "),
+        ({"step": 1.0}, ValueError, r"^step must be"),
+        ({"step": 1.5}, ValueError, r"^step must be"),
+        ({"time_axis": -1}, ValueError, r"^time_axis "),
+        ({"reference": "exact"}, ValueError, r"^reference="),
+        ({"precision": "half"}, ValueError, r"^precision="),
+        ({"grad_outputs": np.ones(3)}, TypeError, r"^grad_outputs is for order=2"),
+        ({"state": np.ones(3)}, TypeError, r"^state= and forward_args= are for a torch.nn.Module"),
+        ({"forward_args": (1,)}, TypeError, r"^state= and forward_args= are for a torch.nn.Module"),
+        ({"precision": "native"}, TypeError, r"^precision='native' is for a torch.nn.Module"),
+    ],
+)
+def test_bad_options_are_refused_by_name(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        check_gradients(_fn, _X, grad_fn=lambda ct, x: _grad(ct, x), names=("x",), **kwargs)
+
+
+def test_bad_fn_and_inputs_are_refused_by_name():
+    with pytest.raises(TypeError, match=r"^fn must be callable \(or a torch.nn.Module / gradtheory model\), got int$"):
+        check_gradients(3, _X)
+    with pytest.raises(TypeError, match=r"^inputs must be given: a tuple of float64 tensors or arrays"):
+        check_gradients(_fn)
+    with pytest.raises(ValueError, match=r"^inputs contains no float64 array to check$"):
+        check_gradients(_fn, (np.ones(4, dtype=int),), grad_fn=_grad)
+
+
+def test_a_single_array_input_needs_no_tuple_and_progress_and_time_are_reported():
+    """inputs may be one array; progress(done, total, name) is called per input; report.seconds is
+    the run's wall time (positive, below the time measured around the call)."""
+    import time
+
+    calls = []
+    t0 = time.perf_counter()
+    report = check_gradients(_fn, _X[0], grad_fn=lambda ct, x: _grad(ct, x), progress=lambda *a: calls.append(a))
+    elapsed = time.perf_counter() - t0
+    assert report.ok and report.inputs[0].shape == (4,)
+    assert calls and all(len(c) == 3 for c in calls)
+    assert 0 < report.seconds <= elapsed
