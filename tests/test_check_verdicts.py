@@ -159,3 +159,28 @@ def test_a_single_array_input_needs_no_tuple_and_progress_and_time_are_reported(
     assert report.ok and report.inputs[0].shape == (4,)
     assert calls and all(len(c) == 3 for c in calls)
     assert 0 < report.seconds <= elapsed
+
+
+def test_mode_both_reports_each_input_twice_and_adds_up_the_cost_of_the_two_checks():
+    """mode='both' is the reverse check and the forward-mode check together: each input appears
+    again as '<name> (forward)', the note says so once, and evaluations and backward passes are
+    the sums of the two modes' runs."""
+    from gradtheory.check import CheckTarget
+
+    g = torch.Generator().manual_seed(0)
+    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+
+    def run(mode):
+        return check_gradients(CheckTarget(lambda W: torch.tanh(x @ W.T), (W,), names=("W",)), mode=mode)
+
+    reverse, forward, both = run("reverse"), run("forward"), run("both")
+    assert [c.name for c in both.inputs] == ["W", "W (forward)"] and both.ok
+    assert [c.name for c in reverse.inputs] == [c.name for c in forward.inputs] == ["W"]
+    (note,) = [n for n in both.notes if "forward-mode AD" in n]
+    assert note.startswith("mode='both': forward-mode AD (jvp, <w, J v>) checked against the same directional")
+    assert "('(forward)' inputs)" in note and len(set(both.notes)) == len(both.notes)
+    assert not any("forward-mode AD" in n for n in reverse.notes)
+    assert "('(forward)' inputs)" not in next(n for n in forward.notes if "forward-mode AD" in n)
+    assert both.evaluations == reverse.evaluations + forward.evaluations
+    assert both.backward_passes == reverse.backward_passes + forward.backward_passes
