@@ -723,8 +723,7 @@ def _run(
             "copies, so the verdict is unaffected, but code that reuses those arrays after calling fn sees "
             "changed values"
         )
-    statuses = {c.status for c in results}
-    status = "wrong" if "wrong" in statuses else "inconclusive" if "inconclusive" in statuses else "correct"
+    status = _overall_status(results)
     return GradientReport(
         status=status,
         inputs=tuple(results),
@@ -762,6 +761,12 @@ def _precision_note(backend: Backend, float64_ref: bool, rel_noise: float, optio
     )
 
 
+def _overall_status(inputs: Sequence[InputCheck]) -> str:
+    """A report's verdict: wrong if any input is, else inconclusive if any input is, else correct."""
+    statuses = {c.status for c in inputs}
+    return "wrong" if "wrong" in statuses else "inconclusive" if "inconclusive" in statuses else "correct"
+
+
 def _merge(reports: list[GradientReport], mode: str, order: int) -> GradientReport:
     """One report for mode='both' (forward-mode inputs named '... (forward)'); the mode and order noted."""
     first = reports[0]
@@ -781,11 +786,9 @@ def _merge(reports: list[GradientReport], mode: str, order: int) -> GradientRepo
             "checked against Richardson differences of the gradient at shifted points; each input is the "
             "gradient's derivative along a direction of that input"
         )
-    statuses = {c.status for c in inputs}
-    status = "wrong" if "wrong" in statuses else "inconclusive" if "inconclusive" in statuses else "correct"
     return dataclasses.replace(
         first,
-        status=status,
+        status=_overall_status(inputs),
         inputs=tuple(inputs),
         notes=tuple(notes),
         evaluations=sum(r.evaluations for r in reports),
