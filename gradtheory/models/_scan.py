@@ -52,22 +52,8 @@ class LayoutParams(NamedTuple):
     (``nu_log``, ``B_re``, ...); it has no ``W_ih``/``W_hh``/biases (all None)."""
 
     named: Mapping[str, np.ndarray]
-
-    @property
-    def W_ih(self) -> None:
-        return None
-
-    @property
-    def W_hh(self) -> None:
-        return None
-
-    @property
-    def b_ih(self) -> None:
-        return None
-
-    @property
-    def b_hh(self) -> None:
-        return None
+    # not fields (no annotation): class attributes, so code reading torch's layout sees None
+    W_ih = W_hh = b_ih = b_hh = None
 
 
 @dataclass
