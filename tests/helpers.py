@@ -1,10 +1,11 @@
-"""Shared helpers for the model tests: norm-wise relative comparison and torch losses."""
+"""Shared helpers for the model tests: norm-wise relative comparison, torch losses and a user's cell."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from gradtheory._tolerances import RelTol
+from gradtheory.cells import DENSE
 
 
 def rel_error(actual, expected) -> float:
@@ -72,3 +73,28 @@ def model_grad_fn(model):
         return (g.params, g.x)
 
     return grad_fn
+
+
+class HalfTanhCell:
+    """h_t = (tanh(a_t) + h_{t-1}) / 2: a user-written cell with its own backward and Jacobian and
+    only what the Cell protocol requires (no ``name``, ``activation`` or ``rational``)."""
+
+    gates, n_states, additive = 1, 1, True
+    recurrence = DENSE
+
+    def step(self, gi, gh, state):
+        th = np.tanh(gi + gh)
+        return (0.5 * th + 0.5 * state[0],), th
+
+    def step_backward(self, d_state, cache):
+        da = 0.5 * d_state[0] * (1.0 - cache * cache)
+        return da, da, (0.5 * d_state[0],)
+
+    def step_jacobian(self, cache, W_hh):
+        J = (0.5 * (1.0 - cache * cache))[:, :, None] * W_hh
+        idx = np.arange(W_hh.shape[1])
+        J[:, idx, idx] += 0.5
+        return J
+
+    def equations(self, gi, gh, prev, ops):
+        return ([(ops.tanh(p + q) + h) * 0.5 for p, q, h in zip(gi, gh, prev[0])],), {}

@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
-from helpers import robust_norm, torch_run
+from helpers import HalfTanhCell, robust_norm, torch_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -302,34 +302,13 @@ def test_truncated_bptt_is_full_bptt_of_the_last_k_steps_from_the_stored_state_f
 
 
 # -- a user's numpy cell: plugged in through the Cell protocol, not registered ------------------
-class ScaledTanhCell:
-    """h_t = tanh(a_t) / 2 + h_{t-1} / 2: a user-written cell with its own backward and Jacobian."""
+class ScaledTanhCell(HalfTanhCell):
+    """h_t = tanh(a_t) / 2 + h_{t-1} / 2, with the optional attributes a registered cell carries."""
 
     name = "scaled_tanh"
-    gates = 1
     gate_names = ("h",)
-    n_states = 1
-    additive = True
-    recurrence = DENSE
     activation = None
     rational = False
-
-    def step(self, gi, gh, state):
-        th = np.tanh(gi + gh)
-        return (0.5 * th + 0.5 * state[0],), th
-
-    def step_backward(self, d_state, cache):
-        da = 0.5 * d_state[0] * (1.0 - cache * cache)
-        return da, da, (0.5 * d_state[0],)
-
-    def step_jacobian(self, cache, W_hh):
-        J = (0.5 * (1.0 - cache * cache))[:, :, None] * W_hh
-        idx = np.arange(W_hh.shape[1])
-        J[:, idx, idx] += 0.5
-        return J
-
-    def equations(self, gi, gh, prev, ops):
-        return ([(ops.tanh(p + q) + h) * 0.5 for p, q, h in zip(gi, gh, prev[0])],), {}
 
 
 def test_user_numpy_cell_gets_forward_backward_jacobians_and_flow():

@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from helpers import HalfTanhCell
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -270,29 +271,6 @@ def test_dual_numbers_differentiate_rational_functions_exactly():
 
 
 # -- the exact oracle on cells the registry does not hold ----------------------------------------
-class _HalfTanhCell:
-    """h_t = (tanh(a_t) + h_{t-1}) / 2: a minimal user cell (no ``activation``, no ``rational``)."""
-
-    gates, n_states, additive = 1, 1, True
-    recurrence = gt.cells.DENSE
-
-    def step(self, gi, gh, state):
-        th = np.tanh(gi + gh)
-        return (0.5 * th + 0.5 * state[0],), th
-
-    def step_backward(self, d_state, cache):
-        da = 0.5 * d_state[0] * (1.0 - cache * cache)
-        return da, da, (0.5 * d_state[0],)
-
-    def step_jacobian(self, cache, W_hh):
-        J = (0.5 * (1.0 - cache * cache))[:, :, None] * W_hh
-        J[:, np.arange(W_hh.shape[1]), np.arange(W_hh.shape[1])] += 0.5
-        return J
-
-    def equations(self, gi, gh, prev, ops):
-        return ([(ops.tanh(p + q) + h) * 0.5 for p, q, h in zip(gi, gh, prev[0])],), {}
-
-
 # EXACT_VS_FLOAT (relative tolerance): the exact oracle at 50 digits is exact to 1e-50; the float64
 # forward of T = 4 steps on 3 units is accurate to ~10 u per entry (tanh, a dot product of 5 terms,
 # the average), summed into L with weights of size <= 1: 1e-13 relative to sum |d_out| is a margin
@@ -307,7 +285,7 @@ def test_exact_oracle_on_a_user_cell_without_activation_or_rational_is_mpmath_an
     complex-step derivative along the same direction (parameters, x and h0 at once)."""
     import mpmath
 
-    model = gt.RecurrentModel(2, 3, cell=_HalfTanhCell(), seed=5)
+    model = gt.RecurrentModel(2, 3, cell=HalfTanhCell(), seed=5)
     rng = np.random.default_rng(5)
     x, h0, d_out = rng.uniform(-1, 1, (4, 2)), rng.uniform(-1, 1, 3), rng.uniform(-1, 1, (4, 3))
     direction = {k: rng.uniform(-1, 1, v.shape) for k, v in model.params.items()}
@@ -370,7 +348,7 @@ def test_exact_oracle_refuses_what_it_cannot_evaluate_by_name():
     """A 1-D x and a cell with no ``equations`` attribute at all are refused with the argument named."""
     with pytest.raises(ValueError, match="^x must have 2 dimensions"):
         exact_directional_derivative(gt.RNN(1, 1), np.zeros(3), {}, d_output=np.zeros((3, 1)))
-    bare = _HalfTanhCell()
+    bare = HalfTanhCell()
     no_equations = type(
         "NoEquations",
         (),
