@@ -20,14 +20,17 @@ def _fn(x):
     return np.tanh(A @ x)
 
 
+def _grad(ct, x):
+    return A.T @ (ct * (1 - np.tanh(A @ x) ** 2))
+
+
+_X = (np.random.default_rng(1).standard_normal(4),)
+
+
 def test_a_gradient_of_the_wrong_shape_is_wrong_and_says_so_once():
     """grad_fn returning shape (3,) for an input of shape (4,): status wrong, the input's own name
     and shape, one finding naming both shapes (not also 'returned no gradient')."""
-
-    def short(ct, x):
-        return (A.T @ (ct * (1 - np.tanh(A @ x) ** 2)))[:3]
-
-    report = check_gradients(_fn, (np.random.default_rng(1).standard_normal(4),), grad_fn=short, names=("x",))
+    report = check_gradients(_fn, _X, grad_fn=lambda ct, x: _grad(ct, x)[:3], names=("x",))
     c = report.inputs[0]
     assert (c.status, c.name, c.shape) == ("wrong", "x", (4,))
     assert c.findings == ("grad_fn returned a gradient of shape (3,) for this input of shape (4,)",)
@@ -69,22 +72,17 @@ def test_an_input_that_cannot_be_judged_has_no_numbers_only_the_reason():
     assert len(c.findings) == 1 and c.findings[0].startswith("INCONCLUSIVE:")
 
 
-def _grad(ct, x):
-    return A.T @ (ct * (1 - np.tanh(A @ x) ** 2))
-
-
 def test_a_backward_that_is_not_deterministic_is_inconclusive_and_says_why():
     """The backward is run twice at the same point and cotangent: noise from a generator of its own
     (relative 1e-6) or a gradient returned only once makes the input inconclusive, never correct
     or wrong, with the two passes' difference stated."""
     own = np.random.default_rng(12)
-    x = (np.random.default_rng(1).standard_normal(4),)
 
     def noisy(ct, x):
         g = _grad(ct, x)
         return g * (1 + 1e-6 * own.standard_normal(g.shape))
 
-    c = check_gradients(_fn, x, grad_fn=noisy, names=("x",)).inputs[0]
+    c = check_gradients(_fn, _X, grad_fn=noisy, names=("x",)).inputs[0]
     assert c.status == "inconclusive" and c.name == "x" and c.shape == (4,)
     (finding,) = c.findings
     assert finding.startswith("INCONCLUSIVE: the backward is not deterministic: two backward passes at the same point")
@@ -94,7 +92,7 @@ def test_a_backward_that_is_not_deterministic_is_inconclusive_and_says_why():
         calls.append(1)
         return _grad(ct, x) if len(calls) % 2 else None
 
-    c = check_gradients(_fn, x, grad_fn=sometimes, names=("x",)).inputs[0]
+    c = check_gradients(_fn, _X, grad_fn=sometimes, names=("x",)).inputs[0]
     assert c.status == "inconclusive"
     assert c.findings == ("INCONCLUSIVE: the backward is not deterministic: it returned a gradient once and None once",)
 
@@ -109,9 +107,6 @@ def test_a_forward_drawing_from_its_own_generator_is_not_judged():
     c = report.inputs[0]
     assert c.status == "inconclusive" and c.findings == ("not judged: fn is not deterministic (see the note)",)
     assert any("No gradient can be judged against finite differences of a random function" in n for n in report.notes)
-
-
-_X = (np.random.default_rng(1).standard_normal(4),)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +130,7 @@ _X = (np.random.default_rng(1).standard_normal(4),)
 )
 def test_bad_options_are_refused_by_name(kwargs, error, match):
     with pytest.raises(error, match=match):
-        check_gradients(_fn, _X, grad_fn=lambda ct, x: _grad(ct, x), names=("x",), **kwargs)
+        check_gradients(_fn, _X, grad_fn=_grad, names=("x",), **kwargs)
 
 
 def test_bad_fn_and_inputs_are_refused_by_name():
@@ -154,7 +149,7 @@ def test_a_single_array_input_needs_no_tuple_and_progress_and_time_are_reported(
 
     calls = []
     t0 = time.perf_counter()
-    report = check_gradients(_fn, _X[0], grad_fn=lambda ct, x: _grad(ct, x), progress=lambda *a: calls.append(a))
+    report = check_gradients(_fn, _X[0], grad_fn=_grad, progress=lambda *a: calls.append(a))
     elapsed = time.perf_counter() - t0
     assert report.ok and report.inputs[0].shape == (4,)
     assert calls and all(len(c) == 3 for c in calls)
