@@ -9,21 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from gradtheory import _check_examples as ex
 from gradtheory.check import CheckTarget, check_gradients
 from gradtheory.check._localise import _blocks, _ranges
 
 
-class _Corrupt(torch.autograd.Function):
-    """Identity forward; backward multiplies the gradient by ``factor`` (an array of its shape)."""
-
-    @staticmethod
-    def forward(ctx, a, factor):
-        ctx.factor = factor
-        return a.view_as(a)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * ctx.factor, None
+def _corrupt(a: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``a`` in the forward; its gradient multiplied by ``factor`` in the backward (the examples'
+    scale planter, which multiplies by 1 + eps: 1 + (factor - 1) is factor exactly here)."""
+    return ex._planters()["scale"].apply(a, factor - 1)
 
 
 def _row_factors(rows: dict[int, float], n: int = 10, cols: int = 4) -> torch.Tensor:
@@ -40,7 +34,7 @@ def _report(factor: torch.Tensor, *, shape=(10, 4)):
     x = torch.randn(7, 2, shape[-1] if len(shape) > 1 else 1, generator=g, dtype=torch.float64)
 
     def fn(W):
-        Wc = _Corrupt.apply(W, factor)
+        Wc = _corrupt(W, factor)
         return torch.tanh(x @ (Wc if Wc.ndim == 2 else Wc[:, None]).T)
 
     return check_gradients(CheckTarget(fn, (W,), names=("W",)), seed=1)
@@ -134,7 +128,7 @@ def test_the_output_steps_whose_loss_gives_a_wrong_gradient_are_named():
     factor[[2, 3, 5]] += 1e-3
 
     report = check_gradients(
-        CheckTarget(lambda W: _Corrupt.apply(torch.tanh(x @ W.T), factor), (W,), names=("W",), time_axis=0), seed=1
+        CheckTarget(lambda W: _corrupt(torch.tanh(x @ W.T), factor), (W,), names=("W",), time_axis=0), seed=1
     )
     w = report.inputs[0]
     assert w.bad_output_steps == (2, 3, 5), report.summary
