@@ -723,9 +723,8 @@ def _run(
             "copies, so the verdict is unaffected, but code that reuses those arrays after calling fn sees "
             "changed values"
         )
-    status = _overall_status(results)
     return GradientReport(
-        status=status,
+        status=_overall_status(results),
         inputs=tuple(results),
         seed=seed,
         method=options.method,
