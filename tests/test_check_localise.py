@@ -27,17 +27,25 @@ def _row_factors(rows: dict[int, float], n: int = 10, cols: int = 4) -> torch.Te
     return f
 
 
-def _report(factor: torch.Tensor, *, shape=(10, 4)):
-    """check_gradients of y_t = tanh(W x_t) (T = 7, batch 2) with W's gradient multiplied by factor."""
+def _report(factor: torch.Tensor, *, shape=(10, 4), scale=1.0, time_axis=None):
+    """check_gradients of y_t = scale tanh(W x_t) (T = 7, batch 2) with W's gradient multiplied by
+    factor."""
     g = torch.Generator().manual_seed(0)
     W = (torch.rand(*shape, generator=g, dtype=torch.float64) - 0.5).requires_grad_(True)
     x = torch.randn(7, 2, shape[-1] if len(shape) > 1 else 1, generator=g, dtype=torch.float64)
 
     def fn(W):
         Wc = _corrupt(W, factor)
-        return torch.tanh(x @ (Wc if Wc.ndim == 2 else Wc[:, None]).T)
+        return scale * torch.tanh(x @ (Wc if Wc.ndim == 2 else Wc[:, None]).T)
 
-    return check_gradients(CheckTarget(fn, (W,), names=("W",)), seed=1)
+    return check_gradients(CheckTarget(fn, (W,), names=("W",), time_axis=time_axis), seed=1)
+
+
+def _spread(eps: float, rng_seed: int = 2) -> torch.Tensor:
+    """Factors 1 +- eps (0.5..1.5 eps, random signs) on every element: an error in every row,
+    unlike a common scale."""
+    rng = np.random.default_rng(rng_seed)
+    return torch.from_numpy(1 + eps * rng.uniform(0.5, 1.5, (10, 4)) * rng.choice([-1, 1], (10, 4)))
 
 
 def test_ranges_join_consecutive_steps():
@@ -68,9 +76,12 @@ def test_two_wrong_rows_in_one_block_are_refined_to_single_rows():
     assert "wrong rows along axis 0: 2, 3 (of 0..9)" in report.summary
 
 
-def test_one_wrong_row_in_a_block_of_two_is_refined_to_that_row():
+def test_one_wrong_row_in_a_block_of_two_is_refined_to_that_row_and_its_ratio_given():
+    """One failing block: its analytic/reference ratio is reported; one block is no evidence of a
+    common scale."""
     report = _report(_row_factors({7: 1e-3}))
     assert report.inputs[0].bad_blocks == ("7",), report.summary
+    assert "- analytic/reference ratio 0.9999" in report.summary and "SCALED" not in report.summary
 
 
 def test_wrong_rows_in_two_blocks_are_refined_and_in_three_are_named_as_blocks():
@@ -83,10 +94,9 @@ def test_wrong_rows_in_two_blocks_are_refined_and_in_three_are_named_as_blocks()
 
 
 def test_an_error_in_every_row_is_spread_and_a_common_factor_is_scaled():
-    rng = np.random.default_rng(2)
-    spread = _report(torch.from_numpy(1 + 1e-3 * rng.uniform(0.5, 1.5, (10, 4)) * rng.choice([-1, 1], (10, 4))))
+    spread = _report(_spread(1e-3))
     assert "wrong in every block along axis 0 (rows): the error is spread over the whole tensor" in spread.summary
-    assert "SCALED" not in spread.summary
+    assert "SCALED" not in spread.summary and "float32" not in spread.summary
     scaled = _report(torch.full((10, 4), 1.25, dtype=torch.float64))
     assert "wrong in every block along axis 0 (rows)" in scaled.summary
     assert "the gradient is SCALED: analytic/reference = 1.25 in every failing block" in scaled.summary
@@ -149,3 +159,124 @@ def test_scaled_needs_the_same_ratio_in_every_failing_block_to_one_percent_of_it
     mixed = _report(factor)
     assert "wrong in every block along axis 0 (rows)" in mixed.summary
     assert "SCALED" not in mixed.summary, mixed.summary
+
+
+def test_the_smallest_inputs_that_can_be_localised_are_split_or_transposed():
+    """Two elements are split into elements (only one element is reported by its ratio alone); a
+    2 x 2 gradient is tested for transposition like any square one."""
+    pair = _report(torch.tensor([1.0, 1.001], dtype=torch.float64), shape=(2,))
+    assert "wrong elements along axis 0: 1 (of 0..1)" in pair.summary, pair.summary
+    g = torch.Generator().manual_seed(5)
+    W = (torch.rand(2, 2, generator=g, dtype=torch.float64) - 0.5).requires_grad_(True)
+    x = torch.randn(7, 2, 2, generator=g, dtype=torch.float64)
+
+    def fn(W):
+        return torch.tanh(x @ _Transposed.apply(W).T)
+
+    report = check_gradients(CheckTarget(fn, (W,), names=("W",)), seed=1)
+    assert "the gradient is TRANSPOSED: grad.T matches the reference" in report.summary
+
+
+class _Transposed(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a.view_as(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.T.clone()
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e-4])
+def test_a_spread_error_of_float32_size_with_a_float64_forward_is_diagnosed_at_any_output_scale(scale):
+    """Relative error ~1e-7 in every element (not a common scale) while the forward is float64:
+    'was part of the backward computed in float32?', whatever the size of the outputs (the
+    relative error, not the absolute one, is compared with float32 round-off)."""
+    report = _report(_spread(1e-7), scale=scale)
+    assert not report.ok, report.summary
+    assert "is of the order of float32 round-off (u = 6.0e-08) amplified, while the forward's measured" in (
+        report.summary
+    )
+
+
+def test_a_scaled_gradient_is_not_called_a_float32_backward():
+    """A common factor 1 + 1e-7 has a relative error in float32's range, but it is SCALED (the same
+    ratio in every block), which float32 round-off never is."""
+    scaled = _report(torch.full((10, 4), 1 + 1e-7, dtype=torch.float64))
+    assert "the gradient is SCALED" in scaled.summary and "float32" not in scaled.summary
+
+
+def test_only_inputs_laid_out_in_time_are_localised_in_time():
+    """time_axis=0, T = 7: W (7 x 4) has 7 rows but is not laid out like the output (rank 2 vs 3),
+    so its blocks are rows; a batch-first input x (2, 7, 3) with time_axis=1 is split along axis 1
+    into time steps; an input named in time_inputs without a time axis is split into elements."""
+    w7 = _report(_row_factors({3: 1e-3}, n=7), shape=(7, 4), time_axis=0)
+    assert "wrong rows along axis 0: 3 (of 0..6)" in w7.summary, w7.summary
+    g = torch.Generator().manual_seed(6)
+    W = (torch.rand(5, 3, generator=g, dtype=torch.float64) - 0.5).requires_grad_(True)
+    b = torch.rand(5, generator=g, dtype=torch.float64).requires_grad_(True)
+    x = torch.randn(2, 7, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    fx = torch.ones(2, 7, 3, dtype=torch.float64)
+    fx[:, 3] += 1e-3
+    fb = torch.ones(5, dtype=torch.float64)
+    fb[2] += 1e-3
+
+    def fn(x, W, b):
+        return torch.tanh(_corrupt(x, fx) @ W.T + _corrupt(b, fb))
+
+    report = check_gradients(CheckTarget(fn, (x, W, b), names=("x", "W", "b"), time_axis=1, time_inputs=(0, 2)), seed=1)
+    assert "wrong time steps along axis 1: 3 (of 0..6)" in report.summary, report.summary
+    assert "wrong elements along axis 0: 2 (of 0..4)" in report.summary, report.summary
+
+
+def _time_report(steps: list[int], *, final_factor: float = 1.0):
+    """y_t = tanh(W x_t) (T = 7) and the final state tanh(W x_6) as a second output, with the
+    cotangent of the output steps ``steps`` (or of the final state) scaled on its way back."""
+    g = torch.Generator().manual_seed(4)
+    W = (torch.rand(6, 3, generator=g, dtype=torch.float64) - 0.5).requires_grad_(True)
+    x = torch.randn(7, 2, 3, generator=g, dtype=torch.float64)
+    factor = torch.ones(7, 2, 6, dtype=torch.float64)
+    factor[steps] += 1e-3
+
+    def fn(W):
+        y = torch.tanh(x @ W.T)
+        return _corrupt(y, factor), _corrupt(y[-1], torch.full((2, 6), final_factor, dtype=torch.float64))
+
+    return check_gradients(CheckTarget(fn, (W,), names=("W",), time_axis=0), seed=1)
+
+
+@pytest.mark.parametrize(
+    ("steps", "words"),
+    [
+        ([4], "wrong for the loss of output steps 4 (time axis 0); the first is t = 4\n"),
+        ([1, 6], "wrong for the loss of output steps 1, 6 (time axis 0); the first is t = 1, the last is t = 6"),
+    ],
+)
+def test_one_or_two_wrong_output_steps_are_named_first_and_last(steps, words):
+    report = _time_report(steps)
+    assert report.inputs[0].bad_output_steps == tuple(steps), report.summary
+    assert words in report.summary + "\n", report.summary
+
+
+def test_an_error_only_in_the_final_state_output_is_in_no_output_steps_loss():
+    """The final state's cotangent scaled, the sequence's not: every output step's loss alone
+    gives the right gradient, and the report says the error is in the final-state outputs."""
+    report = _time_report([], final_factor=1.001)
+    w = report.inputs[0]
+    assert not w.ok and w.bad_output_steps == (), report.summary
+    assert "the output steps' losses taken one at a time all agree (the error is in the final-state outputs" in (
+        report.summary
+    )
+
+
+@pytest.mark.parametrize("rng_seed", [2, 3])
+def test_an_error_just_above_the_resolution_spread_over_every_row_fails_no_block_alone(rng_seed):
+    """Relative errors ~1e-11 in every element (the check's resolution is 1.2e-12): the whole
+    tensor fails, but a block carries about an eighth of the error against the same evaluation
+    noise, so no block fails, and the report says so instead of naming rows."""
+    report = _report(_spread(8e-12, rng_seed))
+    w = report.inputs[0]
+    assert not w.ok and w.bad_blocks == (), report.summary
+    assert "no single block along axis 0 (rows) fails on its own: the error is spread thinly over the tensor" in (
+        report.summary
+    )

@@ -106,7 +106,14 @@ def test_a_forward_drawing_from_its_own_generator_is_not_judged():
     report = check_gradients(random_fn, (np.ones(4),), grad_fn=_grad, names=("x",))
     c = report.inputs[0]
     assert c.status == "inconclusive" and c.findings == ("not judged: fn is not deterministic (see the note)",)
-    assert any("No gradient can be judged against finite differences of a random function" in n for n in report.notes)
+    (note,) = [n for n in report.notes if "NOT DETERMINISTIC" in n]
+    assert "No gradient can be judged against finite differences of a random function" in note
+    # the global RNGs were pinned, so the first suspect is a generator that is not global
+    assert "Likely causes: dropout or another random op drawing from an RNG that is not the torch/numpy" in note
+    unpinned = check_gradients(random_fn, (np.ones(4),), grad_fn=_grad, names=("x",), pin_rng=False)
+    assert any(
+        "Likely causes: dropout or another random op (RNG pinning is off: pin_rng=False)" in n for n in unpinned.notes
+    )
 
 
 @pytest.mark.parametrize(
@@ -179,3 +186,65 @@ def test_mode_both_reports_each_input_twice_and_adds_up_the_cost_of_the_two_chec
     assert "('(forward)' inputs)" not in next(n for n in forward.notes if "forward-mode AD" in n)
     assert both.evaluations == reverse.evaluations + forward.evaluations
     assert both.backward_passes == reverse.backward_passes + forward.backward_passes
+
+
+def test_a_direction_without_a_smooth_stencil_makes_the_input_inconclusive_with_the_others_numbers(monkeypatch):
+    """directions=2, the first with no usable stencil at all, the second passing: the input is
+    inconclusive (one direction could not be judged), says why, and reports the second direction's
+    comparison (not NaN)."""
+    from gradtheory.check import gradients
+
+    real, calls = gradients._best_probe, []
+
+    def first_unusable(s, i, g):
+        calls.append(i)
+        return gradients._Choice(None, None, [], False) if len(calls) == 1 else real(s, i, g)
+
+    monkeypatch.setattr(gradients, "_best_probe", first_unusable)
+    c = check_gradients(_fn, _X, grad_fn=_grad, names=("x",), directions=2).inputs[0]
+    assert len(calls) == 2 and c.status == "inconclusive"
+    assert math.isfinite(c.reference) and c.error <= c.tolerance
+    (finding,) = c.findings
+    assert finding.startswith("INCONCLUSIVE: the central differences never behaved like a smooth function's")
+
+
+def test_the_report_gives_the_worst_of_the_directions_error_over_tolerance(monkeypatch):
+    """directions=4 on a gradient scaled by 1 + 1e-6: every direction fails by a different margin
+    and the input's numbers are those of the direction with the largest error / tolerance."""
+    from gradtheory.check import gradients
+
+    real, kept = gradients._refine, []
+
+    def recording(*args):
+        pair = real(*args)
+        kept.append(pair[0])
+        return pair
+
+    monkeypatch.setattr(gradients, "_refine", recording)
+    c = check_gradients(
+        _fn, _X, grad_fn=lambda ct, x: _grad(ct, x) * (1 + 1e-6), names=("x",), directions=4, localise=False
+    ).inputs[0]
+    ratios = [k.error / k.tolerance for k in kept]
+    assert len(kept) == 4 and len(set(ratios)) == 4 and c.status == "wrong"
+    worst = kept[int(np.argmax(ratios))]
+    assert (c.analytic, c.reference, c.error, c.tolerance) == (
+        worst.analytic,
+        worst.reference,
+        worst.error,
+        worst.tolerance,
+    )
+    assert 0 < int(np.argmax(ratios)) < 3  # neither the first nor the last direction
+
+
+def test_mode_both_keeps_a_note_the_two_modes_share_once():
+    """A forward computed in float32 is noted by the reverse and the forward-mode run alike: the
+    merged report has that note exactly once, and every note of the reverse run."""
+    from gradtheory.check import CheckTarget
+
+    g = torch.Generator().manual_seed(0)
+    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    target = CheckTarget(lambda W: torch.tanh(x.float() @ W.float().T).double(), (W,), names=("W",))
+    reverse, both = check_gradients(target), check_gradients(target, mode="both")
+    shared = [n for n in both.notes if "FLOAT32 PRECISION in the forward" in n]
+    assert len(shared) == 1 and set(reverse.notes) <= set(both.notes)

@@ -170,3 +170,24 @@ def test_random_forward(gradient_check):
     result.stdout.fnmatch_lines(
         ["*INCONCLUSIVE: 1 of 1 inputs could not be judged*this is not a pass*", "*fn is NOT DETERMINISTIC*"]
     )
+
+
+def test_a_failing_assert_gradients_match_shows_the_users_line_not_gradtheorys_internals(pytester):
+    """assert_gradients_match hides its own frame (``__tracebackhide__``) and does not raise from
+    inside check_gradients: the failure points at the user's call and shows the report, and no
+    line of gradtheory's own source."""
+    pytester.makepyfile(
+        test_hidden="""
+import numpy as np
+from gradtheory.check import assert_gradients_match
+
+def test_wrong():
+    a = np.linspace(-1.0, 1.0, 5)
+    assert_gradients_match(np.sin, (a,), grad_fn=lambda w, a: (w * np.sin(a),))
+"""
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*assert_gradients_match(np.sin, (a,)*", "*gradients WRONG for 1 of 1 inputs*"])
+    result.stdout.no_fnmatch_line("*raise GradientCheckError(report)*")
+    result.stdout.no_fnmatch_line("*gradtheory/check/gradients.py*")

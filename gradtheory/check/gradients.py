@@ -237,10 +237,9 @@ def _best_probe(s: Session, i: int, g: np.ndarray | None) -> _Choice:
                 kinks.append((c.derivative.kink, used_step))
             if _usable(c):
                 candidates.append((c.estimate / max(abs(c.reference), 1e-300), c, probe))
+                # (a complex step is never truncation dominated: accepted at the first probe)
                 if c.estimate <= 1e-8 * abs(c.reference) or not c.derivative.truncation_dominated:
                     return _Choice(c, probe, kinks, True)
-        if o.method == "complex":
-            break
     if not candidates:
         return _Choice(None, None, kinks, False)
     _, c, probe = min(candidates, key=lambda t: t[0])
@@ -250,9 +249,8 @@ def _best_probe(s: Session, i: int, g: np.ndarray | None) -> _Choice:
 def _refine(s: Session, i: int, g: np.ndarray | None, c: Comparison, probe: Any):
     """Truncation-dominated estimate and an inconclusive-looking comparison: a step 4x smaller
     shrinks the leading term of the Richardson difference (O(h^(2 levels - 2))) by 4^6 = 4096
-    (levels = 4) at the price of 4x the round-off; keep the more accurate of the two, if usable."""
-    if s.options.method != "richardson":
-        return c, probe
+    (levels = 4) at the price of 4x the round-off; keep the more accurate of the two, if usable.
+    A complex step is never truncation dominated, so it is never refined."""
     if c.derivative.truncation_dominated and c.tolerance > 1e-11 * abs(c.reference) and c.error > 0.1 * c.tolerance:
         probe2 = s.probe(i, probe.direction, probe.steps[0] / 4)
         c2 = s.compare(g, probe.direction, probe2)
