@@ -189,23 +189,26 @@ def test_mode_both_reports_each_input_twice_and_adds_up_the_cost_of_the_two_chec
 
 
 def test_a_direction_without_a_smooth_stencil_makes_the_input_inconclusive_with_the_others_numbers(monkeypatch):
-    """directions=2, the first with no usable stencil at all, the second passing: the input is
-    inconclusive (one direction could not be judged), says why, and reports the second direction's
-    comparison (not NaN)."""
+    """directions=2, the first with no usable stencil at all (a kink located at the point), the
+    second passing: the input is inconclusive (one direction could not be judged), says where the
+    kink is, and reports the second direction's comparison (not NaN)."""
     from gradtheory.check import gradients
 
     real, calls = gradients._best_probe, []
 
     def first_unusable(s, i, g):
         calls.append(i)
-        return gradients._Choice(None, None, [], False) if len(calls) == 1 else real(s, i, g)
+        return gradients._Choice(None, None, [((0.0, 1e-4), 0.02)], False) if len(calls) == 1 else real(s, i, g)
 
     monkeypatch.setattr(gradients, "_best_probe", first_unusable)
     c = check_gradients(_fn, _X, grad_fn=_grad, names=("x",), directions=2).inputs[0]
     assert len(calls) == 2 and c.status == "inconclusive"
     assert math.isfinite(c.reference) and c.error <= c.tolerance
-    (finding,) = c.findings
-    assert finding.startswith("INCONCLUSIVE: the central differences never behaved like a smooth function's")
+    assert c.findings == (
+        "INCONCLUSIVE: a kink (a point where fn is not differentiable: relu, abs, max, clipping) is located along "
+        "the direction within 1.0e-04 of the point (in units of the direction, steps down to 7.8e-05); the finite "
+        "differences cannot be trusted across it, so this input is not judged",
+    )
 
 
 def test_the_report_gives_the_worst_of_the_directions_error_over_tolerance(monkeypatch):
@@ -248,3 +251,126 @@ def test_mode_both_keeps_a_note_the_two_modes_share_once():
     reverse, both = check_gradients(target), check_gradients(target, mode="both")
     shared = [n for n in both.notes if "FLOAT32 PRECISION in the forward" in n]
     assert len(shared) == 1 and set(reverse.notes) <= set(both.notes)
+
+
+def _sqrt(x):
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(x)
+
+
+def test_a_gradient_of_the_wrong_shape_is_wrong_even_where_nothing_can_be_compared():
+    """sqrt at 0 has no smooth stencil, but a gradient of shape (2,) for an input of shape (3,) is
+    wrong whatever the reference: status wrong, the shape finding only."""
+    c = check_gradients(_sqrt, (np.zeros(3),), grad_fn=lambda ct, x: np.zeros(2), names=("x",)).inputs[0]
+    assert (c.status, c.name, c.shape) == ("wrong", "x", (3,)) and math.isnan(c.reference)
+    assert c.findings == ("grad_fn returned a gradient of shape (2,) for this input of shape (3,)",)
+
+
+def test_an_input_on_kinks_is_not_judged_and_the_kink_is_located():
+    """|x - x0| at x = x0: every element sits on its kink, no stencil along any direction is
+    smooth, and the finding says where along the direction a kink was located."""
+    x0 = np.array([0.3, -0.2, 0.5])
+    c = check_gradients(
+        lambda x: np.abs(x - x0), (x0.copy(),), grad_fn=lambda ct, x: ct * np.sign(x - x0), names=("x",)
+    ).inputs[0]
+    assert c.status == "inconclusive" and math.isnan(c.reference)
+    (finding,) = c.findings
+    assert finding.startswith(
+        "INCONCLUSIVE: a kink (a point where fn is not differentiable: relu, abs, max, clipping) is located along "
+        "the direction "
+    )
+
+
+@pytest.mark.parametrize("kinks", [[], [((1e-3, 2e-3), 0.02)]], ids=["no-kink", "kink"])
+def test_a_failure_on_a_probe_that_never_passed_the_accuracy_test_is_not_blamed_on_the_backward(monkeypatch, kinks):
+    """A gradient off by 1e-3 compared on a probe that was kept but not accepted (no stencil
+    accurate to 1e-8 |D|): inconclusive, with the size of the disagreement, and where a kink was
+    located if one was."""
+    from gradtheory.check import gradients
+
+    real = gradients._best_probe
+    monkeypatch.setattr(gradients, "_best_probe", lambda *a: real(*a)._replace(accepted=False, kinks=kinks))
+    c = check_gradients(_fn, _X, grad_fn=lambda ct, x: 1.001 * _grad(ct, x), names=("x",)).inputs[0]
+    assert c.status == "inconclusive" and c.error > c.tolerance
+    (finding,) = c.findings
+    assert finding.startswith("INCONCLUSIVE: the reference disagrees with the gradient by 1.0e-03 relative, but no")
+    assert finding.endswith("so the disagreement cannot be blamed on the backward") == (not kinks)
+    if kinks:
+        assert "; a kink (a point where fn is not differentiable: relu, abs, max, clipping) is located along the " in (
+            finding
+        )
+
+
+def test_a_missing_gradient_is_wrong_when_fn_depends_on_the_input_and_correct_when_it_does_not():
+    """grad_fn returns None for both inputs; fn reads x but not y: x is wrong with 'returned no
+    gradient', y (reference exactly 0) is correct with no finding; a correct gradient has none."""
+
+    def fn(x, y):
+        return np.tanh(A @ x)
+
+    report = check_gradients(fn, (_X[0], np.ones(2)), grad_fn=lambda ct, x, y: (None, None), names=("x", "y"))
+    x, y = report.inputs
+    assert x.status == "wrong" and "the backward returned no gradient (None) for this input, but fn depends on it" in (
+        x.findings
+    )
+    assert y.status == "correct" and y.reference == 0.0 and y.findings == ()
+    good = check_gradients(_fn, _X, grad_fn=_grad, names=("x",)).inputs[0]
+    assert good.status == "correct" and good.findings == ()
+
+
+def test_a_gradient_for_an_input_fn_does_not_read_is_wrong_and_asks_whether_fn_reads_it():
+    """fn uses a captured copy of x instead of its argument: the reference is exactly 0, the
+    gradient is not; wrong, with the question, and a resolution of 1 (the tolerance is the scale
+    when the reference is 0)."""
+    captured = _X[0].copy()
+    c = check_gradients(lambda x: np.tanh(A @ captured), _X, grad_fn=_grad, names=("x",), localise=False).inputs[0]
+    assert c.status == "wrong" and c.reference == 0.0 and c.resolution == 1.0
+    assert c.relative_error == c.error / c.tolerance
+    assert any(
+        f.startswith("fn's output did not change at all when this input was perturbed: does fn read it?")
+        for f in c.findings
+    )
+
+
+def test_a_float32_gradient_of_a_float64_input_is_named_and_a_float32_input_is_not():
+    c = check_gradients(
+        _fn, _X, grad_fn=lambda ct, x: _grad(ct, x).astype(np.float32), names=("x",), localise=False
+    ).inputs[0]
+    assert "the gradient has dtype float32 (expected float64)" in c.findings
+    low = check_gradients(ex.elman_function(), _float32_inputs(), names=ex.ELMAN_NAMES)
+    assert not any("dtype float32" in f for c in low.inputs for f in c.findings), low.summary
+
+
+def test_only_the_first_three_failing_inputs_are_localised():
+    """Four wrong inputs: the first three get their blocks, the fourth says it was not localised."""
+
+    def fn(a, b, c, d):
+        return np.tanh(A @ (a + b + c + d))
+
+    def wrong(ct, *xs):
+        return tuple(1.001 * _grad(ct, sum(xs)) for _ in xs)
+
+    xs = tuple(np.random.default_rng(k).standard_normal(4) for k in range(4))
+    report = check_gradients(fn, xs, grad_fn=wrong, names=("a", "b", "c", "d"))
+    assert [c.status for c in report.inputs] == ["wrong"] * 4
+    assert [bool(c.bad_blocks) for c in report.inputs] == [True, True, True, False]
+    assert report.inputs[3].findings[-1] == "not localised (only the first 3 failing inputs are)"
+    assert not any("not localised" in f for c in report.inputs[:3] for f in c.findings)
+
+
+def test_each_input_reports_the_step_of_its_stencil_and_a_complex_step_none():
+    richardson = check_gradients(_fn, _X, grad_fn=_grad).inputs[0]
+    assert richardson.step == 0.02
+    complex_step = check_gradients(_fn, _X, grad_fn=_grad, method="complex")
+    assert complex_step.ok and complex_step.inputs[0].step is None
+
+
+def test_mixed_precisions_are_listed_from_the_most_precise():
+    """Inputs in float16 and float32: the report's precision reads 'float32, float16'."""
+    from gradtheory.check import CheckTarget
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(3, generator=g).to(torch.float16).requires_grad_(True)
+    b = torch.rand(3, generator=g).requires_grad_(True)
+    report = check_gradients(CheckTarget(lambda a, b: torch.tanh(a.float() * b), (a, b), names=("a", "b")))
+    assert report.precision == "float32, float16", report.summary

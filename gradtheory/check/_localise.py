@@ -136,8 +136,8 @@ def _time_masked(s: Session, lo: int, hi: int) -> list[np.ndarray]:
     return wm
 
 
-def localise_time(s: Session, index: int, full, probe) -> Localisation:
-    """Which output step's loss carries the wrong gradient (``full``/``probe``: the failing test)."""
+def localise_time(s: Session, index: int, probe) -> Localisation:
+    """Which output step's loss carries the wrong gradient (``probe``: the failing test's)."""
     v = probe.direction
     bad = []
     for (lo, hi), _ in _blocks((s.T,), 0, _MAX_TIME_GROUPS):

@@ -181,7 +181,7 @@ def _nondeterministic_note(moved: list[str], pinned: bool) -> str:
     )
 
 
-def _unjudged(backend: Backend, i: int, g: np.ndarray | None, finding: str) -> InputCheck:
+def _unjudged(backend: Backend, i: int, finding: str) -> InputCheck:
     c = backend.checked[i]
     nan = math.nan
     return InputCheck(
@@ -297,6 +297,11 @@ def _kink_finding(kinks: list, step: float) -> str:
     )
 
 
+def _margin(c: Comparison) -> float:
+    """error / tolerance: how far a comparison is from passing (> 1 fails)."""
+    return c.error / max(c.tolerance, 1e-300)
+
+
 def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -> InputCheck:
     o = s.options
     x = s.backend.checked[i].x
@@ -318,12 +323,12 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
             statuses.add("unstable" if unstable else "wrong")
             if unstable:
                 findings.append(unstable)
-        if worst is None or c.error / max(c.tolerance, 1e-300) > worst[0].error / max(worst[0].tolerance, 1e-300):
+        if worst is None or _margin(c) > _margin(worst[0]):
             worst = (c, probe)
     if worst is None:
         if i in s.backend.shape_errors:
-            return dataclasses.replace(_unjudged(s.backend, i, g, s.backend.shape_errors[i]), status="wrong")
-        return _unjudged(s.backend, i, g, _kink_finding(kinks_all, o.step))
+            return dataclasses.replace(_unjudged(s.backend, i, s.backend.shape_errors[i]), status="wrong")
+        return _unjudged(s.backend, i, _kink_finding(kinks_all, o.step))
     c, probe = worst
     if (
         "correct" in statuses
@@ -331,7 +336,7 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
         and c.tolerance >= MAX_RESOLUTION * abs(c.reference)
     ):
         # a pass that could not have seen an error of the derivative's own size is no verdict
-        statuses = (statuses - {"correct"}) | {"unresolved"}
+        statuses.discard("correct")  # (then inconclusive)
         findings.append(
             f"INCONCLUSIVE: the tolerance {c.tolerance:.1e} is {c.tolerance / max(abs(c.reference), 1e-300):.2g} of the "
             f"derivative itself (resolution >= {MAX_RESOLUTION:g}): the precision ({s.backend.checked[i].precision}) "
@@ -376,7 +381,7 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
             findings.extend(loc.findings)
             bad_blocks = loc.where
             if s.T is not None and localised[0] <= _MAX_TIME_LOCALISED:
-                loc = localise_time(s, i, c, probe)
+                loc = localise_time(s, i, probe)
                 findings.extend(loc.findings)
                 bad_steps = loc.where
     scale = abs(c.reference) if c.reference != 0 else max(c.tolerance, 1e-300)
@@ -682,7 +687,7 @@ def _run(
     if moved:
         notes.append(_nondeterministic_note(moved, backend.rng.enabled))
         for i in range(len(backend.checked)):
-            results.append(_unjudged(backend, i, grads.get(i), "not judged: fn is not deterministic (see the note)"))
+            results.append(_unjudged(backend, i, "not judged: fn is not deterministic (see the note)"))
     else:
         s.noise_factor, rel_noise = _noise_factor(s, s.base, again if base64 is None else s.base, rng_noise)
         if auto_step:
@@ -704,7 +709,7 @@ def _run(
             g = grads.get(i)
             moved_g = _gradient_moved(g, grads2.get(i))
             if moved_g:
-                results.append(_unjudged(backend, i, g, f"INCONCLUSIVE: the backward is not deterministic: {moved_g}"))
+                results.append(_unjudged(backend, i, f"INCONCLUSIVE: the backward is not deterministic: {moved_g}"))
             else:
                 results.append(_check_one(s, i, g, localised))
             if progress is not None:
