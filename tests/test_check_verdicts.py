@@ -105,6 +105,7 @@ def test_a_forward_drawing_from_its_own_generator_is_not_judged():
 
     report = check_gradients(random_fn, (np.ones(4),), grad_fn=_grad, names=("x",))
     c = report.inputs[0]
+    assert report.noise is None  # nothing was measured
     assert c.status == "inconclusive" and c.findings == ("not judged: fn is not deterministic (see the note)",)
     (note,) = [n for n in report.notes if "NOT DETERMINISTIC" in n]
     assert "No gradient can be judged against finite differences of a random function" in note
@@ -147,6 +148,12 @@ def test_bad_fn_and_inputs_are_refused_by_name():
         check_gradients(_fn)
     with pytest.raises(ValueError, match=r"^inputs contains no float64 array to check$"):
         check_gradients(_fn, (np.ones(4, dtype=int),), grad_fn=_grad)
+    with pytest.raises(ValueError, match=r"^fn returned no floating-point output$"):
+        check_gradients(lambda x: np.ones(3, dtype=int), _X, grad_fn=_grad)
+    from gradtheory.check import CheckTarget
+
+    with pytest.raises(TypeError, match=r"^inputs must be omitted when fn is a CheckTarget$"):
+        check_gradients(CheckTarget(_fn, _X, grad_fn=_grad), _X)
 
 
 def test_a_single_array_input_needs_no_tuple_and_progress_and_time_are_reported():
@@ -159,8 +166,10 @@ def test_a_single_array_input_needs_no_tuple_and_progress_and_time_are_reported(
     report = check_gradients(_fn, _X[0], grad_fn=_grad, progress=lambda *a: calls.append(a))
     elapsed = time.perf_counter() - t0
     assert report.ok and report.inputs[0].shape == (4,)
-    assert calls and all(len(c) == 3 for c in calls)
+    assert calls == [(1, 1, "inputs[0]")]
     assert 0 < report.seconds <= elapsed
+    assert (report.levels, report.pin_rng, report.step) == (4, True, 0.02)
+    assert check_gradients(_fn, _X, grad_fn=_grad, pin_rng=False, levels=2).pin_rng is False
 
 
 def test_mode_both_reports_each_input_twice_and_adds_up_the_cost_of_the_two_checks():
@@ -374,3 +383,143 @@ def test_mixed_precisions_are_listed_from_the_most_precise():
     b = torch.rand(3, generator=g).requires_grad_(True)
     report = check_gradients(CheckTarget(lambda a, b: torch.tanh(a.float() * b), (a, b), names=("a", "b")))
     assert report.precision == "float32, float16", report.summary
+
+
+def test_an_output_that_changes_shape_or_moves_after_an_empty_one_is_not_deterministic():
+    """Outputs (empty, moving, growing): the empty output cannot move, the others are each named
+    with how they moved."""
+    calls = []
+
+    def fn(x):
+        calls.append(1)
+        y = np.tanh(A @ x)
+        return np.zeros(0), y * (1 + 1e-6 * len(calls)), np.ones(len(calls))
+
+    report = check_gradients(fn, _X, grad_fn=lambda ct, x: _grad(ct[1], x), names=("x",))
+    (note,) = [n for n in report.notes if "NOT DETERMINISTIC" in n]
+    assert "fn is NOT DETERMINISTIC: two evaluations at the same inputs differ: output[1] (shape (3,)) moved by" in note
+    assert "; output[2] changed shape from (1,) to (2,). No gradient" in note
+
+
+def test_a_non_determinism_far_below_the_threshold_is_evaluation_noise():
+    """An output jittered by 1e-13 of its size (own generator): below NONDETERMINISM_RTOL, so not
+    'random', but the check counts it as noise (complex step: the only noise measured): the report's
+    noise is that jitter, not the float64 floor."""
+    own = np.random.default_rng(3)
+
+    def jittery(x):
+        return np.tanh(A @ x) * (1 + 1e-13 * own.standard_normal(3))
+
+    report = check_gradients(jittery, _X, grad_fn=_grad, method="complex")
+    assert report.ok and report.noise > 1e-14, report.noise
+    assert check_gradients(_fn, _X, grad_fn=_grad, method="complex").noise < 1e-14
+
+
+def test_the_noise_floor_of_native_low_precision_evaluations_is_c_fd_round_offs_of_the_output():
+    """reference='native': one evaluation of L is trusted to c_fd u_out ||w * fn|| at best
+    (CHECK_ROUNDOFF_GROWTH float32/float16/bfloat16 round-offs), not to float64's round-off."""
+    from gradtheory._tolerances import CHECK_ROUNDOFF_GROWTH
+    from gradtheory.check import CheckTarget
+
+    for dtype, u in [(torch.float32, 2.0**-24), (torch.float16, 2.0**-11), (torch.bfloat16, 2.0**-8)]:
+        a = torch.linspace(0.1, 0.9, 6).to(dtype).requires_grad_(True)
+        report = check_gradients(CheckTarget(lambda a: torch.tanh(2 * a), (a,)), reference="native")
+        assert report.noise == pytest.approx(CHECK_ROUNDOFF_GROWTH.value * u, rel=1e-12), dtype
+
+
+def test_outputs_of_any_size_get_float64_noise_and_no_false_float32_note():
+    """sin(x) at x = 0 (outputs exactly 0: ||w * fn|| = 0) and 1e4 tanh (outputs ~1e4): the
+    relative noise is that of float64 in both, so neither is called float32."""
+    zero = check_gradients(np.sin, (np.zeros(3),), grad_fn=lambda ct, x: ct * np.cos(x))
+    big = check_gradients(lambda x: 1e4 * _fn(x), _X, grad_fn=lambda ct, x: _grad(1e4 * ct, x))
+    for report in (zero, big):
+        assert report.ok and report.notes == (), report.summary
+
+
+def test_a_time_axis_the_output_does_not_have_disables_time_localisation():
+    report = check_gradients(_fn, _X, grad_fn=lambda ct, x: 1.001 * _grad(ct, x), time_axis=1)
+    assert report.status == "wrong" and report.inputs[0].bad_output_steps == ()
+
+
+def test_a_low_resolution_pass_is_noted_unless_a_float32_forward_explains_it():
+    """sin(1000 x) at step 0.4: the only smooth stencil (h/256) leaves a resolution of ~1e-5: a
+    correct verdict with a note to try another step. A forward in float32 has its own note instead."""
+    x = np.linspace(0.5, 1.5, 5)
+    curvy = check_gradients(
+        lambda x: np.sin(1000 * x), (x,), grad_fn=lambda ct, x: ct * 1000 * np.cos(1000 * x), step=0.4
+    )
+    assert curvy.ok and curvy.inputs[0].resolution > 1e-6
+    assert curvy.notes == (
+        "low resolution (> 1e-6 relative) for ['inputs[0]']: the reference is not accurate there (evaluation noise "
+        "or curvature on the scale of the step); try another step",
+    )
+    noisy = check_gradients(lambda x: _fn(x.astype(np.float32)).astype(np.float64), _X, grad_fn=_grad)
+    assert noisy.ok and noisy.inputs[0].resolution > 1e-6
+    assert len(noisy.notes) == 1 and "FLOAT32 PRECISION in the forward" in noisy.notes[0]
+
+
+def test_state_is_the_models_initial_state():
+    """check_gradients(model, x, state=h0) is the check of model_target(model, x, h0): the same
+    references, direction for direction, and not those of a zero initial state."""
+    import gradtheory as gt
+    from gradtheory.check import model_target
+
+    model = gt.RNN(3, 4)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    h0 = np.random.default_rng(1).standard_normal((1, 2, 4))
+    given = check_gradients(model, x, state=h0)
+    assert given.ok
+    assert [c.reference for c in given.inputs] == [
+        c.reference for c in check_gradients(model_target(model, x, h0)).inputs
+    ]
+    assert [c.reference for c in given.inputs] != [c.reference for c in check_gradients(model, x).inputs]
+
+
+def test_the_second_order_check_is_linear_in_grad_outputs():
+    """order=2 differentiates the gradient of L = <u, fn> (u = grad_outputs): doubling u doubles
+    the Hessian-vector product and its reference (same seeded directions), to round-off."""
+    from gradtheory.check import CheckTarget
+
+    g = torch.Generator().manual_seed(0)
+    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    u = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    target = CheckTarget(lambda W: torch.tanh(x @ W.T), (W,), names=("W",))
+    one, two = (check_gradients(target, order=2, grad_outputs=k * u) for k in (1.0, 2.0))
+    assert one.ok and two.ok
+    assert two.inputs[0].analytic == pytest.approx(2 * one.inputs[0].analytic, rel=1e-12)
+    assert two.inputs[0].reference == pytest.approx(2 * one.inputs[0].reference, rel=1e-9)
+
+
+def test_mode_both_pins_the_rng_for_the_forward_mode_run_too():
+    """Dropout inside fn: with the global RNG pinned both the reverse and the forward-mode checks
+    see one mask and pass."""
+    from gradtheory.check import CheckTarget
+
+    g = torch.Generator().manual_seed(0)
+    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    target = CheckTarget(lambda W: torch.nn.functional.dropout(torch.tanh(x @ W.T), 0.3), (W,), names=("W",))
+    report = check_gradients(target, mode="both")
+    assert report.ok and [c.status for c in report.inputs] == ["correct", "correct"], report.summary
+
+
+def test_a_low_precision_fn_that_cannot_run_in_float64_says_why_or_refuses_reference_float64():
+    """float32 inputs, reference 'auto': a fn that returns float32 whatever its inputs, or raises
+    in float64 (a captured float32 weight), is checked against its own precision with a note
+    saying why; reference='float64' refuses it, naming the reason."""
+    from gradtheory.check import CheckTarget
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(4, generator=g).requires_grad_(True)
+    W32 = torch.rand(3, 4, generator=g)
+    casts = CheckTarget(lambda a: torch.tanh(a).float(), (a,), names=("a",))
+    mixes = CheckTarget(lambda a: torch.tanh(W32 @ a), (a,), names=("a",))
+    note = check_gradients(casts).notes[0]
+    assert note.startswith("fn could not be run in float64 (its outputs were ['float32'], not float64): the ref")
+    (note,) = [n for n in check_gradients(mixes).notes if n.startswith("fn could not be run in float64")]
+    assert note.startswith("fn could not be run in float64 (it raised RuntimeError: ")
+    with pytest.raises(ValueError, match=r"^reference='float64': fn cannot be run in float64 \(its outputs were"):
+        check_gradients(casts, reference="float64")
+    with pytest.raises(ValueError, match=r"^reference='float64': fn cannot be run in float64 \(it raised Runtime"):
+        check_gradients(mixes, reference="float64")

@@ -100,8 +100,9 @@ class Session:
     options: Options
     w: list[np.ndarray]
     base: list[np.ndarray]
-    noise_factor: float
     rng: np.random.Generator
+    #: set from the measured noise (gradients._noise_factor) before the first comparison
+    noise_factor: float = math.nan
     time_axis: int | None = None
     T: int | None = None
     time_inputs: frozenset[int] = field(default_factory=frozenset)

@@ -149,8 +149,10 @@ def _nondeterminism(backend: Backend, base: list[np.ndarray], again: list[np.nda
         if a.shape != b.shape:
             moved.append(f"{name} changed shape from {a.shape} to {b.shape}")
             continue
-        diff = float(np.max(np.abs(a - b))) if a.size else 0.0
-        scale = float(np.max(np.abs(a))) if a.size else 0.0
+        if a.size == 0:  # an empty output cannot move
+            continue
+        diff = float(np.max(np.abs(a - b)))
+        scale = float(np.max(np.abs(a)))
         if diff > NONDETERMINISM_RTOL * scale:
             moved.append(
                 f"{name} (shape {a.shape}) moved by up to {diff:.3g} ({diff / max(scale, 1e-300):.2g} of "
@@ -609,7 +611,18 @@ def check_gradients(
             backend = make_backend(_view(target), pin_rng)
         try:
             auto_step = step is None and backend.low_precision
-            reports.append(_run(target, backend, options, seed, progress, reference, auto_step, forward))
+            reports.append(
+                _run(
+                    target,
+                    backend,
+                    options,
+                    seed,
+                    progress=progress,
+                    reference=reference,
+                    auto_step=auto_step,
+                    forward=forward,
+                )
+            )
         finally:
             backend.rng.reset()  # leave the global RNGs as they were at entry
     report = _merge(reports, mode, order)
@@ -621,28 +634,27 @@ def check_gradients(
 
 def _reference_base(backend: Backend, reference: str, notes: list[str]) -> list[np.ndarray] | None:
     """For low-precision inputs: switch the backend's evaluations to float64 when asked (or, for
-    'auto', when fn runs in float64: no error and every float output float64); the base outputs
-    of the float64 function, or None for a reference in the inputs' own precision."""
+    'auto', when fn runs in float64: no error and every float output float64 and finite); the base
+    outputs of the float64 function, or None for a reference in the inputs' own precision."""
     if not backend.low_precision or reference == "native":
         return None
     backend.float64_reference = True
+    cause = None
     try:
         base = backend.evaluate({})
-        ok = all(p == "float64" for p in backend.last_precisions) and all(np.all(np.isfinite(o)) for o in base)
-        why = f"its outputs were {sorted(set(backend.last_precisions))}, not float64"
     except Exception as exc:  # a float32 weight captured by fn, an explicit dtype inside fn, ...
-        backend.float64_reference = False
+        cause = exc
         why = f"it raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if reference == "float64":
-            raise ValueError(
-                f"reference='float64': fn cannot be run in float64 ({why}); use reference='native'"
-            ) from exc
-        ok = False
-    if ok:
-        return base
+    else:
+        if any(p != "float64" for p in backend.last_precisions):
+            why = f"its outputs were {sorted(set(backend.last_precisions))}, not float64"
+        elif not all(np.all(np.isfinite(o)) for o in base):
+            why = "its float64 outputs were not finite"
+        else:
+            return base
     backend.float64_reference = False
     if reference == "float64":
-        raise ValueError(f"reference='float64': fn cannot be run in float64 ({why}); use reference='native'")
+        raise ValueError(f"reference='float64': fn cannot be run in float64 ({why}); use reference='native'") from cause
     notes.append(f"fn could not be run in float64 ({why}): the reference uses evaluations in the inputs' precision")
     return None
 
@@ -652,10 +664,11 @@ def _run(
     backend: Backend,
     options: Options,
     seed: int,
-    progress: Any = None,
-    reference: str = "auto",
-    auto_step: bool = False,
-    forward: bool = False,
+    *,
+    progress: Any,
+    reference: str,
+    auto_step: bool,
+    forward: bool,
 ) -> GradientReport:
     base = backend.evaluate({}, watch=True)
     if not base:
@@ -674,16 +687,16 @@ def _run(
         options,
         w,
         base if base64 is None else base64,
-        CHECK_ROUNDOFF_GROWTH.value,
         rng_v,
-        target.time_axis if T is not None else None,
-        T,
-        time_inputs,
-        forward,
+        time_axis=target.time_axis,
+        T=T,
+        time_inputs=time_inputs,
+        forward=forward,
     )
     moved = _nondeterminism(backend, base, again)
     grads = {} if forward else backend.vjp(w)
     results: list[InputCheck] = []
+    noisy_forward = False
     if moved:
         notes.append(_nondeterministic_note(moved, backend.rng.enabled))
         for i in range(len(backend.checked)):
@@ -694,7 +707,7 @@ def _run(
             s.options = dataclasses.replace(options, step=optimal_step(rel_noise, options.levels))
         if backend.low_precision:
             notes.append(_precision_note(backend, base64 is not None, rel_noise, s.options, auto_step))
-        elif rel_noise > FLOAT32_FORWARD_NOISE:
+        elif noisy_forward := rel_noise > FLOAT32_FORWARD_NOISE:
             notes.append(
                 f"fn's measured evaluation noise is {rel_noise:.1e} of ||w * fn||: FLOAT32 PRECISION in the "
                 "forward (float32 round-off u = 6.0e-8; float64 gives ~1e-16), e.g. a float32 hidden state, "
@@ -715,7 +728,7 @@ def _run(
             if progress is not None:
                 progress(len(results), len(backend.checked), backend.checked[i].name)
     weak = [c.name for c in results if c.status == "correct" and c.resolution > 1e-6]
-    if weak and not backend.low_precision and not (notes and "FLOAT32" in notes[-1]):
+    if weak and not backend.low_precision and not noisy_forward:
         notes.append(
             f"low resolution (> 1e-6 relative) for {weak}: the reference is not accurate there (evaluation "
             "noise or curvature on the scale of the step); try another step"
@@ -801,10 +814,12 @@ def _merge(reports: list[GradientReport], mode: str, order: int) -> GradientRepo
 
 
 def _gradient_moved(g: np.ndarray | None, g2: np.ndarray | None) -> str:
+    """How two backward passes differ ('' when they agree); a gradient here has its input's shape,
+    which is never empty (empty inputs are skipped)."""
     if g is None or g2 is None:
         return "" if (g is None) == (g2 is None) else "it returned a gradient once and None once"
-    diff = float(np.max(np.abs(g - g2))) if g.size else 0.0
-    scale = float(np.max(np.abs(g))) if g.size else 0.0
+    diff = float(np.max(np.abs(g - g2)))
+    scale = float(np.max(np.abs(g)))
     if diff > NONDETERMINISM_RTOL * scale:
         return (
             f"two backward passes at the same point and cotangent gave gradients differing by up to {diff:.3g} "
