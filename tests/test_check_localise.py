@@ -187,7 +187,7 @@ class _Transposed(torch.autograd.Function):
         return grad.T.clone()
 
 
-@pytest.mark.parametrize("scale", [1e3, 1e-4])
+@pytest.mark.parametrize("scale", [1e3, 1e-6])
 def test_a_spread_error_of_float32_size_with_a_float64_forward_is_diagnosed_at_any_output_scale(scale):
     """Relative error ~1e-7 in every element (not a common scale) while the forward is float64:
     'was part of the backward computed in float32?', whatever the size of the outputs (the
@@ -280,3 +280,11 @@ def test_an_error_just_above_the_resolution_spread_over_every_row_fails_no_block
     assert "no single block along axis 0 (rows) fails on its own: the error is spread thinly over the tensor" in (
         report.summary
     )
+
+
+def test_a_failing_one_row_block_is_not_probed_again():
+    """Row 4 is a block of its own, row 3 shares the block 2..3: the second costs exactly two more
+    probes (rows 2 and 3, 2 x levels = 8 evaluations each); the first none."""
+    alone, paired = _report(_row_factors({4: 1e-3})), _report(_row_factors({3: 1e-3}))
+    assert (alone.inputs[0].bad_blocks, paired.inputs[0].bad_blocks) == (("4",), ("3",))
+    assert paired.evaluations - alone.evaluations == 2 * 2 * 4

@@ -101,15 +101,14 @@ def localise_elements(s: Session, index: int, g: np.ndarray, full, step: float) 
         findings.append(f"wrong in every block along {where}: the error is spread over the whole tensor")
     else:
         findings.append(f"wrong {label} along axis {axis}: {', '.join(names)} (of 0..{n_total - 1})")
-    scaled = False
-    if len(ratios) >= 2 and np.all(np.isfinite(ratios)):
-        r = np.array(ratios)
-        # scaled: every block shows the same ratio, to 1% of its deviation from 1 (an error of
-        # round-off type, e.g. float32, gives ratios that scatter by as much as they deviate)
-        if np.max(np.abs(r - r.mean())) <= 1e-2 * abs(r.mean() - 1.0):
-            scaled = True
-            findings.append(f"the gradient is SCALED: analytic/reference = {r.mean():.9g} in every failing block")
-    elif math.isfinite(ratio):
+    # scaled: every failing block (two at least) shows the same ratio, to 1% of its deviation from
+    # 1 (an error of round-off type, e.g. float32, gives ratios that scatter by as much as they deviate)
+    blocks_compared = len(ratios) >= 2 and bool(np.all(np.isfinite(ratios)))
+    r = np.array(ratios)
+    scaled = blocks_compared and bool(np.max(np.abs(r - r.mean())) <= 1e-2 * abs(r.mean() - 1.0))
+    if scaled:
+        findings.append(f"the gradient is SCALED: analytic/reference = {r.mean():.9g} in every failing block")
+    elif not blocks_compared and math.isfinite(ratio):
         findings.append(f"analytic/reference ratio {ratio:.9g}")
     rel_err = full.error / max(abs(full.reference), 1e-300)
     forward_noise = s.noise_factor * UNIT_ROUNDOFF

@@ -238,13 +238,13 @@ def _best_probe(s: Session, i: int, g: np.ndarray | None) -> _Choice:
             if c.derivative.kink is not None:
                 kinks.append((c.derivative.kink, used_step))
             if _usable(c):
-                candidates.append((c.estimate / max(abs(c.reference), 1e-300), c, probe))
+                candidates.append((c, probe))
                 # (a complex step is never truncation dominated: accepted at the first probe)
                 if c.estimate <= 1e-8 * abs(c.reference) or not c.derivative.truncation_dominated:
                     return _Choice(c, probe, kinks, True)
     if not candidates:
         return _Choice(None, None, kinks, False)
-    _, c, probe = min(candidates, key=lambda t: t[0])
+    c, probe = min(candidates, key=lambda pair: pair[0].estimate / max(abs(pair[0].reference), 1e-300))
     return _Choice(c, probe, kinks, False)
 
 
@@ -261,17 +261,18 @@ def _refine(s: Session, i: int, g: np.ndarray | None, c: Comparison, probe: Any)
     return c, probe
 
 
-def _unstable_reference(s: Session, i: int, g: np.ndarray | None, c: Comparison, probe: Any) -> str:
+def _unstable_reference(s: Session, i: int, c: Comparison, probe: Any) -> str:
     """Before a backward is called wrong: does an independent stencil 16x smaller along the same
     direction give the same reference (within both tolerances)? A piecewise-linear function (ReLU
     network) can mimic the h^2 convergence of a smooth one on 4 steps when kinks sit at several
     distances inside the stencil, and the Richardson estimate is then meaningless; the smaller
     stencil sees other kinks or none, so the two references disagree. For a smooth function both
-    are accurate and agree. Returns the finding ('' when the reference is confirmed)."""
+    are accurate and agree (the second stencil's tolerance is that of its reference alone: no
+    gradient enters). Returns the finding ('' when the reference is confirmed)."""
     if s.options.method != "richardson":
         return ""
     step = probe.steps[0] / 16
-    c2 = s.compare(g, probe.direction, s.probe(i, probe.direction, step))
+    c2 = s.compare(None, probe.direction, s.probe(i, probe.direction, step))
     if _usable(c2) and abs(c2.reference - c.reference) <= c.tolerance + c2.tolerance:
         return ""
     return (
@@ -321,7 +322,7 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
         elif not choice.accepted:
             statuses.add("unreliable")
         else:
-            unstable = _unstable_reference(s, i, g, c, probe)
+            unstable = _unstable_reference(s, i, c, probe)
             statuses.add("unstable" if unstable else "wrong")
             if unstable:
                 findings.append(unstable)
@@ -632,12 +633,12 @@ def check_gradients(
     return report
 
 
-def _reference_base(backend: Backend, reference: str, notes: list[str]) -> list[np.ndarray] | None:
+def _float64_reference(backend: Backend, reference: str, notes: list[str]) -> bool:
     """For low-precision inputs: switch the backend's evaluations to float64 when asked (or, for
-    'auto', when fn runs in float64: no error and every float output float64 and finite); the base
-    outputs of the float64 function, or None for a reference in the inputs' own precision."""
+    'auto', when fn runs in float64: no error and every float output float64 and finite); whether
+    the reference comes from float64 evaluations."""
     if not backend.low_precision or reference == "native":
-        return None
+        return False
     backend.float64_reference = True
     cause = None
     try:
@@ -651,12 +652,12 @@ def _reference_base(backend: Backend, reference: str, notes: list[str]) -> list[
         elif not all(np.all(np.isfinite(o)) for o in base):
             why = "its float64 outputs were not finite"
         else:
-            return base
+            return True
     backend.float64_reference = False
     if reference == "float64":
         raise ValueError(f"reference='float64': fn cannot be run in float64 ({why}); use reference='native'") from cause
     notes.append(f"fn could not be run in float64 ({why}): the reference uses evaluations in the inputs' precision")
-    return None
+    return False
 
 
 def _run(
@@ -680,13 +681,13 @@ def _run(
     rng_w, rng_v, rng_noise, rng_scatter = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4))
     w = [representable(rng_w.standard_normal(o.shape), p) for o, p in zip(base, backend.output_precisions)]
     notes: list[str] = []
-    base64 = _reference_base(backend, reference, notes)
+    float64_ref = _float64_reference(backend, reference, notes)
     T, time_inputs = _time_setup(target, backend, base)
     s = Session(
         backend,
         options,
         w,
-        base if base64 is None else base64,
+        base,
         rng_v,
         time_axis=target.time_axis,
         T=T,
@@ -696,18 +697,20 @@ def _run(
     moved = _nondeterminism(backend, base, again)
     grads = {} if forward else backend.vjp(w)
     results: list[InputCheck] = []
-    noisy_forward = False
     if moved:
         notes.append(_nondeterministic_note(moved, backend.rng.enabled))
         for i in range(len(backend.checked)):
             results.append(_unjudged(backend, i, "not judged: fn is not deterministic (see the note)"))
     else:
-        s.noise_factor, rel_noise = _noise_factor(s, s.base, again if base64 is None else s.base, rng_noise)
+        # the repeated evaluation ran in the inputs' precision: with a float64 reference only the
+        # float64 evaluations of measure_noise count
+        s.noise_factor, rel_noise = _noise_factor(s, base, base if float64_ref else again, rng_noise)
         if auto_step:
             s.options = dataclasses.replace(options, step=optimal_step(rel_noise, options.levels))
+        noisy_forward = not backend.low_precision and rel_noise > FLOAT32_FORWARD_NOISE
         if backend.low_precision:
-            notes.append(_precision_note(backend, base64 is not None, rel_noise, s.options, auto_step))
-        elif noisy_forward := rel_noise > FLOAT32_FORWARD_NOISE:
+            notes.append(_precision_note(backend, float64_ref, rel_noise, s.options, auto_step))
+        elif noisy_forward:
             notes.append(
                 f"fn's measured evaluation noise is {rel_noise:.1e} of ||w * fn||: FLOAT32 PRECISION in the "
                 "forward (float32 round-off u = 6.0e-8; float64 gives ~1e-16), e.g. a float32 hidden state, "
@@ -727,12 +730,12 @@ def _run(
                 results.append(_check_one(s, i, g, localised))
             if progress is not None:
                 progress(len(results), len(backend.checked), backend.checked[i].name)
-    weak = [c.name for c in results if c.status == "correct" and c.resolution > 1e-6]
-    if weak and not backend.low_precision and not noisy_forward:
-        notes.append(
-            f"low resolution (> 1e-6 relative) for {weak}: the reference is not accurate there (evaluation "
-            "noise or curvature on the scale of the step); try another step"
-        )
+        weak = [c.name for c in results if c.status == "correct" and c.resolution > 1e-6]
+        if weak and not backend.low_precision and not noisy_forward:
+            notes.append(
+                f"low resolution (> 1e-6 relative) for {weak}: the reference is not accurate there (evaluation "
+                "noise or curvature on the scale of the step); try another step"
+            )
     if backend.mutated:
         notes.append(
             f"fn modified its input(s) in place: {', '.join(backend.mutated)}. The check gives fn fresh "
@@ -754,7 +757,7 @@ def _run(
         noise=None if moved else s.noise_factor * UNIT_ROUNDOFF,
         pin_rng=backend.rng.enabled,
         precision=_precisions(backend),
-        reference="float64" if (base64 is not None or not backend.low_precision) else _precisions(backend),
+        reference="float64" if (float64_ref or not backend.low_precision) else _precisions(backend),
     )
 
 
