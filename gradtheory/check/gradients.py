@@ -89,6 +89,8 @@ MAX_STEP = 0.5
 
 
 def _as_target(fn: Any, inputs: Any, **given: Any) -> CheckTarget:
+    from ..models.compose import RecurrentModel
+
     if isinstance(fn, CheckTarget):
         if inputs is not None:
             raise TypeError("inputs must be omitted when fn is a CheckTarget")
@@ -97,8 +99,6 @@ def _as_target(fn: Any, inputs: Any, **given: Any) -> CheckTarget:
         import sys
 
         torch = sys.modules.get("torch")
-        from ..models.compose import RecurrentModel
-
         if isinstance(fn, RecurrentModel):
             t = model_target(fn, inputs, given["state"])
         elif torch is not None and isinstance(fn, torch.nn.Module):
@@ -122,11 +122,10 @@ def _as_target(fn: Any, inputs: Any, **given: Any) -> CheckTarget:
             if not isinstance(inputs, (tuple, list)):
                 inputs = (inputs,)
             t = CheckTarget(fn, tuple(inputs))
+    if given["grad_fn"] is not None and t.grad_fn is not None:
+        owner = "a gradtheory model (its hand-written BPTT)" if isinstance(fn, RecurrentModel) else "the CheckTarget"
+        raise TypeError(f"grad_fn was given, but {owner} has its own backward; omit grad_fn")
     fields = {k: v for k, v in given.items() if k in ("grad_fn", "names", "time_axis", "checked") and v is not None}
-    if "grad_fn" in fields and t.grad_fn is not None:
-        del fields["grad_fn"]
-    if "names" in fields:
-        fields["names"] = tuple(fields["names"])
     if "checked" in fields:
         c = fields["checked"]
         fields["checked"] = (c,) if isinstance(c, (str, int)) else tuple(c)
