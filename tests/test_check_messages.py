@@ -271,3 +271,19 @@ def test_the_reason_fn_cannot_run_in_float64_quotes_the_first_line_of_its_error(
         f"fn could not be run in float64 (it raised RuntimeError: {first_line}): the reference uses evaluations in "
         "the inputs' precision"
     )
+
+
+def test_an_error_without_a_message_is_quoted_as_its_type():
+    """fn raises a bare RuntimeError() when run in float64: the reason names the type and an empty
+    message."""
+    a = torch.linspace(0.1, 0.9, 4).requires_grad_(True)
+
+    def fn(a):
+        if a.dtype == torch.float64:
+            raise RuntimeError
+        return torch.tanh(a)
+
+    assert check_gradients(CheckTarget(fn, (a,))).notes[0] == (
+        "fn could not be run in float64 (it raised RuntimeError: ): the reference uses evaluations in the inputs' "
+        "precision"
+    )

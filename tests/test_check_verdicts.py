@@ -267,6 +267,21 @@ def _sqrt(x):
         return np.sqrt(x)
 
 
+def test_a_gradient_of_the_wrong_shape_for_an_unread_input_is_only_a_shape_error():
+    """fn does not read y and grad_fn returns shape (3,) for y of shape (2,): wrong for the shape;
+    the perturbation test (reference 0, analytic 0 since no gradient was kept) adds nothing."""
+
+    def fn(x, y):
+        return _fn(x)
+
+    report = check_gradients(
+        fn, (_X[0], np.ones(2)), grad_fn=lambda ct, x, y: (_grad(ct, x), np.ones(3)), names=("x", "y")
+    )
+    y = report.inputs[1]
+    assert y.status == "wrong" and y.reference == 0.0 and y.analytic == 0.0
+    assert y.findings == ("grad_fn returned a gradient of shape (3,) for this input of shape (2,)",)
+
+
 def test_a_gradient_of_the_wrong_shape_is_wrong_even_where_nothing_can_be_compared():
     """sqrt at 0 has no smooth stencil, but a gradient of shape (2,) for an input of shape (3,) is
     wrong whatever the reference: status wrong, the shape finding only."""

@@ -644,7 +644,7 @@ def _float64_reference(backend: Backend, reference: str, notes: list[str]) -> bo
         base = backend.evaluate({})
     except Exception as exc:  # a float32 weight captured by fn, an explicit dtype inside fn, ...
         cause = exc
-        why = f"it raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        why = f"it raised {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
     else:
         if any(p != "float64" for p in backend.last_precisions):
             why = f"its outputs were {sorted(set(backend.last_precisions))}, not float64"
