@@ -109,21 +109,28 @@ def test_a_one_element_input_reports_its_ratio_and_a_vector_is_split_into_elemen
     assert "wrong elements along axis 0: 4 (of 0..9)" in vector.summary, vector.summary
 
 
+class _Transposed(torch.autograd.Function):
+    """Identity forward; the backward returns the transposed gradient (a square matrix)."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return a.view_as(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.T.clone()
+
+
+def _transposed_report(n: int, seed: int):
+    """y_t = tanh(W x_t) (T = 7, batch 2) for an n x n W whose gradient comes back transposed."""
+    g = torch.Generator().manual_seed(seed)
+    W = (torch.rand(n, n, generator=g, dtype=torch.float64) - 0.5).requires_grad_(True)
+    x = torch.randn(7, 2, n, generator=g, dtype=torch.float64)
+    return check_gradients(CheckTarget(lambda W: torch.tanh(x @ _Transposed.apply(W).T), (W,), names=("W",)), seed=1)
+
+
 def test_a_transposed_square_gradient_is_recognised():
-    g = torch.Generator().manual_seed(3)
-    W = (torch.rand(5, 5, generator=g, dtype=torch.float64) - 0.5).requires_grad_(True)
-    x = torch.randn(7, 2, 5, generator=g, dtype=torch.float64)
-
-    class Transposed(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, a):
-            return a.view_as(a)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return grad.T.clone()
-
-    report = check_gradients(CheckTarget(lambda W: torch.tanh(x @ Transposed.apply(W).T), (W,), names=("W",)), seed=1)
+    report = _transposed_report(5, seed=3)
     assert report.inputs[0].bad_blocks == ("all",)
     assert "the gradient is TRANSPOSED: grad.T matches the reference" in report.summary
 
@@ -168,25 +175,8 @@ def test_the_smallest_inputs_that_can_be_localised_are_split_or_transposed():
     2 x 2 gradient is tested for transposition like any square one."""
     pair = _report(torch.tensor([1.0, 1.001], dtype=torch.float64), shape=(2,))
     assert "wrong elements along axis 0: 1 (of 0..1)" in pair.summary, pair.summary
-    g = torch.Generator().manual_seed(5)
-    W = (torch.rand(2, 2, generator=g, dtype=torch.float64) - 0.5).requires_grad_(True)
-    x = torch.randn(7, 2, 2, generator=g, dtype=torch.float64)
-
-    def fn(W):
-        return torch.tanh(x @ _Transposed.apply(W).T)
-
-    report = check_gradients(CheckTarget(fn, (W,), names=("W",)), seed=1)
+    report = _transposed_report(2, seed=5)
     assert "the gradient is TRANSPOSED: grad.T matches the reference" in report.summary
-
-
-class _Transposed(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a):
-        return a.view_as(a)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.T.clone()
 
 
 @pytest.mark.parametrize("scale", [1e3, 1e-6])

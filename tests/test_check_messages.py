@@ -85,23 +85,11 @@ def test_a_bad_option_is_named(option, error):
 
 
 def test_the_words_for_a_transposed_gradient_and_for_every_output_step():
-    from test_check_localise import _time_report
+    from test_check_localise import _time_report, _transposed_report
 
-    g = torch.Generator().manual_seed(3)
-    W = (torch.rand(5, 5, generator=g, dtype=torch.float64) - 0.5).requires_grad_(True)
-    x = torch.randn(7, 2, 5, generator=g, dtype=torch.float64)
-
-    class Transposed(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, a):
-            return a.view_as(a)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return grad.T.clone()
-
-    report = check_gradients(CheckTarget(lambda W: torch.tanh(x @ Transposed.apply(W).T), (W,)), seed=1)
-    assert report.inputs[0].findings == ("the gradient is TRANSPOSED: grad.T matches the reference",)
+    assert _transposed_report(5, seed=3).inputs[0].findings == (
+        "the gradient is TRANSPOSED: grad.T matches the reference",
+    )
     every = _time_report(list(range(7))).inputs[0]
     assert every.findings[-1] == "the loss of every output step 0..6 (time axis 0) gives a wrong gradient"
 
