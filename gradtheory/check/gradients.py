@@ -499,7 +499,8 @@ def check_gradients(
         unchanged and are listed in ``report.skipped`` with the reason.
     grad_fn : callable, optional
         Numpy only: ``grad_fn(cotangent, *inputs)`` returns one gradient per input, shaped like
-        it (a dict for a dict input; ``None`` where it has none).
+        it (a dict for a dict input; ``None`` where it has none). Not with a gradtheory model or
+        a ``CheckTarget`` that has its own backward (``TypeError``).
     names : sequence of str, optional
         Names of the top-level inputs; leaves are named by path (``params['W_hh']``).
     time_axis : int, optional
