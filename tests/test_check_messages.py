@@ -11,28 +11,18 @@ import re
 import numpy as np
 import pytest
 import torch
+from test_check_verdicts import _X, A, _float32_a_and_W32, _fn, _grad, _W_and_x
 
 import gradtheory as gt
 from gradtheory import _check_examples as ex
 from gradtheory.check import CheckTarget, check_gradients
 from gradtheory.check import gradients as checker
 
-A = np.random.default_rng(0).standard_normal((3, 4))
-X = np.random.default_rng(1).standard_normal(4)
+X = _X[0]
 
 
-def _fn(x):
-    return np.tanh(A @ x)
-
-
-def _grad(ct, x):
-    return A.T @ (ct * (1 - np.tanh(A @ x) ** 2))
-
-
-def _torch_target(**kwargs):
-    g = torch.Generator().manual_seed(0)
-    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(kwargs.pop("requires_grad", True))
-    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+def _torch_target(*, requires_grad: bool = True) -> CheckTarget:
+    W, x = _W_and_x(requires_grad=requires_grad)
     return CheckTarget(lambda W: torch.tanh(x @ W.T), (W,), names=("W",))
 
 
@@ -248,9 +238,7 @@ def test_the_words_of_the_mode_and_order_notes():
 
 
 def test_the_reason_fn_cannot_run_in_float64_quotes_the_first_line_of_its_error():
-    g = torch.Generator().manual_seed(0)
-    a = torch.rand(4, generator=g).requires_grad_(True)
-    W32 = torch.rand(3, 4, generator=g)
+    a, W32 = _float32_a_and_W32()
     with pytest.raises(RuntimeError) as e:
         torch.tanh(W32 @ a.double())
     first_line = str(e.value).splitlines()[0]

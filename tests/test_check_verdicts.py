@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gradtheory import _check_examples as ex
-from gradtheory.check import check_gradients
+from gradtheory.check import CheckTarget, check_gradients
 
 A = np.random.default_rng(0).standard_normal((3, 4))
 
@@ -25,6 +25,21 @@ def _grad(ct, x):
 
 
 _X = (np.random.default_rng(1).standard_normal(4),)
+
+
+def _W_and_x(*, requires_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """A torch weight W (5 x 3, float64, requiring grad) and input x (7 x 3), seeded: the torch
+    targets here are fn(W) = tanh(x W^T) and its variants."""
+    g = torch.Generator().manual_seed(0)
+    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(requires_grad)
+    return W, torch.randn(7, 3, generator=g, dtype=torch.float64)
+
+
+def _float32_a_and_W32() -> tuple[torch.Tensor, torch.Tensor]:
+    """A float32 input a (4,) requiring grad and a float32 weight W32 (3 x 4) that fn captures:
+    W32 @ a cannot run once a is cast to float64."""
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(4, generator=g).requires_grad_(True), torch.rand(3, 4, generator=g)
 
 
 def test_a_gradient_of_the_wrong_shape_is_wrong_and_says_so_once():
@@ -150,8 +165,6 @@ def test_bad_fn_and_inputs_are_refused_by_name():
         check_gradients(_fn, (np.ones(4, dtype=int),), grad_fn=_grad)
     with pytest.raises(ValueError, match=r"^fn returned no floating-point output$"):
         check_gradients(lambda x: np.ones(3, dtype=int), _X, grad_fn=_grad)
-    from gradtheory.check import CheckTarget
-
     with pytest.raises(TypeError, match=r"^inputs must be omitted when fn is a CheckTarget$"):
         check_gradients(CheckTarget(_fn, _X, grad_fn=_grad), _X)
 
@@ -176,11 +189,7 @@ def test_mode_both_reports_each_input_twice_and_adds_up_the_cost_of_the_two_chec
     """mode='both' is the reverse check and the forward-mode check together: each input appears
     again as '<name> (forward)', the note says so once, and evaluations and backward passes are
     the sums of the two modes' runs."""
-    from gradtheory.check import CheckTarget
-
-    g = torch.Generator().manual_seed(0)
-    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
-    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    W, x = _W_and_x()
 
     def run(mode):
         return check_gradients(CheckTarget(lambda W: torch.tanh(x @ W.T), (W,), names=("W",)), mode=mode)
@@ -251,11 +260,7 @@ def test_the_report_gives_the_worst_of_the_directions_error_over_tolerance(monke
 def test_mode_both_keeps_a_note_the_two_modes_share_once():
     """A forward computed in float32 is noted by the reverse and the forward-mode run alike: the
     merged report has that note exactly once, and every note of the reverse run."""
-    from gradtheory.check import CheckTarget
-
-    g = torch.Generator().manual_seed(0)
-    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
-    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    W, x = _W_and_x()
     target = CheckTarget(lambda W: torch.tanh(x.float() @ W.float().T).double(), (W,), names=("W",))
     reverse, both = check_gradients(target), check_gradients(target, mode="both")
     shared = [n for n in both.notes if "FLOAT32 PRECISION in the forward" in n]
@@ -391,8 +396,6 @@ def test_each_input_reports_the_step_of_its_stencil_and_a_complex_step_none():
 
 def test_mixed_precisions_are_listed_from_the_most_precise():
     """Inputs in float16 and float32: the report's precision reads 'float32, float16'."""
-    from gradtheory.check import CheckTarget
-
     g = torch.Generator().manual_seed(0)
     a = torch.rand(3, generator=g).to(torch.float16).requires_grad_(True)
     b = torch.rand(3, generator=g).requires_grad_(True)
@@ -438,7 +441,6 @@ def test_the_noise_floor_of_native_low_precision_evaluations_is_c_fd_round_offs_
     (CHECK_ROUNDOFF_GROWTH float32/float16/bfloat16 round-offs), not to float64's round-off; a
     larger noise is measured."""
     from gradtheory._tolerances import CHECK_ROUNDOFF_GROWTH
-    from gradtheory.check import CheckTarget
 
     for dtype, u in [(torch.float32, 2.0**-24), (torch.float16, 2.0**-11), (torch.bfloat16, 2.0**-8)]:
         a = torch.linspace(0.1, 0.9, 6).to(dtype).requires_grad_(True)
@@ -502,12 +504,8 @@ def test_state_is_the_models_initial_state():
 def test_the_second_order_check_is_linear_in_grad_outputs():
     """order=2 differentiates the gradient of L = <u, fn> (u = grad_outputs): doubling u doubles
     the Hessian-vector product and its reference (same seeded directions), to round-off."""
-    from gradtheory.check import CheckTarget
-
-    g = torch.Generator().manual_seed(0)
-    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
-    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
-    u = torch.randn(7, 5, generator=g, dtype=torch.float64)
+    W, x = _W_and_x()
+    u = torch.randn(7, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     target = CheckTarget(lambda W: torch.tanh(x @ W.T), (W,), names=("W",))
     one, two = (check_gradients(target, order=2, grad_outputs=k * u) for k in (1.0, 2.0))
     assert one.ok and two.ok
@@ -518,11 +516,7 @@ def test_the_second_order_check_is_linear_in_grad_outputs():
 def test_mode_both_pins_the_rng_for_the_forward_mode_run_too():
     """Dropout inside fn: with the global RNG pinned both the reverse and the forward-mode checks
     see one mask and pass."""
-    from gradtheory.check import CheckTarget
-
-    g = torch.Generator().manual_seed(0)
-    W = torch.rand(5, 3, generator=g, dtype=torch.float64).requires_grad_(True)
-    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    W, x = _W_and_x()
     target = CheckTarget(lambda W: torch.nn.functional.dropout(torch.tanh(x @ W.T), 0.3), (W,), names=("W",))
     report = check_gradients(target, mode="both")
     assert report.ok and [c.status for c in report.inputs] == ["correct", "correct"], report.summary
@@ -532,11 +526,7 @@ def test_a_low_precision_fn_that_cannot_run_in_float64_says_why_or_refuses_refer
     """float32 inputs, reference 'auto': a fn that returns float32 whatever its inputs, or raises
     in float64 (a captured float32 weight), is checked against its own precision with a note
     saying why; reference='float64' refuses it, naming the reason."""
-    from gradtheory.check import CheckTarget
-
-    g = torch.Generator().manual_seed(0)
-    a = torch.rand(4, generator=g).requires_grad_(True)
-    W32 = torch.rand(3, 4, generator=g)
+    a, W32 = _float32_a_and_W32()
     casts = CheckTarget(lambda a: torch.tanh(a).float(), (a,), names=("a",))
     mixes = CheckTarget(lambda a: torch.tanh(W32 @ a), (a,), names=("a",))
     note = check_gradients(casts).notes[0]
