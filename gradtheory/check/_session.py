@@ -113,13 +113,13 @@ class Session:
     #: the jittered cotangents w_k and the backward's gradients for them (drawn on first need)
     _draws: list[tuple[list[np.ndarray], dict[int, Any]]] | None = None
 
+    def output_size(self, wm: list[np.ndarray]) -> float:
+        """||wm * fn||_2 over every output at the base point: independent errors of the N output
+        terms add as the 2-norm, not the 1-norm."""
+        return safe_norm(np.concatenate([np.ravel(wi * oi) for wi, oi in zip(wm, self.base)]))
+
     def noise_of(self, wm: list[np.ndarray]) -> float:
-        # independent errors of the N output terms: the 2-norm of w * fn, not the 1-norm
-        return (
-            self.noise_factor
-            * UNIT_ROUNDOFF
-            * safe_norm(np.concatenate([np.ravel(wi * oi) for wi, oi in zip(wm, self.base)]))
-        )
+        return self.noise_factor * UNIT_ROUNDOFF * self.output_size(wm)
 
     def probe(self, index: int, v: np.ndarray, step: float) -> Probe:
         o = self.options

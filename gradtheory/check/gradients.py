@@ -53,7 +53,7 @@ from .._tolerances import CHECK_ROUNDOFF_GROWTH, UNIT_ROUNDOFF
 from .._validation import check_bool, check_choice, check_positive_int
 from ._backends import PRECISIONS, Backend, TargetView, make_backend
 from ._localise import FLOAT32_FORWARD_NOISE, localise_elements, localise_time
-from ._probe import NOISE_SPACING, direction, loss, measure_noise, safe_norm
+from ._probe import NOISE_SPACING, direction, loss, measure_noise
 from ._second import second_order_target
 from ._session import Comparison, Options, Session, representable
 from ._targets import CheckTarget, model_target, torch_module_target
@@ -406,11 +406,10 @@ def _check_one(s: Session, i: int, g: np.ndarray | None, localised: list[int]) -
     )
 
 
-def _noise_factor(
-    s: Session, base: list[np.ndarray], again: list[np.ndarray], rng: np.random.Generator
-) -> tuple[float, float]:
-    """(c, relative noise): c such that one L value is wrong by ~ c u ||w * fn||_2 (docstring)."""
-    size = safe_norm(np.concatenate([np.ravel(wi * oi) for wi, oi in zip(s.w, base)]))
+def _noise_factor(s: Session, again: list[np.ndarray], rng: np.random.Generator) -> tuple[float, float]:
+    """(c, relative noise): c such that one L value is wrong by ~ c u ||w * fn||_2 (docstring);
+    ``again`` is a second evaluation at the base point."""
+    size = s.output_size(s.w)
     floor = CHECK_ROUNDOFF_GROWTH.value
     spacing = NOISE_SPACING
     b = s.backend
@@ -421,7 +420,7 @@ def _noise_factor(
         spacing = max(NOISE_SPACING, 16 * max(c.u for c in b.checked))
     if size == 0.0 or not math.isfinite(size):
         return floor, 0.0
-    sigma = abs(loss(s.w, base) - loss(s.w, again))  # a tiny non-determinism is noise too
+    sigma = abs(loss(s.w, s.base) - loss(s.w, again))  # a tiny non-determinism is noise too
     if s.options.method == "richardson":
         sigma = max(sigma, measure_noise(s.backend, rng, s.w, spacing))
     rho = sigma / (UNIT_ROUNDOFF * size)
@@ -704,7 +703,7 @@ def _run(
     else:
         # the repeated evaluation ran in the inputs' precision: with a float64 reference only the
         # float64 evaluations of measure_noise count
-        s.noise_factor, rel_noise = _noise_factor(s, base, base if float64_ref else again, rng_noise)
+        s.noise_factor, rel_noise = _noise_factor(s, base if float64_ref else again, rng_noise)
         if auto_step:
             s.options = dataclasses.replace(options, step=optimal_step(rel_noise, options.levels))
         noisy_forward = not backend.low_precision and rel_noise > FLOAT32_FORWARD_NOISE
